@@ -1,0 +1,7 @@
+"""``python -m simnet``."""
+
+import sys
+
+from simnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""The message envelope and its wire format.
+
+A message is encoded as one safetensors blob (never pickle): the tensors of the payload
+(after the optional codec) are the safetensors tensors, and the envelope (``src``, ``dst``,
+``kind``, ``id``, ``size_bytes``, ``meta``, the codec name and the codec's own facts) is one
+JSON string stored under the key ``"simnet"`` of the safetensors ``__metadata__``.
+The network charges ``wire_size(message)`` bytes for it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+from simnet.codecs import Codec, get_codec
+
+ENVELOPE_KEY = "simnet"
+
+
+@dataclass
+class Message:
+    """One message between two nodes.
+
+    ``payload``: named tensors (real data). ``meta``: a small JSON-serialisable dict (it
+    round-trips through JSON, so tuples come back as lists and keys as strings).
+    ``size_bytes``: a declared size in bytes, only for payload-less, network-only messages
+    (traffic studies). ``id``: assigned by the network (-1 until then).
+    """
+
+    src: str
+    dst: str
+    kind: str
+    payload: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    size_bytes: int | None = None
+    id: int = -1
+
+    def __post_init__(self) -> None:
+        _check_size(self)
+
+
+def _check_size(message: Message) -> None:
+    size = message.size_bytes
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"size_bytes must be a non-negative int, got {size!r}")
+    if message.payload:
+        raise ValueError("size_bytes may only be declared for a message without payload")
+
+
+def _wire_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous, CPU copies that share no storage (what safetensors requires)."""
+    return {
+        name: t.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+        for name, t in tensors.items()
+    }
+
+
+def encode(message: Message, codec: Codec | None = None) -> bytes:
+    """Encode ``message`` as safetensors bytes, applying ``codec`` to the payload."""
+    _check_size(message)
+    for name, t in message.payload.items():
+        if not isinstance(name, str) or not isinstance(t, torch.Tensor):
+            raise TypeError(f"payload must map str to torch.Tensor, got {name!r}: {type(t)}")
+    codec = codec or Codec()
+    tensors, codec_meta = codec.encode(message.payload)
+    envelope = {
+        "src": message.src,
+        "dst": message.dst,
+        "kind": message.kind,
+        "id": message.id,
+        "size_bytes": message.size_bytes,
+        "meta": message.meta,
+        "codec": codec.name,
+        "codec_meta": codec_meta,
+    }
+    try:
+        text = json.dumps(envelope, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"message meta is not JSON-serialisable: {exc}") from exc
+    return _st_save(_wire_tensors(tensors), metadata={ENVELOPE_KEY: text})
+
+
+def read_header(data: bytes) -> dict[str, Any]:
+    """The JSON header of a safetensors blob (8-byte little-endian length, then JSON)."""
+    if len(data) < 8:
+        raise ValueError("not a safetensors blob: shorter than 8 bytes")
+    (n,) = struct.unpack("<Q", data[:8])
+    if 8 + n > len(data):
+        raise ValueError("not a safetensors blob: header length exceeds data")
+    return json.loads(data[8 : 8 + n])
+
+
+def decode(data: bytes) -> Message:
+    """Inverse of :func:`encode`: tensors come back in their original names, dtypes, shapes."""
+    envelope = json.loads(read_header(data)["__metadata__"][ENVELOPE_KEY])
+    codec = get_codec(envelope["codec"])
+    payload = codec.decode(_st_load(data), envelope["codec_meta"])
+    return Message(
+        src=envelope["src"],
+        dst=envelope["dst"],
+        kind=envelope["kind"],
+        payload=payload,
+        meta=envelope["meta"],
+        size_bytes=envelope["size_bytes"],
+        id=envelope["id"],
+    )
+
+
+def wire_size(message: Message, codec: Codec | None = None) -> int:
+    """Bytes the network must carry for ``message``.
+
+    Rule: if ``size_bytes`` is declared (allowed only when the payload is empty) it is the
+    size, whatever the meta. Otherwise the size is ``len(encode(message, codec))``, the real
+    encoded length, envelope included (so even an empty message costs a few hundred bytes).
+    ``ValueError`` if ``size_bytes`` is declared together with a payload or is not a
+    non-negative int.
+    """
+    _check_size(message)
+    if message.size_bytes is not None:
+        return message.size_bytes
+    return len(encode(message, codec))

@@ -1,0 +1,102 @@
+"""The run directory: ``scenario.yaml``, ``messages.csv``, ``metrics.csv``, ``summary.json``.
+
+Every file is written to a temporary name in the same directory and renamed into place,
+so a reader never sees a truncated file. ``summary.json`` is written last: a run
+directory is complete if and only if it holds ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simnet.network import Transfer
+from simnet.world import MetricRow
+
+MESSAGE_COLUMNS = [
+    "id",
+    "src",
+    "dst",
+    "kind",
+    "bytes",
+    "t_send",
+    "t_recv",
+    "status",
+    "t_drop",
+    "route",
+]
+METRIC_COLUMNS = ["t", "node", "metric", "value"]
+COMPLETE_MARKER = "summary.json"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _time(value: float | None) -> str:
+    """Virtual seconds as the shortest text that reads back to the same float."""
+    return "" if value is None else repr(float(value))
+
+
+def _csv(columns: list[str], rows: Iterable[list[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def messages_csv(transfers: Iterable[Transfer]) -> str:
+    """``messages.csv`` text, one row per message in send order."""
+    return _csv(
+        MESSAGE_COLUMNS,
+        (
+            [
+                t.id, t.src, t.dst, t.kind, t.size, _time(t.t_send), _time(t.t_recv),
+                t.status, _time(t.t_drop), ">".join(t.path),
+            ]
+            for t in transfers
+        ),
+    )  # fmt: skip
+
+
+def metrics_csv(rows: Iterable[MetricRow]) -> str:
+    """``metrics.csv`` text (tidy: ``t,node,metric,value``)."""
+    return _csv(METRIC_COLUMNS, ([_time(r.t), r.node, r.metric, repr(r.value)] for r in rows))
+
+
+def is_complete(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run."""
+    return (Path(run_dir) / COMPLETE_MARKER).is_file()
+
+
+def write_run(
+    run_dir: Path,
+    scenario: dict[str, Any],
+    transfers: list[Transfer],
+    metrics: list[MetricRow],
+    summary: dict[str, Any],
+) -> None:
+    """Write a whole run directory, ``summary.json`` last."""
+    run_dir = Path(run_dir)
+    atomic_write(run_dir / "scenario.yaml", yaml.safe_dump(scenario, sort_keys=False))
+    atomic_write(run_dir / "messages.csv", messages_csv(transfers))
+    atomic_write(run_dir / "metrics.csv", metrics_csv(metrics))
+    atomic_write(run_dir / COMPLETE_MARKER, json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,155 @@
+"""Scenario files: loading, ``--set`` overrides, validation and the world they describe."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from simnet.errors import InputError
+from simnet.topology.graph import Topology
+from simnet.topology.load import load_topology
+from simnet.validation import parse
+from simnet.workloads import WORKLOADS
+from simnet.world import LinkEvent, World
+from simnet.yaml_file import read_yaml
+
+
+class LinkEventConfig(BaseModel):
+    """``{at, a, b, state}``: at ``at`` seconds the link a–b goes ``down`` or ``up``."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    at: float = Field(ge=0)
+    a: str
+    b: str
+    state: Literal["up", "down"]
+
+
+class NetworkConfig(BaseModel):
+    """Calibration factors (SimGrid style) and scheduled link state changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bandwidth_factor: float = Field(default=1.0, gt=0)
+    latency_factor: float = Field(default=1.0, ge=0)
+    events: list[LinkEventConfig] = Field(default_factory=list)
+
+
+class ScenarioConfig(BaseModel):
+    """Top level of a scenario file; ``workload`` is validated by its own ``kind``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", description="defaults to the file name")
+    seed: int = 0
+    topology: str | dict[str, Any]
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    workload: dict[str, Any]
+
+
+@dataclass
+class Scenario:
+    """A validated scenario, ready to run."""
+
+    source: str
+    config: ScenarioConfig
+    topology: Topology
+    workload: BaseModel
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def world(self) -> World:
+        """A fresh world for one run of this scenario."""
+        net = self.config.network
+        events = [LinkEvent(e.at, e.a, e.b, e.state == "up") for e in net.events]
+        return World(
+            self.topology,
+            seed=self.seed,
+            bandwidth_factor=net.bandwidth_factor,
+            latency_factor=net.latency_factor,
+            link_events=events,
+        )
+
+    def as_run(self) -> dict[str, Any]:
+        """The scenario as run: defaults filled, overrides applied, topology inline."""
+        data = self.config.model_dump(mode="json")
+        data["topology"] = self.topology.to_dict()
+        data["workload"] = self.workload.model_dump(mode="json")
+        return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override (value parsed as YAML) to ``data`` in place.
+
+    List items are addressed by index: ``workload.transfers.0.bytes=5``.
+    """
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise InputError("--set", assignment, "expected dotted.key=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        here = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise InputError("--set", here, f"no item {part} in a list of {len(node)}")
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            index = part
+            if not last and index not in node:
+                node[index] = {}
+        else:
+            raise InputError("--set", here, "cannot set a field inside a plain value")
+        if last:
+            node[index] = value
+        else:
+            node = node[index]
+
+
+def load_scenario(path: Path | str, overrides: list[str] = (), seed: int | None = None) -> Scenario:
+    """Read, override and validate a scenario file; user mistakes raise :class:`InputError`."""
+    path = Path(path)
+    raw = read_yaml(path, "scenario file")
+    source = str(path)
+    if not isinstance(raw, dict):
+        raise InputError(source, "", "a scenario must be a mapping of fields")
+    data = copy.deepcopy(raw)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    if seed is not None:
+        data["seed"] = seed
+    data.setdefault("name", path.stem)
+    config = parse(ScenarioConfig, data, source)
+    topology = load_topology(config.topology, source, path.parent)
+    kind = config.workload.get("kind")
+    if kind not in WORKLOADS:
+        known = ", ".join(sorted(WORKLOADS))
+        raise InputError(source, "workload.kind", f"must be one of {known} (got {kind!r})")
+    workload = parse(WORKLOADS[kind].Config, config.workload, source, "workload")
+    for i, event in enumerate(config.network.events):
+        for end in ("a", "b"):
+            if getattr(event, end) not in topology.nodes:
+                name = getattr(event, end)
+                raise InputError(source, f"network.events.{i}.{end}", f"unknown node {name!r}")
+        if frozenset((event.a, event.b)) not in topology.links:
+            raise InputError(
+                source, f"network.events.{i}", f"no link between {event.a!r} and {event.b!r}"
+            )
+    WORKLOADS[kind].check(workload, topology, source)
+    return Scenario(source, config, topology, workload)

@@ -1,0 +1,142 @@
+"""The platform: nodes with compute profiles and full-duplex links, with static routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+
+from simnet.topology.routing import NoRouteError, shortest_paths
+
+TIERS = ("end", "edge", "cloud")
+"""Tier names, from the device up."""
+
+Hop = tuple[str, str]
+"""One direction of a link: (from node, to node)."""
+
+
+def mbps_to_bytes_per_s(mbps: float) -> float:
+    """Mbit/s → bytes/s: ``mbps × 10⁶ / 8``."""
+    return mbps * 1e6 / 8
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of the platform: ``flops`` in FLOP/s, ``slots`` jobs computed at once."""
+
+    id: str
+    tier: str
+    flops: float
+    slots: int = 1
+
+
+@dataclass(frozen=True)
+class Link:
+    """A full-duplex link; "up" is the direction from ``a`` to ``b``.
+
+    ``latency_ms`` in milliseconds, ``up_mbps``/``down_mbps`` in Mbit/s.
+    """
+
+    a: str
+    b: str
+    latency_ms: float
+    up_mbps: float
+    down_mbps: float
+
+    @property
+    def latency_s(self) -> float:
+        """One-way latency in seconds."""
+        return self.latency_ms / 1e3
+
+    @property
+    def key(self) -> frozenset[str]:
+        return frozenset((self.a, self.b))
+
+    def mbps(self, src: str) -> float:
+        """Bandwidth in Mbit/s of the direction leaving ``src``."""
+        return self.up_mbps if src == self.a else self.down_mbps
+
+
+def link_class(tier_a: str, tier_b: str) -> str:
+    """Tier-pair name of a link, lower tier first: ``end-edge``, ``edge-cloud``, ``edge-edge``…"""
+    lo, hi = sorted((tier_a, tier_b), key=lambda t: (TIERS.index(t) if t in TIERS else 99, t))
+    return f"{lo}-{hi}"
+
+
+class Topology:
+    """Nodes and links of a platform, as a networkx graph with cached static routes."""
+
+    def __init__(self, nodes: list[Node], links: list[Link]) -> None:
+        self.nodes: dict[str, Node] = {n.id: n for n in nodes}
+        self.links: dict[frozenset[str], Link] = {link.key: link for link in links}
+        self.graph = nx.Graph()
+        for node in nodes:
+            self.graph.add_node(node.id, tier=node.tier, flops=node.flops, slots=node.slots)
+        for link in links:
+            self.graph.add_edge(
+                link.a,
+                link.b,
+                latency_ms=link.latency_ms,
+                up_mbps=link.up_mbps,
+                down_mbps=link.down_mbps,
+            )
+        self._routes: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    @cached_property
+    def _sorted_neighbours(self) -> dict[str, list[str]]:
+        return {n: sorted(self.graph.neighbors(n)) for n in self.graph.nodes}
+
+    def link(self, u: str, v: str) -> Link:
+        """The link joining ``u`` and ``v`` (either order)."""
+        return self.links[frozenset((u, v))]
+
+    def tier(self, node: str) -> str:
+        return self.nodes[node].tier
+
+    def link_class(self, u: str, v: str) -> str:
+        """Tier pair of the link between ``u`` and ``v`` (e.g. ``end-edge``)."""
+        return link_class(self.tier(u), self.tier(v))
+
+    def path(self, src: str, dst: str) -> tuple[str, ...]:
+        """Node ids along the static route, ``src`` and ``dst`` included."""
+        for node in (src, dst):
+            if node not in self.nodes:
+                raise KeyError(f"unknown node {node!r}")
+        if src not in self._routes:
+            self._routes[src] = shortest_paths(
+                src, self._sorted_neighbours.__getitem__, lambda u, v: self.link(u, v).latency_s
+            )
+        try:
+            return self._routes[src][dst]
+        except KeyError:
+            raise NoRouteError(src, dst) from None
+
+    def route(self, src: str, dst: str) -> tuple[Hop, ...]:
+        """Directed hops of the static route from ``src`` to ``dst`` (empty if equal)."""
+        path = self.path(src, dst)
+        return tuple(zip(path[:-1], path[1:], strict=True))
+
+    def nodes_in_tier(self, tier: str) -> list[str]:
+        """Ids of the nodes of ``tier``, in file order."""
+        return [n.id for n in self.nodes.values() if n.tier == tier]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The topology in the YAML file format of DESIGN.md (bandwidths per direction)."""
+
+        def link_dict(link: Link) -> dict[str, Any]:
+            out: dict[str, Any] = {"a": link.a, "b": link.b, "latency_ms": link.latency_ms}
+            if link.up_mbps == link.down_mbps:
+                out["bandwidth_mbps"] = link.up_mbps
+            else:
+                out.update(up_mbps=link.up_mbps, down_mbps=link.down_mbps)
+            return out
+
+        return {
+            "nodes": [
+                {"id": n.id, "tier": n.tier, "flops": n.flops, "slots": n.slots}
+                for n in self.nodes.values()
+            ],
+            "links": [link_dict(link) for link in self.links.values()],
+        }

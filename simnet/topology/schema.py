@@ -1,0 +1,74 @@
+"""The topology file format of DESIGN.md, validated with pydantic."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from simnet.topology.graph import TIERS
+
+DEFAULT_FLOPS = {"end": 5.0e10, "edge": 2.0e12, "cloud": 5.0e13}
+"""FLOP/s of a node whose file gives none, by tier."""
+
+
+class NodeConfig(BaseModel):
+    """``{id, tier, flops, slots}``: FLOP/s and how many jobs run at once."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    id: str = Field(min_length=1)
+    tier: str
+    flops: float | None = Field(default=None, gt=0)
+    slots: int = Field(default=1, ge=1)
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, tier: str) -> str:
+        if tier not in TIERS:
+            raise ValueError(f"must be one of {', '.join(TIERS)}")
+        return tier
+
+    @model_validator(mode="after")
+    def _default_flops(self) -> NodeConfig:
+        if self.flops is None:
+            self.flops = DEFAULT_FLOPS[self.tier]
+        return self
+
+
+class LinkConfig(BaseModel):
+    """``{a, b, latency_ms, bandwidth_mbps}``; ``up_mbps``/``down_mbps`` override per direction."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    a: str
+    b: str
+    latency_ms: float = Field(ge=0)
+    bandwidth_mbps: float | None = Field(default=None, gt=0)
+    up_mbps: float | None = Field(default=None, gt=0)
+    down_mbps: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _bandwidth_given(self) -> LinkConfig:
+        if self.bandwidth_mbps is None and (self.up_mbps is None or self.down_mbps is None):
+            raise ValueError("give bandwidth_mbps, or both up_mbps and down_mbps")
+        if self.a == self.b:
+            raise ValueError(f"a link must join two different nodes (got {self.a!r} twice)")
+        return self
+
+    @property
+    def up(self) -> float:
+        """Mbit/s from ``a`` to ``b``."""
+        return self.up_mbps if self.up_mbps is not None else self.bandwidth_mbps  # type: ignore[return-value]
+
+    @property
+    def down(self) -> float:
+        """Mbit/s from ``b`` to ``a``."""
+        return self.down_mbps if self.down_mbps is not None else self.bandwidth_mbps  # type: ignore[return-value]
+
+
+class TopologyConfig(BaseModel):
+    """A whole topology file: ``nodes`` and ``links``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[NodeConfig] = Field(min_length=1)
+    links: list[LinkConfig] = Field(default_factory=list)

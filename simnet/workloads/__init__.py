@@ -1,0 +1,10 @@
+"""Workloads a scenario can run, by ``workload.kind``."""
+
+from __future__ import annotations
+
+from simnet.workloads import traffic
+from simnet.workloads.base import WorkloadKind
+
+WORKLOADS: dict[str, WorkloadKind] = {
+    "traffic": WorkloadKind(traffic.TrafficConfig, traffic.check, traffic.TrafficRun),
+}

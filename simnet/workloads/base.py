@@ -1,0 +1,54 @@
+"""What every workload provides to the runner."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from simnet.topology.graph import Topology
+from simnet.world import World
+
+
+class WorkloadRun(ABC):
+    """One run of a workload in a :class:`World`.
+
+    ``advance(n)`` moves the progress bar by ``n`` of ``progress_total`` ``progress_unit``.
+    """
+
+    progress_unit = "it"
+
+    def __init__(self, config: Any, world: World, advance: Callable[[float], None]) -> None:
+        self.config = config
+        self.world = world
+        self.advance = advance
+
+    @abstractmethod
+    def start(self) -> None:
+        """Spawn the workload's processes in ``world.env``."""
+
+    @property
+    @abstractmethod
+    def progress_total(self) -> float:
+        """How many progress units a complete run advances."""
+
+    @property
+    def until(self) -> float | None:
+        """Virtual time in seconds to stop at, or ``None`` to run until no event is left."""
+        return None
+
+    @abstractmethod
+    def summary(self) -> dict[str, Any]:
+        """Headline figures of this workload for ``summary.json``."""
+
+
+@dataclass(frozen=True)
+class WorkloadKind:
+    """A workload as the scenario loader sees it: its config model, checks and runner."""
+
+    Config: type[BaseModel]
+    check: Callable[[Any, Topology, str], None]
+    Run: type[WorkloadRun]

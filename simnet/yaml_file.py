@@ -1,0 +1,25 @@
+"""Reading user YAML files with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simnet.errors import InputError
+
+
+def read_yaml(path: Path, what: str = "file") -> Any:
+    """Parse a YAML file; a missing or malformed file raises :class:`InputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "", f"{what} not found")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(str(path), "", f"invalid YAML{where}: {problem}") from None
