@@ -7,7 +7,9 @@ Prints, as wall-clock rates on this machine (best of ``--repeat`` runs):
 * raw SimPy timeouts per second (1,000 processes each waiting timeouts in a loop);
 * message deliveries per second with no contention (one message at a time on one link);
 * flow completions per second with 100 and 1,000 concurrent flows that share a
-  bottleneck behind access links of different speeds (every completion re-shares).
+  bottleneck behind access links of different speeds (every completion re-shares);
+  static routes are computed before the clock starts (a one-time cost per source,
+  printed separately).
 
 Each network rate is also given as a ratio to the SimPy rate, a figure that travels
 between machines better than the rates themselves.
@@ -26,17 +28,26 @@ from simnet.network import Network
 from simnet.topology.graph import Link, Node, Topology
 
 
-def best_rate(fn: Callable[[], int], repeat: int) -> float:
-    """Events per wall-clock second of ``fn`` (which returns its event count), best run."""
+def best_rate(fn: Callable[[], tuple[int, float]], repeat: int) -> float:
+    """Events per wall-clock second of ``fn`` (returning events and seconds), best run."""
     rates = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        count = fn()
-        rates.append(count / (time.perf_counter() - start))
+        count, seconds = fn()
+        rates.append(count / seconds)
     return max(rates)
 
 
-def simpy_timeouts(processes: int = 1_000, each: int = 200) -> int:
+def timed(fn: Callable[[], int]) -> tuple[int, float]:
+    start = time.perf_counter()
+    count = fn()
+    return count, time.perf_counter() - start
+
+
+def simpy_timeouts(processes: int = 1_000, each: int = 200) -> tuple[int, float]:
+    return timed(lambda: _simpy_timeouts(processes, each))
+
+
+def _simpy_timeouts(processes: int, each: int) -> int:
     env = simpy.Environment()
 
     def loop(env: simpy.Environment):
@@ -49,7 +60,7 @@ def simpy_timeouts(processes: int = 1_000, each: int = 200) -> int:
     return processes * each
 
 
-def sequential_deliveries(count: int = 20_000) -> int:
+def sequential_deliveries(count: int = 20_000) -> tuple[int, float]:
     topo = Topology(
         [Node("a", "end", 1e9), Node("b", "edge", 1e9)], [Link("a", "b", 1.0, 100.0, 100.0)]
     )
@@ -61,12 +72,14 @@ def sequential_deliveries(count: int = 20_000) -> int:
             yield net.send("a", "b", 10_000)
 
     env.process(sender(env))
+    start = time.perf_counter()
     env.run()
+    seconds = time.perf_counter() - start
     assert len(net.transfers) == count
-    return count
+    return count, seconds
 
 
-def concurrent_flows(flows: int, seed: int = 0) -> int:
+def concurrent_flows(flows: int, seed: int = 0) -> tuple[int, float]:
     """``flows`` left hosts send to ``flows`` right hosts at once through one bottleneck."""
     rng = np.random.default_rng(seed)
     nodes = [Node("L", "edge", 1e9), Node("R", "edge", 1e9)]
@@ -77,14 +90,24 @@ def concurrent_flows(flows: int, seed: int = 0) -> int:
             Link(f"s{i}", "L", 1.0, float(rng.choice([5, 10, 20, 50])), 100.0),
             Link(f"d{i}", "R", 1.0, 100.0, 100.0),
         ]
+    topology = Topology(nodes, links)
+    start = time.perf_counter()
+    for i in range(flows):
+        topology.path(f"s{i}", f"d{i}")
+    ROUTE_SECONDS[flows] = time.perf_counter() - start
     env = simpy.Environment()
-    net = Network(env, Topology(nodes, links))
+    net = Network(env, topology)
     sizes = rng.integers(100_000, 10_000_000, size=flows)
+    start = time.perf_counter()
     for i in range(flows):
         net.send(f"s{i}", f"d{i}", int(sizes[i]))
     env.run()
+    seconds = time.perf_counter() - start
     assert net.bytes_delivered == int(sizes.sum())
-    return flows
+    return flows, seconds
+
+
+ROUTE_SECONDS: dict[int, float] = {}
 
 
 def main() -> None:
@@ -104,6 +127,8 @@ def main() -> None:
     print(f"{'figure':<40} {'per second':>12} {'÷ SimPy':>9}")
     for name, rate in rows:
         print(f"{name:<40} {rate:>12,.0f} {rate / base:>9.4f}")
+    for n, seconds in ROUTE_SECONDS.items():
+        print(f"static routes for {n:,} sources on {2 * n + 2:,} nodes: {seconds:.3f} s (once)")
 
 
 if __name__ == "__main__":

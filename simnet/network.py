@@ -22,16 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import simpy
 
+from simnet.maxmin import REL_TOL, max_min_rates
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
 
 DELIVERED = "delivered"
 DROPPED = "dropped"
 IN_FLIGHT = "in_flight"
-
-_REL_TOL = 1e-9
-"""Relative tolerance on remaining bytes and on equal shares (float rounding only)."""
 
 
 @dataclass
@@ -39,7 +38,8 @@ class Transfer:
     """One message crossing the network: the row it leaves in ``messages.csv``.
 
     ``size`` in bytes, times in virtual seconds; ``t_recv`` is ``None`` unless delivered and
-    ``t_drop`` is ``None`` unless dropped.
+    ``t_drop`` is ``None`` unless dropped; ``remaining`` is the bytes not yet transmitted
+    when it was dropped.
     """
 
     id: int
@@ -55,9 +55,9 @@ class Transfer:
     t_drop: float | None = None
     hops: tuple[Hop, ...] = ()
     remaining: float = 0.0
-    rate: float = 0.0
     active: bool = False
     done: simpy.Event | None = field(default=None, repr=False)
+    hop_ids: np.ndarray | None = field(default=None, repr=False)
 
 
 class Network:
@@ -67,7 +67,8 @@ class Network:
     delivered or dropped (look at ``transfer.status``). Counters: ``link_bytes`` (bytes
     transmitted per directed hop), ``class_bytes`` (per link class such as ``end-edge``),
     ``kind_bytes`` (message bytes per kind and status), and the totals ``bytes_sent``,
-    ``bytes_delivered``, ``bytes_dropped``.
+    ``bytes_delivered``, ``bytes_dropped``. ``listeners`` are called with every transfer
+    as it is delivered or dropped.
     """
 
     def __init__(
@@ -91,20 +92,23 @@ class Network:
         self.bytes_sent = 0
         self.bytes_delivered = 0
         self.bytes_dropped = 0
+        self.listeners: list[Callable[[Transfer], None]] = []
+        hops = [h for link in topology.links.values() for h in ((link.a, link.b), (link.b, link.a))]
+        self._hop_id = {hop: i for i, hop in enumerate(hops)}
+        self._capacity = np.array(
+            [mbps_to_bytes_per_s(topology.link(*h).mbps(h[0])) * bandwidth_factor for h in hops]
+        )
         self._pending: dict[int, Transfer] = {}  # in the latency phase
-        self._active: dict[int, Transfer] = {}  # in the bandwidth phase
+        self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
+        self._remaining = np.zeros(0)  # bytes left, aligned with _active
+        self._rates = np.zeros(0)  # bytes/s, aligned with _active
         self._last_advance = 0.0
         self._wakeup_generation = 0
-        self._capacity: dict[Hop, float] = {}
-        self.listeners: list[Callable[[Transfer], None]] = []
 
     # ------------------------------------------------------------------ public API
     def capacity(self, hop: Hop) -> float:
         """Capacity of a directed hop in bytes/s, bandwidth factor applied."""
-        if hop not in self._capacity:
-            link = self.topology.link(*hop)
-            self._capacity[hop] = mbps_to_bytes_per_s(link.mbps(hop[0])) * self.bandwidth_factor
-        return self._capacity[hop]
+        return float(self._capacity[self._hop_id[hop]])
 
     def route_latency(self, hops: tuple[Hop, ...]) -> float:
         """Latency phase of a route in seconds: ``λ · Σ latency_h``."""
@@ -120,28 +124,29 @@ class Network:
         Raises ``KeyError`` for an unknown node and ``NoRouteError`` if no path exists.
         """
         path = self.topology.path(src, dst)
-        now = self.env.now
+        hops = tuple(zip(path[:-1], path[1:], strict=True))
         transfer = Transfer(
             id=len(self.transfers),
             src=src,
             dst=dst,
             kind=kind,
             size=int(size),
-            t_send=now,
+            t_send=self.env.now,
             path=path,
             data=data,
-            hops=tuple(zip(path[:-1], path[1:], strict=True)),
+            hops=hops,
             remaining=float(size),
             done=self.env.event(),
+            hop_ids=np.array([self._hop_id[h] for h in hops], dtype=np.intp),
         )
         self.transfers.append(transfer)
         self.bytes_sent += transfer.size
         self.kind_bytes[kind]["sent"] += transfer.size
-        if any(frozenset(h) in self.down for h in transfer.hops):
+        if any(frozenset(h) in self.down for h in hops):
             self._finish(transfer, DROPPED)
             return transfer.done
         self._pending[transfer.id] = transfer
-        latency = self.route_latency(transfer.hops)
+        latency = self.route_latency(hops)
         self.env.timeout(latency).callbacks.append(lambda _: self._start_bandwidth_phase(transfer))
         return transfer.done
 
@@ -155,12 +160,15 @@ class Network:
             self.down.discard(key)
             return
         self.down.add(key)
+
+        def uses_link(transfer: Transfer) -> bool:
+            return any(frozenset(h) == key for h in transfer.hops)
+
+        for transfer in [t for t in self._pending.values() if uses_link(t)]:
+            del self._pending[transfer.id]
+            self._finish(transfer, DROPPED)
         self._advance()
-        for table in (self._pending, self._active):
-            for transfer in list(table.values()):
-                if any(frozenset(h) == key for h in transfer.hops):
-                    del table[transfer.id]
-                    self._finish(transfer, DROPPED)
+        self._remove([i for i, t in enumerate(self._active) if uses_link(t)], DROPPED)
         self._reallocate()
 
     @property
@@ -177,50 +185,42 @@ class Network:
             return
         self._advance()
         transfer.active = True
-        self._active[transfer.id] = transfer
+        self._active.append(transfer)
+        self._remaining = np.append(self._remaining, float(transfer.size))
         self._reallocate()
 
     def _advance(self) -> None:
         """Move every active flow forward to now at its current rate."""
         now = self.env.now
-        dt = now - self._last_advance
-        if dt > 0:
-            for transfer in self._active.values():
-                transfer.remaining -= transfer.rate * dt
+        if now > self._last_advance and self._active:
+            self._remaining -= self._rates * (now - self._last_advance)
         self._last_advance = now
 
-    def _reallocate(self) -> None:
-        """Max-min fair rates by progressive filling, then schedule the next completion."""
-        users: dict[Hop, list[Transfer]] = defaultdict(list)
-        for transfer in self._active.values():
-            transfer.rate = 0.0
-            for hop in transfer.hops:
-                users[hop].append(transfer)
-        spare = {hop: self.capacity(hop) for hop in users}
-        count = {hop: len(flows) for hop, flows in users.items()}
-        frozen: set[int] = set()
-        while count:
-            share = min(spare[h] / n for h, n in count.items())
-            limit = share * (1 + _REL_TOL)
-            bottlenecks = [h for h, n in count.items() if spare[h] / n <= limit]
-            for hop in bottlenecks:
-                for transfer in users[hop]:
-                    if transfer.id in frozen:
-                        continue
-                    frozen.add(transfer.id)
-                    transfer.rate = share
-                    for h in transfer.hops:
-                        spare[h] -= share
-                        count[h] -= 1
-                        if count[h] == 0:
-                            del count[h]
-        self._schedule_next_completion()
+    def _remove(self, indices: list[int], status: str) -> None:
+        """Take the active flows at ``indices`` out and finish them with ``status``."""
+        if not indices:
+            return
+        keep = np.ones(len(self._active), dtype=bool)
+        keep[indices] = False
+        leaving = [self._active[i] for i in indices]
+        for i, transfer in zip(indices, leaving, strict=True):
+            transfer.remaining = max(0.0, float(self._remaining[i]))
+        self._active = [t for t, k in zip(self._active, keep, strict=True) if k]
+        self._remaining = self._remaining[keep]
+        for transfer in leaving:
+            self._finish(transfer, status)
 
-    def _schedule_next_completion(self) -> None:
+    def _reallocate(self) -> None:
+        """Max-min fair rates for the active flows, then the next completion wake-up."""
         self._wakeup_generation += 1
         if not self._active:
+            self._rates = np.zeros(0)
             return
-        delay = min(t.remaining / t.rate for t in self._active.values())
+        lengths = [len(t.hops) for t in self._active]
+        entry_hop = np.concatenate([t.hop_ids for t in self._active])
+        entry_flow = np.repeat(np.arange(len(self._active)), lengths)
+        self._rates = max_min_rates(entry_flow, entry_hop, self._capacity)
+        delay = float(np.min(self._remaining / self._rates))
         generation = self._wakeup_generation
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
 
@@ -228,10 +228,9 @@ class Network:
         if generation != self._wakeup_generation:
             return  # superseded by a later reallocation
         self._advance()
-        finished = [t for t in self._active.values() if t.remaining <= _REL_TOL * max(1.0, t.size)]
-        for transfer in finished:
-            del self._active[transfer.id]
-            self._finish(transfer, DELIVERED)
+        sizes = np.array([max(1.0, t.size) for t in self._active])
+        finished = np.flatnonzero(self._remaining <= REL_TOL * sizes)
+        self._remove(finished.tolist(), DELIVERED)
         self._reallocate()
 
     def _finish(self, transfer: Transfer, status: str) -> None:
@@ -247,7 +246,6 @@ class Network:
             self.bytes_dropped += transfer.size
         transfer.status = status
         transfer.active = False
-        transfer.rate = 0.0
         self.kind_bytes[transfer.kind][status] += transfer.size
         for hop in transfer.hops:
             self.link_bytes[hop] += transmitted

@@ -22,4 +22,7 @@ def read_yaml(path: Path, what: str = "file") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start:
+            problem += f" ({context} started at line {start.line + 1})"
         raise InputError(str(path), "", f"invalid YAML{where}: {problem}") from None

@@ -8,7 +8,7 @@ from typing import Any
 
 import networkx as nx
 
-from simnet.topology.routing import NoRouteError, shortest_paths
+from simnet.topology.routing import ShortestPaths
 
 TIERS = ("end", "edge", "cloud")
 """Tier names, from the device up."""
@@ -82,7 +82,7 @@ class Topology:
                 up_mbps=link.up_mbps,
                 down_mbps=link.down_mbps,
             )
-        self._routes: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._routes: dict[str, ShortestPaths] = {}
 
     @cached_property
     def _sorted_neighbours(self) -> dict[str, list[str]]:
@@ -100,18 +100,18 @@ class Topology:
         return link_class(self.tier(u), self.tier(v))
 
     def path(self, src: str, dst: str) -> tuple[str, ...]:
-        """Node ids along the static route, ``src`` and ``dst`` included."""
+        """Node ids along the static route, ``src`` and ``dst`` included.
+
+        Raises ``KeyError`` for an unknown node and ``NoRouteError`` if none joins them.
+        """
         for node in (src, dst):
             if node not in self.nodes:
                 raise KeyError(f"unknown node {node!r}")
         if src not in self._routes:
-            self._routes[src] = shortest_paths(
+            self._routes[src] = ShortestPaths(
                 src, self._sorted_neighbours.__getitem__, lambda u, v: self.link(u, v).latency_s
             )
-        try:
-            return self._routes[src][dst]
-        except KeyError:
-            raise NoRouteError(src, dst) from None
+        return self._routes[src].to(dst)
 
     def route(self, src: str, dst: str) -> tuple[Hop, ...]:
         """Directed hops of the static route from ``src`` to ``dst`` (empty if equal)."""

@@ -14,11 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simnet.topology.graphml import from_graphml
-
 from simnet.errors import InputError
 from simnet.topology import generators
 from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graphml import from_graphml
 from simnet.topology.schema import TopologyConfig
 from simnet.validation import parse
 from simnet.yaml_file import read_yaml

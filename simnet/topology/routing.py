@@ -18,26 +18,38 @@ class NoRouteError(LookupError):
         super().__init__(f"no route from {src!r} to {dst!r}")
 
 
-def shortest_paths(
-    src: str,
-    neighbours: Callable[[str], Iterable[str]],
-    latency_s: Callable[[str, str], float],
-) -> dict[str, tuple[str, ...]]:
-    """Routes from ``src`` to every reachable node (Dijkstra on (latency, path) keys).
+class ShortestPaths:
+    """Routes from one source, found lazily by Dijkstra on (latency, path) keys.
 
-    The heap orders candidates by (total latency in seconds, node-id path); the first time a
-    node is popped its key is minimal, and because routes are simple paths the
-    lexicographic tie-break is consistent along prefixes.
+    The heap orders candidates by (total latency in seconds, node-id path); the first time
+    a node is popped its key is minimal, and because routes are simple paths the
+    lexicographic tie-break is consistent along prefixes. The search stops as soon as the
+    asked destination is settled and resumes from there for the next one.
     """
-    routes: dict[str, tuple[str, ...]] = {}
-    heap: list[tuple[float, tuple[str, ...]]] = [(0.0, (src,))]
-    while heap:
-        dist, path = heapq.heappop(heap)
-        node = path[-1]
-        if node in routes:
-            continue
-        routes[node] = path
-        for nxt in neighbours(node):
-            if nxt not in routes:
-                heapq.heappush(heap, (dist + latency_s(node, nxt), (*path, nxt)))
-    return routes
+
+    def __init__(
+        self,
+        src: str,
+        neighbours: Callable[[str], Iterable[str]],
+        latency_s: Callable[[str, str], float],
+    ) -> None:
+        self.src = src
+        self._neighbours = neighbours
+        self._latency_s = latency_s
+        self._settled: dict[str, tuple[str, ...]] = {}
+        self._heap: list[tuple[float, tuple[str, ...]]] = [(0.0, (src,))]
+
+    def to(self, dst: str) -> tuple[str, ...]:
+        """Node ids from the source to ``dst``, both included; ``NoRouteError`` if none."""
+        while dst not in self._settled and self._heap:
+            dist, path = heapq.heappop(self._heap)
+            node = path[-1]
+            if node in self._settled:
+                continue
+            self._settled[node] = path
+            for nxt in self._neighbours(node):
+                if nxt not in self._settled:
+                    heapq.heappush(self._heap, (dist + self._latency_s(node, nxt), (*path, nxt)))
+        if dst not in self._settled:
+            raise NoRouteError(self.src, dst)
+        return self._settled[dst]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simnet.topology.graph import TIERS
@@ -34,35 +36,86 @@ class NodeConfig(BaseModel):
         return self
 
 
-class LinkConfig(BaseModel):
-    """``{a, b, latency_ms, bandwidth_mbps}``; ``up_mbps``/``down_mbps`` override per direction."""
+class LinkSpec(BaseModel):
+    """``{latency_ms, bandwidth_mbps}``; ``up_mbps``/``down_mbps`` override per direction."""
 
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid")
 
-    a: str
-    b: str
     latency_ms: float = Field(ge=0)
     bandwidth_mbps: float | None = Field(default=None, gt=0)
     up_mbps: float | None = Field(default=None, gt=0)
     down_mbps: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _bandwidth_given(self) -> LinkConfig:
+    def _bandwidth_given(self) -> LinkSpec:
         if self.bandwidth_mbps is None and (self.up_mbps is None or self.down_mbps is None):
             raise ValueError("give bandwidth_mbps, or both up_mbps and down_mbps")
-        if self.a == self.b:
-            raise ValueError(f"a link must join two different nodes (got {self.a!r} twice)")
         return self
 
     @property
     def up(self) -> float:
-        """Mbit/s from ``a`` to ``b``."""
+        """Mbit/s from ``a`` (the lower tier) to ``b``."""
         return self.up_mbps if self.up_mbps is not None else self.bandwidth_mbps  # type: ignore[return-value]
 
     @property
     def down(self) -> float:
         """Mbit/s from ``b`` to ``a``."""
         return self.down_mbps if self.down_mbps is not None else self.bandwidth_mbps  # type: ignore[return-value]
+
+    def between(self, a: str, b: str) -> dict[str, Any]:
+        """A link of the topology file format joining ``a`` to ``b`` with this spec."""
+        return {
+            "a": a,
+            "b": b,
+            "latency_ms": self.latency_ms,
+            "up_mbps": self.up,
+            "down_mbps": self.down,
+        }
+
+
+class LinkConfig(LinkSpec):
+    """A link of a topology file: ``{a, b}`` plus a :class:`LinkSpec`."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    a: str
+    b: str
+
+    @model_validator(mode="after")
+    def _two_ends(self) -> LinkConfig:
+        if self.a == self.b:
+            raise ValueError(f"a link must join two different nodes (got {self.a!r} twice)")
+        return self
+
+
+class TierProfile(BaseModel):
+    """Compute profile given to generated nodes of a tier: FLOP/s and slots."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flops: float | None = Field(default=None, gt=0)
+    slots: int = Field(default=1, ge=1)
+
+
+class Profiles(BaseModel):
+    """Per-tier :class:`TierProfile` s for generators and imports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    end: TierProfile = Field(default_factory=TierProfile)
+    edge: TierProfile = Field(default_factory=TierProfile)
+    cloud: TierProfile = Field(default_factory=TierProfile)
+
+    def node(self, node_id: str, tier: str, flops: float | None = None) -> dict[str, Any]:
+        """A node of the topology file format; an explicit ``flops`` wins over the tier's."""
+        profile: TierProfile = getattr(self, tier)
+        flops = flops if flops is not None else profile.flops
+        return {
+            "id": node_id,
+            "tier": tier,
+            "flops": flops or DEFAULT_FLOPS[tier],
+            "slots": profile.slots,
+        }
 
 
 class TopologyConfig(BaseModel):

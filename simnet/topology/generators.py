@@ -1,0 +1,88 @@
+"""Generated topologies, returned in the topology file format of DESIGN.md.
+
+* ``tree``: ``clouds`` clouds (fully meshed), ``edges`` edges (edge ``e`` attaches to
+  cloud ``e % clouds``), ``ends_per_edge`` ends per edge (numbered globally, edge-major:
+  end ``i`` belongs to edge ``i // ends_per_edge``). Ids ``cloud0…``, ``edge0…``, ``end0…``.
+* ``star``: a ``center`` node and ``leaves`` leaf nodes ``leaf0…``.
+
+Links are written lower tier first, so "up" always points towards the cloud.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from simnet.topology.schema import LinkSpec, Profiles
+from simnet.validation import parse
+
+Tier = Literal["end", "edge", "cloud"]
+
+
+class TreeLinks(BaseModel):
+    """Link spec per link class of a tree (latency in ms, bandwidth in Mbit/s)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    end_edge: LinkSpec = Field(
+        default_factory=lambda: LinkSpec(latency_ms=5, bandwidth_mbps=20), alias="end-edge"
+    )
+    edge_cloud: LinkSpec = Field(
+        default_factory=lambda: LinkSpec(latency_ms=30, bandwidth_mbps=100), alias="edge-cloud"
+    )
+    cloud_cloud: LinkSpec = Field(
+        default_factory=lambda: LinkSpec(latency_ms=10, bandwidth_mbps=1000), alias="cloud-cloud"
+    )
+
+
+class TreeSpec(BaseModel):
+    """``{generate: tree, clouds, edges, ends_per_edge, profiles, links}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clouds: int = Field(default=1, ge=1)
+    edges: int = Field(ge=1)
+    ends_per_edge: int = Field(ge=0)
+    profiles: Profiles = Field(default_factory=Profiles)
+    links: TreeLinks = Field(default_factory=TreeLinks)
+
+
+class StarSpec(BaseModel):
+    """``{generate: star, leaves, center_tier, leaf_tier, link, profiles}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    leaves: int = Field(ge=1)
+    center_tier: Tier = "edge"
+    leaf_tier: Tier = "end"
+    link: LinkSpec = Field(default_factory=lambda: LinkSpec(latency_ms=5, bandwidth_mbps=20))
+    profiles: Profiles = Field(default_factory=Profiles)
+
+
+def tree(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    """A three-tier tree topology (see the module docstring)."""
+    cfg = parse(TreeSpec, spec, source)
+    clouds = [f"cloud{c}" for c in range(cfg.clouds)]
+    edges = [f"edge{e}" for e in range(cfg.edges)]
+    ends = [f"end{i}" for i in range(cfg.edges * cfg.ends_per_edge)]
+    nodes = [cfg.profiles.node(n, "cloud") for n in clouds]
+    nodes += [cfg.profiles.node(n, "edge") for n in edges]
+    nodes += [cfg.profiles.node(n, "end") for n in ends]
+    links = [
+        cfg.links.cloud_cloud.between(a, b) for i, a in enumerate(clouds) for b in clouds[i + 1 :]
+    ]
+    links += [cfg.links.edge_cloud.between(e, clouds[i % cfg.clouds]) for i, e in enumerate(edges)]
+    links += [
+        cfg.links.end_edge.between(end, edges[i // cfg.ends_per_edge]) for i, end in enumerate(ends)
+    ]
+    return {"nodes": nodes, "links": links}
+
+
+def star(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    """A star: one center, ``leaves`` leaves, every link alike (see the module docstring)."""
+    cfg = parse(StarSpec, spec, source)
+    leaves = [f"leaf{i}" for i in range(cfg.leaves)]
+    nodes = [cfg.profiles.node("center", cfg.center_tier)]
+    nodes += [cfg.profiles.node(n, cfg.leaf_tier) for n in leaves]
+    return {"nodes": nodes, "links": [cfg.link.between(n, "center") for n in leaves]}
