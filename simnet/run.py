@@ -33,10 +33,15 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> di
     started = time.perf_counter()
     world = scenario.world()
     kind = WORKLOADS[scenario.workload.kind]  # type: ignore[attr-defined]
-    bar = tqdm(disable=not progress, desc=scenario.name, leave=False, dynamic_ncols=True)
-    workload = kind.Run(scenario.workload, world, bar.update)
-    bar.total = workload.progress_total
-    bar.unit = workload.progress_unit
+    workload = kind.Run(scenario.workload, world, lambda n: bar.update(n))
+    bar = tqdm(
+        total=workload.progress_total,
+        unit=workload.progress_unit,
+        desc=scenario.name,
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     workload.start()
     try:
         world.env.run(until=workload.until)
