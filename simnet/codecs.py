@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import torch
 
@@ -70,69 +71,88 @@ class Codec:
         return f"get_codec({self.name!r})"
 
 
-def _check_names(tensors: Tensors) -> None:
-    bad = [n for n in tensors if SEP in n]
-    if bad:
-        raise ValueError(f"tensor names must not contain {SEP!r} with a lossy codec: {bad}")
+class PerTensorCodec(Codec):
+    """A codec that rewrites each tensor it :meth:`applies` to on its own.
+
+    Subclasses turn one tensor into wire tensors named ``<name>`` and/or
+    ``<name>::<part>`` (for each of ``parts``) plus a JSON-able ``info``, and back.
+    Tensors it does not apply to pass through unchanged.
+    """
+
+    parts: tuple[str, ...] = ()
+
+    def applies(self, t: torch.Tensor) -> bool:
+        return t.is_floating_point()
+
+    def encode_tensor(self, name: str, t: torch.Tensor) -> tuple[Tensors, Any]:
+        raise NotImplementedError
+
+    def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, tensors: Tensors) -> tuple[Tensors, dict[str, str]]:
+        bad = [n for n in tensors if SEP in n] if self.parts else []
+        if bad:
+            raise ValueError(f"tensor names must not contain {SEP!r} with codec {self.name}: {bad}")
+        out: Tensors = {}
+        infos: dict[str, Any] = {}
+        for name, t in tensors.items():
+            if self.applies(t):
+                wire, infos[name] = self.encode_tensor(name, t)
+                out.update(wire)
+            else:
+                out[name] = t
+        return out, {"tensors": json.dumps(infos, sort_keys=True)}
+
+    def decode(self, tensors: Tensors, meta: dict[str, str]) -> Tensors:
+        out = dict(tensors)
+        for name, info in json.loads(meta.get("tensors", "{}")).items():
+            keys = [name, *(name + SEP + part for part in self.parts)]
+            wire = {k: out.pop(k) for k in keys if k in out}
+            out[name] = self.decode_tensor(name, wire, info)
+        return out
 
 
-class Fp16Codec(Codec):
+class Fp16Codec(PerTensorCodec):
     """Cast floating tensors wider than 16 bits to float16."""
 
     name = "fp16"
 
-    def encode(self, tensors: Tensors) -> tuple[Tensors, dict[str, str]]:
-        out: Tensors = {}
-        dtypes: dict[str, str] = {}
-        for name, t in tensors.items():
-            if t.is_floating_point() and t.element_size() > 2:
-                dtypes[name] = dtype_name(t.dtype)
-                t = t.to(torch.float16)
-            out[name] = t
-        return out, {"dtypes": json.dumps(dtypes, sort_keys=True)}
+    def applies(self, t: torch.Tensor) -> bool:
+        return t.is_floating_point() and t.element_size() > 2
 
-    def decode(self, tensors: Tensors, meta: dict[str, str]) -> Tensors:
-        out = dict(tensors)
-        for name, dt in json.loads(meta.get("dtypes", "{}")).items():
-            out[name] = out[name].to(dtype_from_name(dt))
-        return out
+    def encode_tensor(self, name: str, t: torch.Tensor) -> tuple[Tensors, Any]:
+        return {name: t.to(torch.float16)}, dtype_name(t.dtype)
+
+    def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
+        return wire[name].to(dtype_from_name(info))
 
 
-class Int8Codec(Codec):
+class Int8Codec(PerTensorCodec):
     """Per-tensor symmetric int8 quantisation with a float32 scale."""
 
     name = "int8"
+    parts = ("scale",)
 
-    def encode(self, tensors: Tensors) -> tuple[Tensors, dict[str, str]]:
-        _check_names(tensors)
-        out: Tensors = {}
-        dtypes: dict[str, str] = {}
-        for name, t in tensors.items():
-            if not t.is_floating_point():
-                out[name] = t
-                continue
-            x = t.detach().to(torch.float64)
-            if not bool(torch.isfinite(x).all()):
-                raise ValueError(f"int8 codec: tensor {name!r} has non-finite values")
-            amax = float(x.abs().max()) if x.numel() else 0.0
-            # Round the scale to float32 first so that encoder and decoder use the same one.
-            scale = torch.tensor(amax / 127 if amax > 0 else 1.0, dtype=torch.float32)
-            q = torch.round(x / scale.double()).clamp_(-127, 127).to(torch.int8)
-            out[name] = q
-            out[name + SEP + "scale"] = scale
-            dtypes[name] = dtype_name(t.dtype)
-        return out, {"dtypes": json.dumps(dtypes, sort_keys=True)}
+    def encode_tensor(self, name: str, t: torch.Tensor) -> tuple[Tensors, Any]:
+        x = t.detach().to(torch.float64)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"int8 codec: tensor {name!r} has non-finite values")
+        amax = float(x.abs().max()) if x.numel() else 0.0
+        # Round the scale to float32 first so that encoder and decoder use the same one.
+        scale = torch.tensor(amax / 127 if amax > 0 else 1.0, dtype=torch.float32)
+        q = torch.round(x / scale.double()).clamp_(-127, 127).to(torch.int8)
+        return {name: q, name + SEP + "scale": scale}, dtype_name(t.dtype)
 
-    def decode(self, tensors: Tensors, meta: dict[str, str]) -> Tensors:
-        out = dict(tensors)
-        for name, dt in json.loads(meta.get("dtypes", "{}")).items():
-            scale = out.pop(name + SEP + "scale").double()
-            out[name] = (out[name].double() * scale).to(dtype_from_name(dt))
-        return out
+    def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
+        scale = wire[name + SEP + "scale"].double()
+        return (wire[name].double() * scale).to(dtype_from_name(info))
 
 
-class TopKCodec(Codec):
+class TopKCodec(PerTensorCodec):
     """Keep the largest-magnitude fraction of each floating tensor (sparse indices + values)."""
+
+    parts = ("idx", "val")
 
     def __init__(self, fraction: float) -> None:
         if not 0.0 < fraction <= 1.0:  # also rejects NaN
@@ -144,33 +164,20 @@ class TopKCodec(Codec):
         """Entries kept out of ``numel``: ``max(1, ceil(fraction * numel))``, at most numel."""
         return min(numel, max(1, math.ceil(self.fraction * numel)))
 
-    def encode(self, tensors: Tensors) -> tuple[Tensors, dict[str, str]]:
-        _check_names(tensors)
-        out: Tensors = {}
-        shapes: dict[str, list[int]] = {}
-        for name, t in tensors.items():
-            if not t.is_floating_point():
-                out[name] = t
-                continue
-            if t.numel() >= 2**31:
-                raise ValueError(f"topk codec: tensor {name!r} too large for int32 indices")
-            flat = t.detach().reshape(-1)
-            order = torch.argsort(flat.abs(), descending=True, stable=True)
-            idx = order[: self.k(flat.numel())].sort().values
-            out[name + SEP + "idx"] = idx.to(torch.int32)
-            out[name + SEP + "val"] = flat[idx]
-            shapes[name] = list(t.shape)
-        return out, {"shapes": json.dumps(shapes, sort_keys=True)}
+    def encode_tensor(self, name: str, t: torch.Tensor) -> tuple[Tensors, Any]:
+        if t.numel() >= 2**31:
+            raise ValueError(f"topk codec: tensor {name!r} too large for int32 indices")
+        flat = t.detach().reshape(-1)
+        order = torch.argsort(flat.abs(), descending=True, stable=True)
+        idx = order[: self.k(flat.numel())].sort().values
+        wire = {name + SEP + "idx": idx.to(torch.int32), name + SEP + "val": flat[idx]}
+        return wire, list(t.shape)
 
-    def decode(self, tensors: Tensors, meta: dict[str, str]) -> Tensors:
-        out = dict(tensors)
-        for name, shape in json.loads(meta.get("shapes", "{}")).items():
-            idx = out.pop(name + SEP + "idx").long()
-            val = out.pop(name + SEP + "val")
-            dense = torch.zeros(math.prod(shape), dtype=val.dtype)
-            dense[idx] = val
-            out[name] = dense.reshape(shape)
-        return out
+    def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
+        val = wire[name + SEP + "val"]
+        dense = torch.zeros(math.prod(info), dtype=val.dtype)
+        dense[wire[name + SEP + "idx"].long()] = val
+        return dense.reshape(info)
 
 
 def get_codec(spec: str) -> Codec:
