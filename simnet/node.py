@@ -28,11 +28,14 @@ class Node:
         spec: NodeSpec,
         network: Network,
         directory: Mapping[str, Node],
+        codec: Codec | None = None,
     ) -> None:
         self.env = env
         self.spec = spec
         self.network = network
         self.directory = directory
+        self.codec = codec or Codec()
+        """Codec for payloads when :meth:`send` is given none."""
         self.mailbox: simpy.Store = simpy.Store(env)
         self.cpu = simpy.Resource(env, capacity=spec.slots)
         self.busy_s = 0.0
@@ -66,14 +69,15 @@ class Node:
         """Send ``message`` (its ``src`` must be this node); the event yields the Transfer.
 
         A message with a declared ``size_bytes`` and no payload is charged that size and
-        delivered as is; any other message is charged its encoded length.
+        delivered as is; any other message is charged its encoded length, encoded with
+        ``codec`` or else the node's default codec.
         """
         if message.src != self.id:
             raise ValueError(f"node {self.id!r} cannot send a message from {message.src!r}")
         if message.size_bytes is not None and not message.payload:
             data, size = None, message.size_bytes
         else:
-            data = encode(message, codec)
+            data = encode(message, codec or self.codec)
             size = len(data)
         done = self.network.send(self.id, message.dst, size, message.kind, data=(data, message))
         done.callbacks.append(self._deliver)

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simnet.codecs import get_codec
 from simnet.errors import InputError
 from simnet.topology.graph import Topology
 from simnet.topology.load import load_topology
@@ -31,13 +32,20 @@ class LinkEventConfig(BaseModel):
 
 
 class NetworkConfig(BaseModel):
-    """Calibration factors (SimGrid style) and scheduled link state changes."""
+    """Calibration factors (SimGrid style), scheduled link state changes, and the codec
+    applied to every message payload (``none``, ``fp16``, ``int8``, ``topk:<fraction>``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     bandwidth_factor: float = Field(default=1.0, gt=0)
     latency_factor: float = Field(default=1.0, ge=0)
+    codec: str = "none"
     events: list[LinkEventConfig] = Field(default_factory=list)
+
+    @field_validator("codec")
+    @classmethod
+    def _known_codec(cls, spec: str) -> str:
+        return get_codec(spec).name
 
 
 class ScenarioConfig(BaseModel):
@@ -78,6 +86,7 @@ class Scenario:
             seed=self.seed,
             bandwidth_factor=net.bandwidth_factor,
             latency_factor=net.latency_factor,
+            codec=get_codec(net.codec),
             link_events=events,
         )
 

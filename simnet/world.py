@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from simnet.codecs import Codec
 from simnet.network import Network
 from simnet.node import Node
 from simnet.topology.graph import Topology
@@ -34,12 +35,14 @@ class MetricRow:
 
 @dataclass
 class World:
-    """Everything a workload acts on. ``rng`` is the run's only source of randomness."""
+    """Everything a workload acts on. ``rng`` is the run's only source of randomness;
+    ``codec`` encodes every message payload unless a send names another."""
 
     topology: Topology
     seed: int = 0
     bandwidth_factor: float = 1.0
     latency_factor: float = 1.0
+    codec: Codec = field(default_factory=Codec)
     link_events: list[LinkEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -48,7 +51,7 @@ class World:
         self.network = Network(self.env, self.topology, self.bandwidth_factor, self.latency_factor)
         self.nodes: dict[str, Node] = {}
         for spec in self.topology.nodes.values():
-            self.nodes[spec.id] = Node(self.env, spec, self.network, self.nodes)
+            self.nodes[spec.id] = Node(self.env, spec, self.network, self.nodes, self.codec)
         self.metrics: list[MetricRow] = []
         for event in sorted(self.link_events, key=lambda e: e.at):
             self.env.timeout(event.at).callbacks.append(

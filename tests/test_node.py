@@ -85,3 +85,14 @@ def test_cannot_send_as_another_node():
     w = world()
     with pytest.raises(ValueError, match="cannot send"):
         w.nodes["dev"].send(Message("srv", "dev", "x", size_bytes=1))
+
+
+def test_world_codec_is_the_default_for_every_send():
+    nodes = [Node("dev", "end", 2.0e9), Node("srv", "edge", 1.0e12)]
+    w = World(Topology(nodes, [Link("dev", "srv", 10.0, 8.0, 8.0)]), codec=get_codec("fp16"))
+    payload = {"w": torch.ones(10_000)}
+    w.nodes["dev"].send(Message("dev", "srv", "update", payload))
+    w.env.run()
+    fp32 = len(encode(Message("dev", "srv", "update", payload)))
+    fp16 = len(encode(Message("dev", "srv", "update", payload), get_codec("fp16")))
+    assert w.network.transfers[0].size == fp16 < fp32
