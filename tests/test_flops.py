@@ -1,0 +1,181 @@
+"""FLOP counts of forward passes and training steps against hand calculations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learning import flops
+from learning.flops import (
+    OPTIMIZER_FLOPS,
+    WEIGHT_DECAY_FLOPS,
+    clear_cache,
+    forward_flops,
+    train_step_flops,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+class FeatureMLP(nn.Module):
+    """Called like the project's models: ``model(features, mask=None)``."""
+
+    def __init__(self, d_in: int = 5, hidden: int = 6) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor | None = None):
+        return self.net(features["text"])
+
+
+class LastStep(nn.Module):
+    def __init__(self, lstm: nn.LSTM) -> None:
+        super().__init__()
+        self.lstm = lstm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lstm(x)[0][:, -1, 0]
+
+
+class SelfAttention(nn.Module):
+    """Linear(8, 8), split into 2 heads of 4, SDPA, summed per sample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.proj(x).view(b, t, 2, 4).transpose(1, 2)
+        return F.scaled_dot_product_attention(q, q, q).sum((1, 2, 3))
+
+
+def test_linear_forward_is_two_flops_per_multiply_add():
+    # B = 4, in = 5, out = 7: 2 · 4 · 5 · 7 (the bias add is not counted)
+    assert forward_flops(nn.Linear(5, 7), torch.randn(4, 5)) == 280
+    assert forward_flops(nn.Linear(5, 7), (torch.randn(4, 5),)) == 280
+
+
+def test_feature_dict_and_argument_tuple():
+    model = FeatureMLP()
+    features = {"text": torch.randn(4, 5)}
+    # 2 · 4 · (5 · 6 + 6 · 1) = 288, whether called model(features) or model(features, None)
+    assert forward_flops(model, features) == 288
+    assert forward_flops(model, (features, None)) == 288
+
+
+def test_two_layer_mlp_train_step():
+    model = FeatureMLP()
+    batch = ({"text": torch.randn(4, 5)}, torch.randn(4))
+    # forward 2·4·5·6 + 2·4·6·1 = 240 + 48 = 288
+    # backward: layer 2 grad w.r.t. weight 48 and input 48, layer 1 w.r.t. weight 240;
+    # layer 1 w.r.t. the input is skipped (the input needs no grad): 336, not 2 · 288
+    # parameters 5·6 + 6 + 6·1 + 1 = 43
+    assert train_step_flops(model, batch, nn.L1Loss(), "sgd") == 288 + 336 + 2 * 43
+    assert train_step_flops(model, batch, nn.L1Loss(), "adam") == 624 + 13 * 43
+    assert train_step_flops(model, batch, nn.L1Loss(), "adamw", 0.01) == 624 + 14 * 43
+    assert train_step_flops(model, batch, nn.L1Loss(), "adam", 0.01) == 624 + 15 * 43
+
+
+def test_frozen_parameters_change_the_count_and_the_cache_key():
+    model = FeatureMLP()
+    batch = ({"text": torch.randn(4, 5)}, torch.randn(4))
+    assert train_step_flops(model, batch, nn.L1Loss(), "sgd") == 710
+    model.net[0].requires_grad_(False)
+    # forward 288; backward only layer 2's weight grad 48 (nothing upstream needs grad);
+    # SGD on layer 2's 6 + 1 elements
+    assert train_step_flops(model, batch, nn.L1Loss(), "sgd") == 288 + 48 + 2 * 7
+    model.requires_grad_(False)
+    assert train_step_flops(model, batch, nn.L1Loss(), "sgd") == 288
+
+
+def test_optimizer_constants():
+    assert OPTIMIZER_FLOPS == {"sgd": 2, "sgd_momentum": 4, "adam": 13, "adamw": 13}
+    assert WEIGHT_DECAY_FLOPS == {"sgd": 2, "sgd_momentum": 2, "adam": 2, "adamw": 1}
+    with pytest.raises(ValueError, match="optimizer"):
+        train_step_flops(nn.Linear(2, 1), (torch.randn(3, 2), torch.randn(3)), nn.L1Loss(), "lbfgs")
+
+
+def test_lstm_matches_the_hand_formula():
+    # per sample, time step and layer: 4 gates · 2 matmuls = 8·H·(I_l + H); I = 4, H = 6
+    b, t, i, h = 3, 5, 4, 6
+    model = LastStep(nn.LSTM(i, h, num_layers=2, batch_first=True))
+    x = torch.randn(b, t, i)
+    backends = torch.backends.mkldnn.enabled, torch.backends.cudnn.enabled
+    fwd = b * t * (8 * h * (i + h) + 8 * h * (h + h))  # 7200 + 8640
+    assert forward_flops(model, x) == fwd == 15840
+    # backward: weight grads = fwd; grads w.r.t. h_{s-1} for s ≥ 1 (h_0 is a constant):
+    # 2 layers · 2·B·(T-1)·4H·H; grad w.r.t. layer 2's input (layer 1's output): 2·B·T·4H·H;
+    # none w.r.t. x. SGD over 4H·(4 + 6) + 8H + 4H·(6 + 6) + 8H = 624 elements.
+    bwd = fwd + 2 * (2 * b * (t - 1) * 4 * h * h) + 2 * b * t * 4 * h * h
+    loss = nn.L1Loss()
+    assert train_step_flops(model, (x, torch.zeros(b)), loss, "sgd") == fwd + bwd + 2 * 624
+    # the reference kernels are used for counting only
+    assert (torch.backends.mkldnn.enabled, torch.backends.cudnn.enabled) == backends
+
+
+def test_cpu_scaled_dot_product_attention_is_counted():
+    x = torch.randn(3, 5, 8)
+    proj = 2 * 3 * 5 * 8 * 8  # 1920
+    scores = 2 * (3 * 2) * 5 * 5 * 4  # one (B·heads) batched T×d @ d×T product: 1200
+    assert forward_flops(SelfAttention(), x) == proj + 2 * scores
+    # backward: 5 such products (scores recomputed, grads of probabilities, V, Q, K) and
+    # the projection's weight grad; SGD over 8·8 + 8 elements
+    step = train_step_flops(SelfAttention(), (x, torch.zeros(3)), nn.L1Loss(), "sgd")
+    assert step == proj + 2 * scores + 5 * scores + proj + 2 * 72
+
+
+def test_transformer_inference_fast_path_is_counted():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True).eval().requires_grad_(False)
+    x = torch.randn(3, 5, 8)
+    # 15 tokens: in-projection 2·15·8·24, out-projection 2·15·8·8, feed-forward 2 · 2·15·8·16,
+    # attention 2 · 2·(3·2)·5·5·4
+    assert forward_flops(layer, x) == 5760 + 1920 + 2 * 3840 + 2 * 1200
+
+
+def test_cache_hit_does_not_recount(monkeypatch):
+    made = []
+
+    class Counting(flops.FlopCounterMode):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(flops, "FlopCounterMode", Counting)
+    model = FeatureMLP()
+    batch = ({"text": torch.randn(4, 5)}, torch.randn(4))
+    first = train_step_flops(model, batch, nn.L1Loss(), "adam")
+    again = train_step_flops(
+        FeatureMLP(), ({"text": torch.zeros(4, 5)}, torch.zeros(4)), nn.L1Loss()
+    )
+    assert again == first and len(made) == 1
+    forward_flops(model, batch[0])
+    forward_flops(model, batch[0])
+    assert len(made) == 2
+    forward_flops(model, {"text": torch.zeros(8, 5)})  # another batch shape
+    assert len(made) == 3
+    clear_cache()
+    assert train_step_flops(model, batch, nn.L1Loss(), "adam") == first and len(made) == 4
+
+
+def test_counting_leaves_model_grads_mode_and_rng_alone():
+    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.Dropout(0.5), nn.Linear(6, 1))
+    x, y = torch.randn(4, 5), torch.randn(4)
+    model(x).sum().backward()  # some existing gradients
+    model.eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = [p.grad.clone() for p in model.parameters()]
+    rng = torch.get_rng_state()
+    forward_flops(model, x)
+    train_step_flops(model, (x, y), nn.L1Loss(), "adam")
+    assert not model.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters(), strict=True))
+    assert torch.equal(rng, torch.get_rng_state())
