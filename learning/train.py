@@ -7,13 +7,13 @@ models treat a modality absent from the batch as masked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 from torch import nn
 
-from learning.data.dataset import MultimodalSplit
+from learning.data.dataset import MultimodalDataset, MultimodalSplit
 from learning.metrics import classification_metrics, sentiment_metrics
 
 Task = Literal["regression", "classification"]
@@ -95,7 +95,7 @@ def train(model: nn.Module, split: MultimodalSplit, task: Task, cfg: TrainConfig
                 optimizer.step()
                 steps += 1
                 samples += len(labels)
-                total += float(loss) * len(labels)
+                total += float(loss.detach()) * len(labels)
     return TrainResult(steps, samples, total / max(samples, 1))
 
 
@@ -110,6 +110,29 @@ def predict(
         for features, _ in split.batches(batch_size)
     ]
     return torch.cat(outs)
+
+
+def fit(
+    model: nn.Module, data: MultimodalDataset, cfg: TrainConfig
+) -> tuple[dict[str, float], int]:
+    """Train ``cfg.epochs`` epochs on ``data.train`` and keep the weights of the epoch with
+    the best validation score (lowest MAE for regression, highest accuracy for
+    classification), as MulT's reference training does. Returns (that epoch's validation
+    metrics, the epoch, 1-based). Epoch ``e`` shuffles with seed ``cfg.seed + e``.
+    """
+    task = data.task
+    key, sign = ("mae", -1.0) if task == "regression" else ("accuracy", 1.0)
+    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor]] | None = None
+    for epoch in range(1, cfg.epochs + 1):
+        train(model, data.train, task, replace(cfg, epochs=1, seed=cfg.seed + epoch - 1))
+        metrics = evaluate(model, data.valid, task, cfg.device)
+        if best is None or sign * metrics[key] > best[0]:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best = (sign * metrics[key], epoch, metrics, state)
+    if best is None:
+        raise ValueError("fit needs cfg.epochs >= 1")
+    model.load_state_dict(best[3])
+    return best[2], best[1]
 
 
 def evaluate(

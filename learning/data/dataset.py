@@ -71,6 +71,11 @@ class MultimodalDataset:
     def modalities(self) -> tuple[str, ...]:
         return self.train.modalities
 
+    def only(self, modalities: list[str] | tuple[str, ...]) -> MultimodalDataset:
+        """The same dataset with only ``modalities`` kept in every split."""
+        train, valid, test = (s.only(modalities) for s in (self.train, self.valid, self.test))
+        return MultimodalDataset(train, valid, test, self.task, self.num_classes)
+
     def feature_dims(self) -> dict[str, int]:
         """Feature size ``D_m`` of each modality."""
         return {m: int(x.shape[-1]) for m, x in self.train.features.items()}
