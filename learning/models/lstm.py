@@ -21,26 +21,9 @@ from torch import nn
 from learning.models.base import Features, FusionModel, Presence
 
 
-class _MLPHead(FusionModel):
-    """Shared decoder: tokens flattened → hidden → ReLU → dropout → ``out_dim``."""
-
-    def _build_head(self, fused: int, hidden: int, out_dim: int, dropout: float) -> None:
-        self.fc = nn.Linear(fused, hidden)
-        self.out = nn.Linear(hidden, out_dim)
-        self.dropout = dropout
-
-    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        h = F.dropout(F.relu(self.fc(tokens.flatten(1))), self.dropout, self.training)
-        return self.out(h)
-
-
-def _last_hidden(lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
-    """Final hidden state (B, H) of ``lstm`` over ``x`` (B, T, D)."""
-    return lstm(x)[1][0][-1]
-
-
-class EFLSTM(_MLPHead):
-    """Early fusion: one LSTM over the per-step concatenation of all modalities."""
+class _LSTMFusion(FusionModel):
+    """Shared parts: constructor arguments, tokens of width ``hidden``, and the decoder
+    (tokens flattened → ``hidden`` → ReLU → dropout → ``out_dim``)."""
 
     def __init__(
         self,
@@ -53,8 +36,31 @@ class EFLSTM(_MLPHead):
         self.modalities = tuple(feature_dims)
         self.dims = dict(feature_dims)
         self.token_dim = hidden
+        tokens = self._build_lstms(hidden)
+        self.fc = nn.Linear(tokens * hidden, hidden)
+        self.out = nn.Linear(hidden, out_dim)
+        self.dropout = dropout
+
+    def _build_lstms(self, hidden: int) -> int:
+        """Create the LSTMs; return how many tokens ``encode`` gives."""
+        raise NotImplementedError
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = F.dropout(F.relu(self.fc(tokens.flatten(1))), self.dropout, self.training)
+        return self.out(h)
+
+
+def _last_hidden(lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+    """Final hidden state (B, H) of ``lstm`` over ``x`` (B, T, D)."""
+    return lstm(x)[1][0][-1]
+
+
+class EFLSTM(_LSTMFusion):
+    """Early fusion: one LSTM over the per-step concatenation of all modalities."""
+
+    def _build_lstms(self, hidden: int) -> int:
         self.lstm = nn.LSTM(sum(self.dims.values()), hidden, batch_first=True)
-        self._build_head(hidden, hidden, out_dim, dropout)
+        return 1
 
     def encode(
         self, features: Features, present: Presence | None = None
@@ -75,23 +81,14 @@ class EFLSTM(_MLPHead):
         return token[:, None] * weight[..., None], weight
 
 
-class LFLSTM(_MLPHead):
+class LFLSTM(_LSTMFusion):
     """Late fusion: one LSTM per modality, last hidden states concatenated."""
 
-    def __init__(
-        self,
-        feature_dims: Mapping[str, int],
-        out_dim: int = 1,
-        hidden: int = 64,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self.modalities = tuple(feature_dims)
-        self.token_dim = hidden
+    def _build_lstms(self, hidden: int) -> int:
         self.lstms = nn.ModuleDict(
-            {m: nn.LSTM(d, hidden, batch_first=True) for m, d in feature_dims.items()}
+            {m: nn.LSTM(d, hidden, batch_first=True) for m, d in self.dims.items()}
         )
-        self._build_head(len(self.modalities) * hidden, hidden, out_dim, dropout)
+        return len(self.modalities)
 
     def encode(
         self, features: Features, present: Presence | None = None
