@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from learning.data.dataset import MultimodalDataset, MultimodalSplit
+from learning.flops import train_step_flops
 from learning.metrics import classification_metrics, sentiment_metrics
 
 Task = Literal["regression", "classification"]
@@ -57,6 +58,26 @@ def _target(
     if task == "regression":
         return out.reshape(-1), labels.reshape(-1).float()
     return out, labels.long()
+
+
+def train_flops(model: nn.Module, split: MultimodalSplit, task: Task, cfg: TrainConfig) -> int:
+    """FLOPs of what :func:`train` does with ``cfg`` on ``split``: one
+    :func:`~learning.flops.train_step_flops` per mini-batch (batch shapes as ``train``
+    draws them, the last one possibly smaller), ``cfg.epochs`` epochs or ``cfg.max_steps``."""
+    n = len(split)
+    sizes = [min(cfg.batch_size, n - start) for start in range(0, n, cfg.batch_size)] * cfg.epochs
+    if cfg.max_steps is not None:
+        sizes = sizes[: cfg.max_steps]
+    criterion = loss_function(task)
+    total = 0
+    for size in sorted(set(sizes)):
+        features, labels = next(split.subset(list(range(size))).batches(size))
+        step = train_step_flops(
+            model, (features, labels if task == "classification" else labels.float()), criterion,
+            cfg.optimizer, cfg.weight_decay,
+        )  # fmt: skip
+        total += step * sizes.count(size)
+    return total
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:

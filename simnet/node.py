@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import simpy
@@ -36,7 +36,7 @@ class Node:
         self.directory = directory
         self.codec = codec or Codec()
         """Codec for payloads when :meth:`send` is given none."""
-        self.mailbox: simpy.Store = simpy.Store(env)
+        self.mailbox = simpy.FilterStore(env)
         self.cpu = simpy.Resource(env, capacity=spec.slots)
         self.busy_s = 0.0
         """Total virtual seconds spent computing."""
@@ -93,6 +93,6 @@ class Node:
         received.id = transfer.id
         self.directory[transfer.dst].mailbox.put(received)
 
-    def receive(self) -> simpy.Event:
-        """An event that yields the next message in this node's mailbox."""
-        return self.mailbox.get()
+    def receive(self, accept: Callable[[Message], bool] | None = None) -> simpy.Event:
+        """An event that yields the oldest message in the mailbox (that ``accept`` takes)."""
+        return self.mailbox.get() if accept is None else self.mailbox.get(accept)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from simnet.workloads import traffic
+from simnet.workloads import federated, traffic
 from simnet.workloads.base import WorkloadKind
 
 WORKLOADS: dict[str, WorkloadKind] = {
     "traffic": WorkloadKind(traffic.TrafficConfig, traffic.check, traffic.TrafficRun),
+    "federated": WorkloadKind(federated.FederatedConfig, federated.check, federated.FederatedRun),
 }

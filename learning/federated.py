@@ -1,0 +1,112 @@
+"""The learning side of federated training: what a node computes, never when.
+
+A :class:`Learner` owns one model architecture and its training settings and turns model
+states (``dict[str, Tensor]``, what messages carry) into new states, reporting the FLOPs
+of each step so the simulator can charge compute time. It keeps one scratch model per
+kind (plain, personalised) and loads states into it: the simulator runs one node's step
+at a time, so nodes need not hold models of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import torch
+
+from learning.aggregation import mix, weighted_average
+from learning.data.dataset import MultimodalSplit
+from learning.models import FusionModel, PersonalizedModel
+from learning.models.adapter import EdgeAdapter
+from learning.train import Task, TrainConfig, evaluate, train, train_flops
+
+State = dict[str, torch.Tensor]
+
+AGGREGATE_FLOPS_PER_ELEMENT = 2
+"""A weighted sum costs one multiply-add per element and state."""
+MIX_FLOPS_PER_ELEMENT = 3
+"""(1 − α)·w + α·w_new as w + α·(w_new − w): a subtraction and a multiply-add."""
+
+
+def copy_state(module: torch.nn.Module) -> State:
+    """A detached copy of ``module``'s state."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+class Learner:
+    """Local training, aggregation, adapter tuning and evaluation for one ``task``.
+
+    ``factory`` builds a fresh model (same architecture every call); ``local`` is the
+    training of an end device, ``adapter`` the tuning of an edge adapter (base frozen).
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], FusionModel],
+        task: Task,
+        local: TrainConfig,
+        adapter: TrainConfig,
+        seed: int = 0,
+    ) -> None:
+        self.task = task
+        self.local = local
+        self.adapter = adapter
+        self.seed = seed
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.model = factory()
+            self.personal = PersonalizedModel(factory())
+        self.initial = copy_state(self.model)
+        self.personal.freeze_base()
+        self.params = sum(v.numel() for v in self.initial.values())
+
+    def local_update(self, state: State, data: MultimodalSplit, seed: int) -> tuple[State, int]:
+        """Train ``state`` on ``data`` with the local settings: (new state, FLOPs)."""
+        self.model.load_state_dict(state)
+        cfg = replace(self.local, seed=seed)
+        flops = train_flops(self.model, data, self.task, cfg)
+        train(self.model, data, self.task, cfg)
+        return copy_state(self.model), flops
+
+    def aggregate(self, states: Sequence[State], weights: Sequence[float]) -> tuple[State, int]:
+        """Weighted average of ``states``: (state, FLOPs)."""
+        flops = AGGREGATE_FLOPS_PER_ELEMENT * self.params * len(states)
+        return weighted_average(states, weights), flops
+
+    def merge(self, state: State, new: State, alpha: float) -> tuple[State, int]:
+        """(1 − α)·state + α·new: (state, FLOPs)."""
+        return mix(state, new, alpha), MIX_FLOPS_PER_ELEMENT * self.params
+
+    def new_adapter(self, seed: int) -> State:
+        """A freshly initialised adapter state, N(0, 0.02²) weights, drawn from ``seed``."""
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            out_dim = self.personal.adapter.out.out_features
+            fresh = EdgeAdapter(self.personal.base.token_dim, out_dim)
+        return copy_state(fresh)
+
+    def tune_adapter(
+        self, base: State, adapter: State, data: MultimodalSplit, seed: int
+    ) -> tuple[State, int]:
+        """Train ``adapter`` on ``data`` with the base frozen at ``base``: (adapter, FLOPs)."""
+        self._load_personal(base, adapter)
+        cfg = replace(self.adapter, seed=seed)
+        flops = train_flops(self.personal, data, self.task, cfg)
+        train(self.personal, data, self.task, cfg)
+        return copy_state(self.personal.adapter), flops
+
+    def evaluate(self, state: State, data: MultimodalSplit) -> dict[str, float]:
+        """Held-out metrics of ``state`` on ``data``."""
+        self.model.load_state_dict(state)
+        return evaluate(self.model, data, self.task)
+
+    def evaluate_personal(
+        self, base: State, adapter: State, data: MultimodalSplit
+    ) -> dict[str, float]:
+        """Held-out metrics of the personalised model (base + adapter) on ``data``."""
+        self._load_personal(base, adapter)
+        return evaluate(self.personal, data, self.task)
+
+    def _load_personal(self, base: State, adapter: State) -> None:
+        self.personal.base.load_state_dict(base)
+        self.personal.adapter.load_state_dict(adapter)

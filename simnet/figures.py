@@ -1,0 +1,210 @@
+"""Figures of one run directory, drawn only from its files (see ``simnet.records``).
+
+``write_run_figures`` writes PNGs (150 dpi) into ``run_dir/figures/``. Times are virtual
+seconds, byte counts are message sizes, shown in MB (10⁶ bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from simnet.topology.graph import TIERS, link_class  # noqa: E402
+
+ACCURACY_METRICS = ("acc2_non0", "f1_non0", "mae", "accuracy", "f1_macro")
+"""Metrics of ``metrics.csv`` drawn in ``accuracy_vs_time.png``, in subplot order."""
+
+METRIC_LABELS = {"mae": "MAE (lower is better)"}
+"""Y-axis labels that differ from the metric name."""
+
+MANY_NODES = 8
+"""Above this many nodes, only cloud nodes get a colour and a legend entry."""
+
+DPI = 150
+MB = 1e6
+LINESTYLES = ("-", "--", "-.", ":")
+"""Cycled per link class so that classes with equal byte counts stay visible."""
+_TIME_COLUMNS = ("t_send", "t_recv", "t_drop")
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """``summary.json`` of ``run_dir``; ``ValueError`` if the run is not complete."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: not a complete run (no summary.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def node_tiers(run_dir: Path) -> dict[str, str]:
+    """Node id → tier, from the inline topology of ``run_dir/scenario.yaml``."""
+    scenario = yaml.safe_load((Path(run_dir) / "scenario.yaml").read_text(encoding="utf-8"))
+    return {str(n["id"]): str(n["tier"]) for n in scenario["topology"]["nodes"]}
+
+
+def read_messages(run_dir: Path) -> pd.DataFrame:
+    """``messages.csv`` with ids as text, ``bytes`` as int and times (s) as float, NaN if empty."""
+    return pd.read_csv(
+        Path(run_dir) / "messages.csv",
+        dtype={"id": str, "src": str, "dst": str, "kind": str, "status": str, "route": str},
+        keep_default_na=False,
+        na_values={c: [""] for c in _TIME_COLUMNS},
+    ).astype({"bytes": "int64", **{c: "float64" for c in _TIME_COLUMNS}})
+
+
+def _class_order(name: str) -> tuple[int, ...]:
+    """Sort key of a link class such as ``end-edge``: by tier, end first."""
+    return tuple(TIERS.index(t) if t in TIERS else len(TIERS) for t in name.split("-"))
+
+
+def cumulative_bytes_by_class(run_dir: Path) -> pd.DataFrame:
+    """Cumulative bytes per link class over virtual time.
+
+    Every delivered or dropped message counts its full size on every link of its route,
+    at its ``t_recv`` (delivered) or ``t_drop`` (dropped). Columns: ``t`` (s),
+    ``link_class`` (e.g. ``end-edge``), ``cumulative_bytes``; one row per class and time,
+    sorted by class (end first) then time.
+    """
+    tiers = node_tiers(run_dir)
+    messages = read_messages(run_dir)
+    rows = []
+    for m in messages.itertuples(index=False):
+        if m.status not in ("delivered", "dropped"):
+            continue
+        t = m.t_recv if m.status == "delivered" else m.t_drop
+        route = m.route.split(">")
+        for a, b in zip(route[:-1], route[1:], strict=True):
+            rows.append((t, link_class(tiers[a], tiers[b]), m.bytes))
+    per_time = (
+        pd.DataFrame(rows, columns=["t", "link_class", "bytes"])
+        .astype({"t": "float64", "bytes": "int64"})
+        .groupby(["link_class", "t"], as_index=False)["bytes"]
+        .sum()
+    )
+    per_time["order"] = per_time["link_class"].map(_class_order)
+    per_time = per_time.sort_values(["order", "link_class", "t"])
+    per_time["cumulative_bytes"] = per_time.groupby("link_class")["bytes"].cumsum()
+    return per_time[["t", "link_class", "cumulative_bytes"]].reset_index(drop=True)
+
+
+def _note(ax: Axes, text: str) -> None:
+    """Write ``text`` in the middle of an empty plot."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Save ``fig`` as PNG at ``DPI`` and close it."""
+    try:
+        fig.savefig(path, dpi=DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_bytes_per_tier(run_dir: Path, summary: dict[str, Any], path: Path) -> Path:
+    """Step lines of cumulative MB per link class against virtual time (s)."""
+    data = cumulative_bytes_by_class(run_dir)
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    t_end = summary.get("virtual_time_s")
+    for i, (name, group) in enumerate(data.groupby("link_class", sort=False)):
+        t = [0.0, *group["t"]]
+        mb = [0.0, *(group["cumulative_bytes"] / MB)]
+        if t_end is not None and t_end > t[-1]:
+            t.append(t_end)
+            mb.append(mb[-1])
+        ax.plot(
+            t, mb, drawstyle="steps-post", linestyle=LINESTYLES[i % len(LINESTYLES)], label=name
+        )
+    if data.empty:
+        _note(ax, "no messages" if read_messages(run_dir).empty else "no bytes on links")
+    else:
+        ax.legend(title="link class", loc="upper left")
+    ax.set_xlabel("virtual time (s)")
+    ax.set_ylabel("cumulative bytes on links (MB)")
+    ax.set_title(summary.get("name", Path(run_dir).name))
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_time(run_dir: Path, summary: dict[str, Any], path: Path) -> Path | None:
+    """One subplot per accuracy metric present, one line per node; ``None`` if none present."""
+    metrics = pd.read_csv(
+        Path(run_dir) / "metrics.csv", dtype={"node": str, "metric": str}, keep_default_na=False
+    )
+    metrics = metrics[metrics["metric"].isin(ACCURACY_METRICS)]
+    if metrics.empty:
+        return None
+    present = [m for m in ACCURACY_METRICS if m in set(metrics["metric"])]
+    tiers = node_tiers(run_dir)
+    many = metrics["node"].nunique() > MANY_NODES
+    fig, axes = plt.subplots(
+        len(present),
+        1,
+        sharex=True,
+        squeeze=False,
+        figsize=(7, 1 + 2.5 * len(present)),
+        layout="constrained",
+    )
+    for ax, metric in zip(axes[:, 0], present, strict=True):
+        rows = metrics[metrics["metric"] == metric].sort_values("t")
+        grey = {n for n in rows["node"] if many and tiers.get(n) != "cloud"}
+        grey_label = f"{len(grey)} other nodes"
+        for node, group in rows.groupby("node"):
+            if node in grey:
+                style = {"color": "0.75", "linewidth": 0.6, "markersize": 2, "label": grey_label}
+                grey_label = "_nolegend_"
+            else:
+                style = {"markersize": 3, "label": node, "zorder": 3}
+            ax.plot(group["t"], group["value"].astype(float), marker="o", **style)
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.legend(fontsize="small", loc="best")
+    axes[-1, 0].set_xlabel("virtual time (s)")
+    axes[0, 0].set_title(summary.get("name", Path(run_dir).name))
+    return _save(fig, path)
+
+
+def plot_bytes_per_kind(run_dir: Path, summary: dict[str, Any], path: Path) -> Path:
+    """Horizontal bars of total MB per message kind (all statuses), largest on top."""
+    messages = read_messages(run_dir)
+    totals = messages.groupby("kind")["bytes"].sum().sort_values(ascending=False) / MB
+    fig, ax = plt.subplots(figsize=(7, 1.5 + 0.4 * max(len(totals), 1)), layout="constrained")
+    if totals.empty:
+        _note(ax, "no messages")
+    else:
+        bars = ax.barh(totals.index, totals.to_numpy())
+        ax.bar_label(bars, fmt="%.4g", padding=3)
+        ax.margins(x=0.12)
+        ax.invert_yaxis()
+    ax.set_xlabel("bytes (MB)")
+    ax.set_ylabel("message kind")
+    ax.set_title(summary.get("name", Path(run_dir).name))
+    return _save(fig, path)
+
+
+def write_run_figures(run_dir: Path) -> list[Path]:
+    """Write the figures of ``run_dir`` into ``run_dir/figures/`` and return their paths.
+
+    Order: ``bytes_per_tier.png``, ``accuracy_vs_time.png`` (only if ``metrics.csv`` has an
+    accuracy metric), ``bytes_per_kind.png``. ``ValueError`` if the run is not complete.
+    """
+    run_dir = Path(run_dir)
+    summary = read_summary(run_dir)
+    out = run_dir / "figures"
+    out.mkdir(exist_ok=True)
+    written = [
+        plot_bytes_per_tier(run_dir, summary, out / "bytes_per_tier.png"),
+        plot_accuracy_vs_time(run_dir, summary, out / "accuracy_vs_time.png"),
+        plot_bytes_per_kind(run_dir, summary, out / "bytes_per_kind.png"),
+    ]
+    return [p for p in written if p is not None]

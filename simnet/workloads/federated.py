@@ -1,0 +1,297 @@
+"""The ``federated`` workload: Mega-CE²'s three-tier training and its comparisons.
+
+``cloud.mode``: ``async`` (Mega-CE²: synchronous end–edge, asynchronous edge–cloud),
+``sync`` (HierFAVG: the cloud waits for every edge each round) or ``flat`` (two-tier
+FedAvg: the cloud averages the ends directly; edges only forward packets). The
+protocols are in :mod:`simnet.protocols.hierarchical` and :mod:`simnet.protocols.cloud`;
+the data layout (who holds which samples) is documented in docs/megace2.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from learning.data import dirichlet_partition, iid_partition, load_mosei, mosei_like
+from learning.data.dataset import MultimodalDataset
+from learning.federated import Learner
+from learning.models import MODELS, build_model
+from learning.train import TrainConfig
+from simnet.errors import InputError
+from simnet.protocols.cloud import Cloud, FlatServer, MergeRule
+from simnet.protocols.hierarchical import (
+    Aggregator,
+    Context,
+    Edge,
+    EndData,
+    RoundRules,
+    end_process,
+)
+from simnet.topology.graph import Topology
+from simnet.workloads.base import WorkloadRun
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """``synthetic`` MOSEI-shaped data (sizes, ``seq_len`` steps, ``difficulty``) or a
+    MOSI/MOSEI feature ``file`` at ``path`` (relative to the scenario file)."""
+
+    source: Literal["synthetic", "file"] = "synthetic"
+    path: str | None = None
+    layout: Literal["auto", "mult", "mmsa"] = "auto"
+    train: int = Field(default=900, ge=1)
+    valid: int = Field(default=100, ge=1)
+    test: int = Field(default=400, ge=1)
+    seq_len: int = Field(default=12, ge=1)
+    difficulty: float = Field(default=0.3, ge=0)
+
+
+class PartitionConfig(_Strict):
+    """Train samples dealt to ends (``iid`` or ``dirichlet`` with ``alpha``); each end
+    holds out ``test_share`` for its edge's evaluation and uploads ``upload_share`` of the
+    rest to its edge as the adapter's training data."""
+
+    scheme: Literal["iid", "dirichlet"] = "dirichlet"
+    alpha: float = Field(default=1.0, gt=0)
+    test_share: float = Field(default=0.2, gt=0, lt=1)
+    upload_share: float = Field(default=0.25, gt=0, le=1)
+
+
+class ModelConfig(_Strict):
+    """A model of :data:`learning.models.MODELS` and its constructor ``options``."""
+
+    name: str = "mult"
+    options: dict[str, Any] = Field(default_factory=lambda: {"width": 16, "layers": 2, "heads": 2})
+
+
+class TrainingConfig(_Strict):
+    """Adam, ``epochs`` passes over the local data in batches of ``batch_size``."""
+
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=24, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+
+
+class EndConfig(_Strict):
+    """End devices: local ``training``; ``feature_flops_per_sample`` FLOPs to turn one
+    sample's raw media into features (once, at start)."""
+
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    feature_flops_per_sample: float = Field(default=2e9, ge=0)
+
+
+class EdgeConfig(_Strict):
+    """Edges: round ``deadline_s`` after the broadcast (none: wait for every end), what
+    happens to a late update (``drop`` or use in the ``next`` round), the personal
+    ``adapter`` and its ``adapter_training``."""
+
+    deadline_s: float | None = Field(default=None, gt=0)
+    late_policy: Literal["drop", "next"] = "drop"
+    adapter: bool = True
+    adapter_training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+class CloudConfig(_Strict):
+    """The cloud: ``mode``; FedAsync's ``alpha`` and ``staleness`` rule s(τ) with ``a``,
+    ``b``; the run ends after ``updates`` edge models merged (async, sync) or ``updates``
+    rounds (flat)."""
+
+    mode: Literal["async", "sync", "flat"] = "async"
+    alpha: float = Field(default=0.6, gt=0, le=1)
+    staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
+    a: float = Field(default=0.5, gt=0)
+    b: int = Field(default=4, ge=0)
+    updates: int = Field(default=36, ge=1)
+
+
+class TargetConfig(_Strict):
+    """Time to target: first virtual time the cloud model's ``metric`` reaches ``value``
+    (at most ``value`` for ``mae``, at least otherwise)."""
+
+    metric: Literal["acc2_non0", "f1_non0", "mae", "corr"] = "acc2_non0"
+    value: float = 0.7
+
+
+class FederatedConfig(_Strict):
+    """``workload`` of kind ``federated``."""
+
+    kind: Literal["federated"]
+    data: DataConfig = Field(default_factory=DataConfig)
+    partition: PartitionConfig = Field(default_factory=PartitionConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    end: EndConfig = Field(default_factory=EndConfig)
+    edge: EdgeConfig = Field(default_factory=EdgeConfig)
+    cloud: CloudConfig = Field(default_factory=CloudConfig)
+    target: TargetConfig = Field(default_factory=TargetConfig)
+
+
+def roles(topology: Topology) -> tuple[str, dict[str, list[str]]]:
+    """The cloud (the first cloud node) and each edge's ends (the first edge on an end's
+    route to the cloud), in topology order."""
+    cloud = topology.nodes_in_tier("cloud")[0]
+    children: dict[str, list[str]] = {e: [] for e in topology.nodes_in_tier("edge")}
+    for end in topology.nodes_in_tier("end"):
+        parent = next(n for n in topology.path(end, cloud) if topology.nodes[n].tier == "edge")
+        children[parent].append(end)
+    return cloud, {e: ends for e, ends in children.items() if ends}
+
+
+def check(config: FederatedConfig, topology: Topology, source: str) -> None:
+    """Roles exist, the model and its options build, a data file is there."""
+    if not topology.nodes_in_tier("cloud") or not topology.nodes_in_tier("end"):
+        raise InputError(source, "topology", "the federated workload needs a cloud and end nodes")
+    if config.cloud.mode != "flat" and not topology.nodes_in_tier("edge"):
+        raise InputError(source, "topology", f"cloud.mode {config.cloud.mode} needs edge nodes")
+    if config.model.name not in MODELS:
+        known = ", ".join(MODELS)
+        raise InputError(source, "workload.model.name", f"must be one of {known}")
+    try:
+        build_model(config.model.name, {"text": 4, "audio": 3}, 1, **config.model.options)
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, "workload.model.options", str(exc).splitlines()[0]) from None
+    data = config.data
+    if data.source == "file":
+        if data.path is None:
+            raise InputError(source, "workload.data.path", "required when source is file")
+        path = Path(source).parent / data.path
+        if not path.is_file():
+            raise InputError(source, "workload.data.path", f"file not found: {path}")
+        data.path = str(path.resolve())
+    n_ends = len(topology.nodes_in_tier("end"))
+    if data.source == "synthetic" and data.train < 2 * n_ends:
+        raise InputError(source, "workload.data.train", f"too few samples for {n_ends} ends")
+
+
+def load_data(config: DataConfig, seed: int) -> MultimodalDataset:
+    if config.source == "file":
+        return load_mosei(config.path or "", config.layout)
+    return mosei_like(
+        config.train, config.valid, config.test, config.seq_len, difficulty=config.difficulty,
+        seed=seed,
+    )  # fmt: skip
+
+
+def end_datasets(
+    dataset: MultimodalDataset, ends: list[str], cfg: PartitionConfig, seed: int
+) -> dict[str, EndData]:
+    """Deal the train split to ``ends`` and cut each share into train / upload / test."""
+    labels = dataset.train.labels
+    if cfg.scheme == "iid":
+        parts = iid_partition(len(labels), len(ends), seed)
+    else:
+        parts = dirichlet_partition(labels, len(ends), cfg.alpha, seed, min_size=2)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for end, part in zip(ends, parts, strict=True):
+        part = rng.permutation(part)
+        n_test = max(1, round(cfg.test_share * len(part)))
+        train = part[n_test:]
+        upload = train[: max(1, round(cfg.upload_share * len(train)))]
+        out[end] = EndData(
+            *(dataset.train.subset(ix.tolist()) for ix in (train, upload, part[:n_test]))
+        )
+    return out
+
+
+class FederatedRun(WorkloadRun):
+    """Builds the data, the learner and the roles; spawns their processes."""
+
+    progress_unit = "update"
+
+    def __init__(self, config: FederatedConfig, world: Any, advance: Any) -> None:
+        super().__init__(config, world, advance)
+        seed = world.seed
+        dataset = load_data(config.data, seed)
+        dims = dataset.feature_dims()
+        learner = Learner(
+            lambda: build_model(config.model.name, dims, 1, **config.model.options),
+            dataset.task,
+            config.end.training.train_config(),
+            config.edge.adapter_training.train_config(),
+            seed,
+        )
+        self.ctx = Context(world, learner, seed)
+        self.cloud_id, self.children = roles(world.topology)
+        ends = [e for group in self.children.values() for e in group]
+        self.data = end_datasets(dataset, ends, config.partition, seed)
+        rules = RoundRules(config.edge.deadline_s, config.edge.late_policy)
+        cloud = config.cloud
+        if cloud.mode == "flat":
+            self.flat = Aggregator(self.ctx, self.cloud_id, ends, rules)
+            self.server: Cloud | FlatServer = FlatServer(
+                self.ctx, self.flat, cloud.updates, dataset.test, advance
+            )
+            self.parents = dict.fromkeys(ends, self.cloud_id)
+            self.edges: list[Edge] = []
+        else:
+            self.edges = [
+                Edge(
+                    self.ctx,
+                    edge,
+                    self.cloud_id,
+                    group,
+                    rules,
+                    learner.new_adapter(seed + k) if config.edge.adapter else None,
+                )  # fmt: skip
+                for k, (edge, group) in enumerate(self.children.items())
+            ]
+            rule = MergeRule(cloud.alpha, cloud.staleness, cloud.a, cloud.b)
+            self.server = Cloud(
+                self.ctx, self.cloud_id, list(self.children), cloud.mode, rule, cloud.updates,
+                dataset.test, advance,
+            )  # fmt: skip
+            self.parents = {e: edge for edge, group in self.children.items() for e in group}
+
+    @property
+    def progress_total(self) -> float:
+        return self.config.cloud.updates
+
+    def start(self) -> None:
+        env = self.world.env
+        flops = self.config.end.feature_flops_per_sample
+        for end, parent in self.parents.items():
+            env.process(end_process(self.ctx, end, parent, self.data[end], flops))
+        for edge in self.edges:
+            env.process(edge.process())
+        env.process(self.server.process())
+
+    def time_to_target(self) -> float | None:
+        target = self.config.target
+        for t, metrics in self.server.history:
+            value = metrics.get(target.metric)
+            if value is None:
+                continue
+            if (value <= target.value) if target.metric == "mae" else (value >= target.value):
+                return t
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        final = self.server.history[-1][1]
+        out: dict[str, Any] = {
+            "mode": self.config.cloud.mode,
+            "model_parameters": self.ctx.learner.params,
+            "cloud": {"version": self.server.version, **final},
+            "edges": {edge.edge: edge.metrics for edge in self.edges},
+            "target": self.config.target.model_dump(),
+            "time_to_target_s": self.time_to_target(),
+        }
+        if isinstance(self.server, Cloud):
+            tau = self.server.staleness or [0]
+            out["updates_merged"] = self.server.merged
+            out["staleness"] = {"mean": float(np.mean(tau)), "max": int(max(tau))}
+        aggregators = [e.rounds for e in self.edges] or [self.flat]
+        out["late_updates"] = {
+            "missed_deadline": sum(a.late for a in aggregators),
+            "used_next_round": sum(a.used_late for a in aggregators),
+            "dropped": sum(a.dropped for a in aggregators),
+        }
+        return out
