@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace the files of an existing run directory"
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
+    run.add_argument("--no-figures", action="store_true", help="do not write figures/")
     scenario_command("validate", "check a scenario and its topology without running it")
     return parser
 
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(
             "--out", "", f"{out} already holds files; choose another directory or pass --force"
         )
-    summary = run_scenario(scenario, out, progress=not args.quiet)
+    summary = run_scenario(scenario, out, progress=not args.quiet, figures=not args.no_figures)
     if not args.quiet:
         print(format_summary(summary, out))
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from simnet.figures import write_run_figures
 from simnet.network import DELIVERED, DROPPED, IN_FLIGHT
 from simnet.records import write_run
 from simnet.scenario import Scenario
@@ -28,12 +29,20 @@ def network_summary(world: Any) -> dict[str, Any]:
     }
 
 
-def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Simulate ``scenario``, write ``out_dir`` and return its summary."""
+def run_scenario(
+    scenario: Scenario, out_dir: Path, progress: bool = True, figures: bool = True
+) -> dict[str, Any]:
+    """Simulate ``scenario``, write ``out_dir`` (and its ``figures/`` unless told not
+    to) and return its summary."""
     started = time.perf_counter()
     world = scenario.world()
     kind = WORKLOADS[scenario.workload.kind]  # type: ignore[attr-defined]
-    workload = kind.Run(scenario.workload, world, lambda n: bar.update(n))
+
+    def advance(n: float) -> None:
+        bar.update(n)
+        bar.set_postfix_str(f"virtual {world.env.now:.4g} s", refresh=False)
+
+    workload = kind.Run(scenario.workload, world, advance)
     bar = tqdm(
         total=workload.progress_total,
         unit=workload.progress_unit,
@@ -57,6 +66,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> di
         **workload.summary(),
     }
     write_run(out_dir, scenario.as_run(), world.network.transfers, world.metrics, summary)
+    if figures:
+        write_run_figures(out_dir)
     return summary
 
 
@@ -70,6 +81,7 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         ("bytes sent", f"{summary['bytes_total']:,} B"),
     ]
     rows += [(f"  on {k} links", f"{v:,} B") for k, v in summary["bytes_by_tier"].items()]
+    rows += _learning_rows(summary)
     times = summary.get("transfer_time_s")
     if times:
         rows.append(
@@ -78,3 +90,30 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         )  # fmt: skip
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+HEADLINE = ("acc2_non0", "f1_non0", "mae", "accuracy", "f1_macro")
+"""Metrics shown in the summary table, when a run has them."""
+
+
+def _scores(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {metrics[k]:.3f}" for k in HEADLINE if k in metrics)
+
+
+def _learning_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows for a learning run: cloud and per-edge scores, time to target, staleness."""
+    if "cloud" not in summary:
+        return []
+    rows = [(f"cloud model (v{summary['cloud']['version']})", _scores(summary["cloud"]))]
+    rows += [(f"  {edge} personalised", _scores(m)) for edge, m in summary["edges"].items()]
+    target = summary["target"]
+    reached = summary["time_to_target_s"]
+    when = "not reached" if reached is None else f"{reached:.4g} s"
+    rows.append((f"time to {target['metric']} {target['value']:g}", when))
+    if "staleness" in summary:
+        tau = summary["staleness"]
+        rows.append(("staleness", f"mean {tau['mean']:.3g}, max {tau['max']}"))
+    late = summary["late_updates"]
+    if late["missed_deadline"]:
+        rows.append(("late end updates", ", ".join(f"{v} {k}" for k, v in late.items())))
+    return rows

@@ -59,7 +59,10 @@ def test_dumbbell_matches_hand_computed_times(tmp_path):
 def test_run_directory_is_complete_and_self_contained(tmp_path):
     out = run(tmp_path, DUMBBELL)
     assert sorted(p.name for p in out.iterdir()) == [
-        "messages.csv", "metrics.csv", "scenario.yaml", "summary.json"
+        "figures", "messages.csv", "metrics.csv", "scenario.yaml", "summary.json"
+    ]  # fmt: skip
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "bytes_per_kind.png", "bytes_per_tier.png"
     ]  # fmt: skip
     assert is_complete(out)
     as_run = yaml.safe_load((out / "scenario.yaml").read_text())
