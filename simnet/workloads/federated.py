@@ -281,6 +281,7 @@ class FederatedRun(WorkloadRun):
             "model_parameters": self.ctx.learner.params,
             "cloud": {"version": self.server.version, **final},
             "edges": {edge.edge: edge.metrics for edge in self.edges},
+            "edge_samples": {edge.edge: edge.samples for edge in self.edges},
             "target": self.config.target.model_dump(),
             "time_to_target_s": self.time_to_target(),
         }

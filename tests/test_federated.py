@@ -1,0 +1,184 @@
+"""The federated workload: Mega-CE²'s protocol on a small world, checked from its records."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from learning.models import build_model
+from simnet.node import Node
+from simnet.protocols.cloud import MergeRule
+from simnet.run import run_scenario
+from simnet.scenario import load_scenario
+
+SMALL_MODEL = {"name": "mult", "options": {"width": 8, "layers": 1, "heads": 2}}
+
+
+def topology(slow_edge: float = 1.0) -> dict[str, Any]:
+    """One cloud, two edges, two ends each; edge1's domain ``slow_edge`` times slower."""
+    nodes = [{"id": "cloud", "tier": "cloud", "flops": 5e13}]
+    links = []
+    for e in range(2):
+        factor = slow_edge if e == 1 else 1.0
+        nodes.append({"id": f"edge{e}", "tier": "edge", "flops": 2e12 / factor})
+        links.append({"a": f"edge{e}", "b": "cloud", "latency_ms": 30, "bandwidth_mbps": 100})
+        for k in range(2):
+            end = f"end{2 * e + k}"
+            nodes.append({"id": end, "tier": "end", "flops": 5e10 / factor})
+            links.append({"a": end, "b": f"edge{e}", "latency_ms": 5, "bandwidth_mbps": 20})
+    return {"nodes": nodes, "links": links}
+
+
+def scenario(tmp_path: Path, name: str = "fed", slow_edge: float = 1.0, **workload: Any) -> Path:
+    body = {
+        "kind": "federated",
+        "data": {"train": 240, "valid": 40, "test": 120, "seq_len": 6, "difficulty": 0.3},
+        "partition": {"scheme": "iid"},
+        "model": SMALL_MODEL,
+        "end": {"training": {"epochs": 2, "lr": 0.003}, "feature_flops_per_sample": 1e8},
+        "edge": {"adapter_training": {"epochs": 1, "lr": 0.01}},
+        "cloud": {"mode": "async", "updates": 8},
+        "target": {"metric": "acc2_non0", "value": 0.6},
+    }
+    for key, value in workload.items():
+        body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value
+    data = {"name": name, "seed": 0, "topology": topology(slow_edge), "workload": body}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run(path: Path, out: Path, **overrides: Any) -> tuple[dict[str, Any], Path]:
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    summary = run_scenario(load_scenario(path, sets), out, progress=False, figures=False)
+    return summary, out
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def async_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("async")
+    return run(scenario(tmp), tmp / "run")
+
+
+def test_bytes_in_messages_add_up_to_the_summary(async_run):
+    summary, out = async_run
+    messages = rows(out / "messages.csv")
+    assert all(m["status"] == "delivered" for m in messages)
+    assert sum(int(m["bytes"]) for m in messages) == summary["bytes_total"]
+    hops = sum(int(m["bytes"]) * (len(m["route"].split(">")) - 1) for m in messages)
+    assert hops == sum(summary["bytes_by_tier"].values())
+    by_kind = {k: v["delivered"] for k, v in summary["bytes_by_kind"].items()}
+    for kind, total in by_kind.items():
+        assert total == sum(int(m["bytes"]) for m in messages if m["kind"] == kind)
+    # the protocol's messages, each kind where it belongs
+    kinds = {(m["kind"], m["src"][:3], m["dst"][:3]) for m in messages}
+    assert kinds == {
+        ("features", "end", "edg"), ("model_request", "edg", "clo"),
+        ("global_model", "clo", "edg"), ("model", "edg", "end"),
+        ("end_update", "end", "edg"), ("edge_update", "edg", "clo"), ("stop", "clo", "edg"),
+        ("stop", "edg", "end"),
+    }  # fmt: skip
+    assert summary["updates_merged"] == 8 and summary["cloud"]["version"] == 8
+
+
+def test_staleness_and_alpha_follow_the_merge_rule(async_run):
+    summary, out = async_run
+    messages = rows(out / "messages.csv")
+    metrics = rows(out / "metrics.csv")
+    merges = [float(m["t"]) for m in metrics if m["node"] == "cloud" and m["metric"] == "alpha"]
+    taus = [int(float(m["value"])) for m in metrics if m["metric"] == "staleness"]
+    alphas = [float(m["value"]) for m in metrics if m["metric"] == "alpha"]
+    assert len(merges) == len(taus) == 8
+
+    updates = sorted(
+        (m for m in messages if m["kind"] == "edge_update"), key=lambda m: float(m["t_recv"])
+    )[:8]
+    pulls = [m for m in messages if m["kind"] == "global_model"]
+    sizes = summary["edge_samples"]
+    mean = sum(sizes.values()) / len(sizes)
+    rule = MergeRule(alpha=0.6, staleness="polynomial", a=0.5)
+    for k, update in enumerate(updates):
+        # the version the edge pulled: merges done before the cloud sent its last model
+        pull = max(
+            (p for p in pulls if p["dst"] == update["src"] and p["t_send"] <= update["t_send"]),
+            key=lambda p: float(p["t_send"]),
+        )
+        pulled = sum(t <= float(pull["t_send"]) for t in merges)
+        assert taus[k] == k - pulled
+        expected = min(1.0, 0.6 * (taus[k] + 1) ** -0.5 * sizes[update["src"]] / mean)
+        assert alphas[k] == pytest.approx(expected)
+        assert rule.weight(taus[k], sizes[update["src"]], mean) == pytest.approx(expected)
+    assert summary["staleness"]["max"] == max(taus)
+
+
+def test_same_seed_same_records(async_run, tmp_path):
+    _, first = async_run
+    _, again = run(scenario(tmp_path), tmp_path / "again")
+    for name in ("messages.csv", "metrics.csv"):
+        assert (first / name).read_bytes() == (again / name).read_bytes()
+
+
+def test_adapters_never_leave_the_edge(tmp_path, monkeypatch):
+    sent: list[tuple[str, set[str]]] = []
+    original = Node.send
+
+    def spy(self, message, codec=None):
+        sent.append((message.kind, set(message.payload)))
+        return original(self, message, codec)
+
+    monkeypatch.setattr(Node, "send", spy)
+    summary, _ = run(scenario(tmp_path), tmp_path / "run", **{"workload.cloud.updates": 4})
+    keys = set().union(*(k for _, k in sent))
+    assert not [k for k in keys if "adapter" in k]
+    model_keys = {frozenset(k) for kind, k in sent if kind in ("edge_update", "end_update")}
+    dims = {"text": 300, "audio": 74, "vision": 35}
+    base = build_model(SMALL_MODEL["name"], dims, 1, **SMALL_MODEL["options"])
+    assert model_keys == {frozenset(base.state_dict())}
+    # the edges did personalise: their metrics come from base + adapter
+    assert set(summary["edges"]) == {"edge0", "edge1"}
+
+
+def test_async_reaches_the_target_before_sync_when_one_edge_is_slow(tmp_path):
+    # edge1 and its ends compute 10x slower: the sync cloud waits for them every round
+    path = scenario(tmp_path, slow_edge=10.0, target={"metric": "mae", "value": 1.15})
+    runs = {}
+    for mode in ("async", "sync"):
+        sets = {"workload.cloud.mode": mode, "workload.cloud.updates": 16}
+        runs[mode], _ = run(path, tmp_path / mode, **sets)
+    fast, slow = runs["async"]["time_to_target_s"], runs["sync"]["time_to_target_s"]
+    assert fast is not None and slow is not None
+    assert fast < slow
+    # sync rounds never merge stale models; async ones do
+    assert runs["sync"]["staleness"]["max"] == 0 < runs["async"]["staleness"]["max"]
+
+
+def test_flat_fedavg_talks_to_ends_through_the_edges(tmp_path):
+    summary, out = run(scenario(tmp_path, cloud={"mode": "flat", "updates": 2}), tmp_path / "run")
+    messages = rows(out / "messages.csv")
+    kinds = {m["kind"] for m in messages}
+    assert kinds == {"features", "model", "end_update", "stop"}
+    assert all(len(m["route"].split(">")) == 3 for m in messages)  # end > edge > cloud
+    assert summary["cloud"]["version"] == 2 and summary["edges"] == {}
+
+
+def test_a_deadline_leaves_slow_ends_out(tmp_path):
+    path = scenario(tmp_path, slow_edge=10.0, cloud={"mode": "flat", "updates": 3})
+    for policy in ("drop", "next"):
+        edge = {"deadline_s": 0.6, "late_policy": policy}
+        summary, _ = run(path, tmp_path / policy, **{"workload.edge": edge})
+        late = summary["late_updates"]
+        assert late["missed_deadline"] >= 2  # end2 and end3 miss every round
+        if policy == "drop":
+            assert late["used_next_round"] == 0
+        else:
+            assert late["used_next_round"] >= 1 and late["dropped"] == 0
