@@ -182,3 +182,27 @@ def test_a_deadline_leaves_slow_ends_out(tmp_path):
             assert late["used_next_round"] == 0
         else:
             assert late["used_next_round"] >= 1 and late["dropped"] == 0
+
+
+def test_cloud_only_uploads_raw_media_and_trains_centrally(tmp_path):
+    raw = 1_000_000
+    path = scenario(
+        tmp_path, cloud={"mode": "cloud_only", "updates": 3}, end={"raw_bytes_per_sample": raw}
+    )
+    summary, out = run(path, tmp_path / "run")
+    messages = rows(out / "messages.csv")
+    assert {m["kind"] for m in messages} == {"raw_media"}
+    assert len(messages) == 4  # one upload per end
+    samples = sum(int(m["bytes"]) for m in messages) // raw
+    assert sum(int(m["bytes"]) for m in messages) == samples * raw
+    # 240 train samples dealt to 4 ends, 20 % of each held out for the edges
+    assert samples == 4 * 48
+    times = [
+        float(m["t"]) for m in rows(out / "metrics.csv") if m["metric"] == "version"
+    ]  # evaluation at t = 0, then after each epoch
+    last_upload = max(float(m["t_recv"]) for m in messages)
+    features = samples * 1e8 / 5e13  # FLOPs on the cloud's FLOP/s
+    epoch = times[2] - times[1]
+    assert times[1] == pytest.approx(last_upload + features + epoch)
+    assert times[3] - times[2] == pytest.approx(epoch)
+    assert summary["cloud"]["version"] == 3 and summary["edges"] == {}

@@ -8,6 +8,7 @@ Asynchronous merge of an update from edge e that pulled version v_e, at version 
     w   ← (1 − α_t)·w + α_t·w_e,   v ← v + 1
 
 Synchronous round (every edge's update of the round in): w = Σ_e (n_e / Σ n)·w_e.
+Cloud-only: the ends' raw media go up, the cloud extracts features and trains alone.
 The cloud model is evaluated on the held-out test split after every new version
 (measurement only: it takes no virtual time).
 """
@@ -21,7 +22,14 @@ from learning.aggregation import StalenessRule, staleness_factor
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.message import Message
-from simnet.protocols.hierarchical import REPORTED, Aggregator, Context, Process, kind_is
+from simnet.protocols.hierarchical import (
+    REPORTED,
+    Aggregator,
+    Context,
+    Process,
+    concat,
+    kind_is,
+)
 
 
 @dataclass(frozen=True)
@@ -173,3 +181,43 @@ class FlatServer(CloudModel):
             self.advance(1)
             self.publish(state)
         self.aggregator.stop()
+
+
+class CentralServer(CloudModel):
+    """Cloud-only training: every end uploads its raw media; the cloud extracts the
+    features (``feature_flops`` per sample) and trains centrally, ``epochs`` epochs."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        node: str,
+        data: dict[str, MultimodalSplit],
+        feature_flops: float,
+        epochs: int,
+        test: MultimodalSplit,
+        advance: Callable[[float], None],
+    ) -> None:
+        super().__init__(ctx, node, test, advance)
+        self.data = data
+        self.feature_flops = feature_flops
+        self.epochs = epochs
+
+    def process(self) -> Process:
+        self.evaluate()
+        node = self.ctx.node(self.node)
+        for _ in self.data:
+            yield node.receive(kind_is("raw_media"))
+        train = concat(list(self.data.values()))
+        yield self.ctx.compute(self.node, self.feature_flops * len(train))
+        for _ in range(self.epochs):
+            state, flops = self.ctx.learner.local_update(self.state, train, self.ctx.next_seed())
+            yield self.ctx.compute(self.node, flops)
+            self.advance(1)
+            self.publish(state)
+
+
+def raw_upload_process(ctx: Context, end: str, cloud: str, samples: int, raw_bytes: int) -> Process:
+    """An end device of cloud-only training: upload ``samples`` × ``raw_bytes`` bytes of raw
+    media (not materialised: the message declares its size) and be done."""
+    message = Message(end, cloud, "raw_media", size_bytes=samples * raw_bytes)
+    yield ctx.node(end).send(message)

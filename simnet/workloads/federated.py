@@ -1,8 +1,9 @@
 """The ``federated`` workload: Mega-CE²'s three-tier training and its comparisons.
 
 ``cloud.mode``: ``async`` (Mega-CE²: synchronous end–edge, asynchronous edge–cloud),
-``sync`` (HierFAVG: the cloud waits for every edge each round) or ``flat`` (two-tier
-FedAvg: the cloud averages the ends directly; edges only forward packets). The
+``sync`` (HierFAVG: the cloud waits for every edge each round), ``flat`` (two-tier
+FedAvg: the cloud averages the ends directly; edges only forward packets) or
+``cloud_only`` (ends upload raw media; the cloud extracts features and trains alone). The
 protocols are in :mod:`simnet.protocols.hierarchical` and :mod:`simnet.protocols.cloud`;
 the data layout (who holds which samples) is documented in docs/megace2.md.
 """
@@ -21,12 +22,19 @@ from learning.federated import Learner
 from learning.models import MODELS, build_model
 from learning.train import TrainConfig
 from simnet.errors import InputError
-from simnet.protocols.cloud import Cloud, FlatServer, MergeRule
+from simnet.protocols.cloud import (
+    CentralServer,
+    Cloud,
+    FlatServer,
+    MergeRule,
+    raw_upload_process,
+)
 from simnet.protocols.hierarchical import (
     Aggregator,
     Context,
     Edge,
     EndData,
+    Process,
     RoundRules,
     end_process,
 )
@@ -83,10 +91,11 @@ class TrainingConfig(_Strict):
 
 class EndConfig(_Strict):
     """End devices: local ``training``; ``feature_flops_per_sample`` FLOPs to turn one
-    sample's raw media into features (once, at start)."""
+    sample's raw media (``raw_bytes_per_sample`` bytes) into features."""
 
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     feature_flops_per_sample: float = Field(default=2e9, ge=0)
+    raw_bytes_per_sample: int = Field(default=7_500_000, ge=0)
 
 
 class EdgeConfig(_Strict):
@@ -102,10 +111,10 @@ class EdgeConfig(_Strict):
 
 class CloudConfig(_Strict):
     """The cloud: ``mode``; FedAsync's ``alpha`` and ``staleness`` rule s(τ) with ``a``,
-    ``b``; the run ends after ``updates`` edge models merged (async, sync) or ``updates``
-    rounds (flat)."""
+    ``b``; the run ends after ``updates`` edge models merged (async, sync), ``updates``
+    rounds (flat) or ``updates`` epochs (cloud_only)."""
 
-    mode: Literal["async", "sync", "flat"] = "async"
+    mode: Literal["async", "sync", "flat", "cloud_only"] = "async"
     alpha: float = Field(default=0.6, gt=0, le=1)
     staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
     a: float = Field(default=0.5, gt=0)
@@ -136,21 +145,28 @@ class FederatedConfig(_Strict):
 
 def roles(topology: Topology) -> tuple[str, dict[str, list[str]]]:
     """The cloud (the first cloud node) and each edge's ends (the first edge on an end's
-    route to the cloud), in topology order."""
+    route to the cloud; the cloud itself for an end that reaches it through no edge), in
+    topology order."""
     cloud = topology.nodes_in_tier("cloud")[0]
-    children: dict[str, list[str]] = {e: [] for e in topology.nodes_in_tier("edge")}
+    children: dict[str, list[str]] = {e: [] for e in [*topology.nodes_in_tier("edge"), cloud]}
     for end in topology.nodes_in_tier("end"):
-        parent = next(n for n in topology.path(end, cloud) if topology.nodes[n].tier == "edge")
-        children[parent].append(end)
-    return cloud, {e: ends for e, ends in children.items() if ends}
+        route = topology.path(end, cloud)
+        children[next((n for n in route if topology.nodes[n].tier == "edge"), cloud)].append(end)
+    return cloud, {parent: ends for parent, ends in children.items() if ends}
 
 
 def check(config: FederatedConfig, topology: Topology, source: str) -> None:
     """Roles exist, the model and its options build, a data file is there."""
     if not topology.nodes_in_tier("cloud") or not topology.nodes_in_tier("end"):
         raise InputError(source, "topology", "the federated workload needs a cloud and end nodes")
-    if config.cloud.mode != "flat" and not topology.nodes_in_tier("edge"):
-        raise InputError(source, "topology", f"cloud.mode {config.cloud.mode} needs edge nodes")
+    if config.cloud.mode in ("async", "sync"):
+        cloud, children = roles(topology)
+        if cloud in children:
+            raise InputError(
+                source, "workload.cloud.mode",
+                f"{config.cloud.mode} needs an edge between every end and the cloud "
+                f"({children[cloud][0]} has none); use flat or cloud_only",
+            )  # fmt: skip
     if config.model.name not in MODELS:
         known = ", ".join(MODELS)
         raise InputError(source, "workload.model.name", f"must be one of {known}")
@@ -220,36 +236,45 @@ class FederatedRun(WorkloadRun):
             seed,
         )
         self.ctx = Context(world, learner, seed)
+        self.server: Cloud | FlatServer | CentralServer
         self.cloud_id, self.children = roles(world.topology)
         ends = [e for group in self.children.values() for e in group]
         self.data = end_datasets(dataset, ends, config.partition, seed)
-        rules = RoundRules(config.edge.deadline_s, config.edge.late_policy)
-        cloud = config.cloud
-        if cloud.mode == "flat":
-            self.flat = Aggregator(self.ctx, self.cloud_id, ends, rules)
-            self.server: Cloud | FlatServer = FlatServer(
-                self.ctx, self.flat, cloud.updates, dataset.test, advance
+        self.ends: list[Process] = []  # started by start()
+        self.aggregators: list[Aggregator] = []
+        self.edges: list[Edge] = []
+        cloud, edge_cfg = config.cloud, config.edge
+        rules = RoundRules(edge_cfg.deadline_s, edge_cfg.late_policy)
+        features = config.end.feature_flops_per_sample
+        if cloud.mode == "cloud_only":
+            raw = config.end.raw_bytes_per_sample
+            for end in ends:
+                n = len(self.data[end].train)
+                self.ends.append(raw_upload_process(self.ctx, end, self.cloud_id, n, raw))
+            train = {end: self.data[end].train for end in ends}
+            self.server = CentralServer(
+                self.ctx, self.cloud_id, train, features, cloud.updates, dataset.test, advance
             )
-            self.parents = dict.fromkeys(ends, self.cloud_id)
-            self.edges: list[Edge] = []
+            return
+        parents = dict.fromkeys(ends, self.cloud_id)
+        if cloud.mode == "flat":
+            self.aggregators = [Aggregator(self.ctx, self.cloud_id, ends, rules)]
+            self.server = FlatServer(
+                self.ctx, self.aggregators[0], cloud.updates, dataset.test, advance
+            )
         else:
-            self.edges = [
-                Edge(
-                    self.ctx,
-                    edge,
-                    self.cloud_id,
-                    group,
-                    rules,
-                    learner.new_adapter(seed + k) if config.edge.adapter else None,
-                )  # fmt: skip
-                for k, (edge, group) in enumerate(self.children.items())
-            ]
+            for k, (edge, group) in enumerate(self.children.items()):
+                adapter = learner.new_adapter(seed + k) if edge_cfg.adapter else None
+                self.edges.append(Edge(self.ctx, edge, self.cloud_id, group, rules, adapter))
+                parents.update(dict.fromkeys(group, edge))
+            self.aggregators = [e.rounds for e in self.edges]
             rule = MergeRule(cloud.alpha, cloud.staleness, cloud.a, cloud.b)
             self.server = Cloud(
                 self.ctx, self.cloud_id, list(self.children), cloud.mode, rule, cloud.updates,
                 dataset.test, advance,
             )  # fmt: skip
-            self.parents = {e: edge for edge, group in self.children.items() for e in group}
+        for end, parent in parents.items():
+            self.ends.append(end_process(self.ctx, end, parent, self.data[end], features))
 
     @property
     def progress_total(self) -> float:
@@ -257,12 +282,8 @@ class FederatedRun(WorkloadRun):
 
     def start(self) -> None:
         env = self.world.env
-        flops = self.config.end.feature_flops_per_sample
-        for end, parent in self.parents.items():
-            env.process(end_process(self.ctx, end, parent, self.data[end], flops))
-        for edge in self.edges:
-            env.process(edge.process())
-        env.process(self.server.process())
+        for process in [*self.ends, *(e.process() for e in self.edges), self.server.process()]:
+            env.process(process)
 
     def time_to_target(self) -> float | None:
         target = self.config.target
@@ -289,10 +310,9 @@ class FederatedRun(WorkloadRun):
             tau = self.server.staleness or [0]
             out["updates_merged"] = self.server.merged
             out["staleness"] = {"mean": float(np.mean(tau)), "max": int(max(tau))}
-        aggregators = [e.rounds for e in self.edges] or [self.flat]
         out["late_updates"] = {
-            "missed_deadline": sum(a.late for a in aggregators),
-            "used_next_round": sum(a.used_late for a in aggregators),
-            "dropped": sum(a.dropped for a in aggregators),
+            "missed_deadline": sum(a.late for a in self.aggregators),
+            "used_next_round": sum(a.used_late for a in self.aggregators),
+            "dropped": sum(a.dropped for a in self.aggregators),
         }
         return out
