@@ -16,9 +16,10 @@ import torch
 
 from learning.aggregation import mix, weighted_average
 from learning.data.dataset import MultimodalSplit
+from learning.flops import forward_flops
 from learning.models import FusionModel, PersonalizedModel
 from learning.models.adapter import EdgeAdapter
-from learning.train import Task, TrainConfig, evaluate, train, train_flops
+from learning.train import Task, TrainConfig, evaluate, predict, train, train_flops
 
 State = dict[str, torch.Tensor]
 
@@ -106,6 +107,19 @@ class Learner:
         """Held-out metrics of the personalised model (base + adapter) on ``data``."""
         self._load_personal(base, adapter)
         return evaluate(self.personal, data, self.task)
+
+    def infer(
+        self, base: State, adapter: State | None, sample: MultimodalSplit
+    ) -> tuple[torch.Tensor, int]:
+        """Predictions for ``sample`` by ``base`` (+ ``adapter``): (outputs, forward FLOPs)."""
+        if adapter is None:
+            model: torch.nn.Module = self.model
+            self.model.load_state_dict(base)
+        else:
+            model = self.personal
+            self._load_personal(base, adapter)
+        features = sample.features
+        return predict(model, sample), forward_flops(model, (features,))
 
     def _load_personal(self, base: State, adapter: State) -> None:
         self.personal.base.load_state_dict(base)

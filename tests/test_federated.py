@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
-from learning.models import build_model
+from learning.flops import forward_flops
+from learning.models import PersonalizedModel, build_model
 from simnet.node import Node
 from simnet.protocols.cloud import MergeRule
 from simnet.run import run_scenario
@@ -206,3 +209,37 @@ def test_cloud_only_uploads_raw_media_and_trains_centrally(tmp_path):
     assert times[1] == pytest.approx(last_upload + features + epoch)
     assert times[3] - times[2] == pytest.approx(epoch)
     assert summary["cloud"]["version"] == 3 and summary["edges"] == {}
+
+
+def test_inference_latency_terms_match_the_models(tmp_path):
+    raw = 500_000
+    path = scenario(
+        tmp_path,
+        cloud={"updates": 2},
+        end={"raw_bytes_per_sample": raw},
+        inference={"requests": 6, "rate_per_s": 0.5},  # spaced out: no queueing
+    )
+    summary, out = run(path, tmp_path / "run")
+    messages = rows(out / "messages.csv")
+    features = [int(m["bytes"]) for m in messages if m["kind"] == "infer_features"]
+    results = [int(m["bytes"]) for m in messages if m["kind"] == "infer_result"]
+    assert len(features) == 6 and len(results) == 12
+    assert sum(m["kind"] == "infer_raw" and int(m["bytes"]) == raw for m in messages) == 6
+
+    dims = {"text": 300, "audio": 74, "vision": 35}
+    model = build_model(SMALL_MODEL["name"], dims, 1, **SMALL_MODEL["options"])
+    sample = {m: torch.zeros(1, 6, d) for m, d in dims.items()}
+    f_edge = forward_flops(PersonalizedModel(model), (sample,))
+    f_cloud = forward_flops(model, (sample,))
+    edge, cloud = summary["inference"]["edge"], summary["inference"]["cloud"]
+    mbps = 20e6 / 8  # end-edge bytes/s
+    assert edge["feature_s"] == pytest.approx(1e8 / 5e10)
+    assert edge["upload_s"] == pytest.approx(0.005 + np.mean(features) / mbps)
+    assert edge["compute_s"] == pytest.approx(f_edge / 2e12)
+    assert edge["download_s"] == pytest.approx(0.005 + results[0] / mbps)
+    assert cloud["feature_s"] == 0
+    # raw media cross end-edge (20 Mbit/s, the bottleneck) and edge-cloud: 5 + 30 ms
+    assert cloud["upload_s"] == pytest.approx(0.035 + raw / mbps)
+    assert cloud["compute_s"] == pytest.approx((1e8 + f_cloud) / 5e13)
+    assert cloud["download_s"] == pytest.approx(0.035 + results[-1] / mbps)
+    assert edge["total_s"] < cloud["total_s"]

@@ -188,6 +188,8 @@ class Edge:
         self.train: MultimodalSplit | None = None
         self.test: MultimodalSplit | None = None
         self.metrics: dict[str, float] = {}
+        self.state: State | None = None
+        """The edge's latest aggregated model (the base of its personalised model)."""
 
     def process(self) -> Process:
         yield from self._receive_features()
@@ -220,6 +222,7 @@ class Edge:
     def _personalize(self, state: State) -> Process:
         """Tune the adapter on the edge's data with ``state`` frozen; evaluate."""
         learner = self.ctx.learner
+        self.state = state
         if self.adapter is None:
             self.metrics = learner.evaluate(state, self.test)
         else:

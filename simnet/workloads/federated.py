@@ -38,6 +38,7 @@ from simnet.protocols.hierarchical import (
     RoundRules,
     end_process,
 )
+from simnet.protocols.inference import Server, breakdown, run_requests
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun
 
@@ -130,6 +131,18 @@ class TargetConfig(_Strict):
     value: float = 0.7
 
 
+class InferenceConfig(_Strict):
+    """After training: ``requests`` inference requests per placement (``edge``: features
+    up, the edge's personalised model; ``cloud``: raw media up, the cloud model), Poisson
+    at ``rate_per_s`` over the ends; placements run one after the other."""
+
+    requests: int = Field(default=100, ge=1)
+    rate_per_s: float = Field(default=20.0, gt=0)
+    placements: list[Literal["edge", "cloud"]] = Field(
+        default_factory=lambda: ["edge", "cloud"], min_length=1
+    )
+
+
 class FederatedConfig(_Strict):
     """``workload`` of kind ``federated``."""
 
@@ -141,6 +154,11 @@ class FederatedConfig(_Strict):
     edge: EdgeConfig = Field(default_factory=EdgeConfig)
     cloud: CloudConfig = Field(default_factory=CloudConfig)
     target: TargetConfig = Field(default_factory=TargetConfig)
+    inference: InferenceConfig | None = None
+
+
+NO_EDGE_MODELS = ("flat", "cloud_only")
+"""Modes whose edges hold no model."""
 
 
 def roles(topology: Topology) -> tuple[str, dict[str, list[str]]]:
@@ -167,6 +185,12 @@ def check(config: FederatedConfig, topology: Topology, source: str) -> None:
                 f"{config.cloud.mode} needs an edge between every end and the cloud "
                 f"({children[cloud][0]} has none); use flat or cloud_only",
             )  # fmt: skip
+    inference = config.inference
+    if inference and "edge" in inference.placements and config.cloud.mode in NO_EDGE_MODELS:
+        raise InputError(
+            source, "workload.inference.placements",
+            f"edge placement needs edge models: cloud.mode async or sync, not {config.cloud.mode}",
+        )  # fmt: skip
     if config.model.name not in MODELS:
         known = ", ".join(MODELS)
         raise InputError(source, "workload.model.name", f"must be one of {known}")
@@ -221,7 +245,7 @@ def end_datasets(
 class FederatedRun(WorkloadRun):
     """Builds the data, the learner and the roles; spawns their processes."""
 
-    progress_unit = "update"
+    progress_unit = "step"
 
     def __init__(self, config: FederatedConfig, world: Any, advance: Any) -> None:
         super().__init__(config, world, advance)
@@ -243,6 +267,7 @@ class FederatedRun(WorkloadRun):
         self.ends: list[Process] = []  # started by start()
         self.aggregators: list[Aggregator] = []
         self.edges: list[Edge] = []
+        self.inference: dict[str, dict[str, float]] = {}
         cloud, edge_cfg = config.cloud, config.edge
         rules = RoundRules(edge_cfg.deadline_s, edge_cfg.late_policy)
         features = config.end.feature_flops_per_sample
@@ -278,12 +303,40 @@ class FederatedRun(WorkloadRun):
 
     @property
     def progress_total(self) -> float:
-        return self.config.cloud.updates
+        """Updates (merges, rounds or epochs), then inference requests."""
+        inference = self.config.inference
+        requests = inference.requests * len(inference.placements) if inference else 0
+        return self.config.cloud.updates + requests
 
     def start(self) -> None:
         env = self.world.env
-        for process in [*self.ends, *(e.process() for e in self.edges), self.server.process()]:
+        for process in [*self.ends, *(e.process() for e in self.edges)]:
             env.process(process)
+        training = env.process(self.server.process())
+        if self.config.inference is not None:
+            env.process(self._inference(training))
+
+    def _inference(self, training: Any) -> Process:
+        """Once training is over, each placement's requests in turn."""
+        yield training
+        cfg, end_cfg = self.config.inference, self.config.end
+        edges = {e.edge: e for e in self.edges}
+        samples = {end: data.test for end, data in self.data.items()}
+
+        def server(placement: str) -> Any:
+            if placement == "cloud":
+                return lambda end: Server(self.cloud_id, self.server.state, None)
+            parent = {end: edge for edge, group in self.children.items() for end in group}
+            return lambda end: Server(
+                parent[end], edges[parent[end]].state, edges[parent[end]].adapter
+            )
+
+        for placement in cfg.placements:
+            results = yield from run_requests(
+                self.ctx, placement, server(placement), samples, cfg.requests, cfg.rate_per_s,
+                end_cfg.feature_flops_per_sample, end_cfg.raw_bytes_per_sample, self.advance,
+            )  # fmt: skip
+            self.inference[placement] = breakdown(results)
 
     def time_to_target(self) -> float | None:
         target = self.config.target
@@ -310,6 +363,8 @@ class FederatedRun(WorkloadRun):
             tau = self.server.staleness or [0]
             out["updates_merged"] = self.server.merged
             out["staleness"] = {"mean": float(np.mean(tau)), "max": int(max(tau))}
+        if self.inference:
+            out["inference"] = self.inference
         out["late_updates"] = {
             "missed_deadline": sum(a.late for a in self.aggregators),
             "used_next_round": sum(a.used_late for a in self.aggregators),
