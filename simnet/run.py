@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from simnet.figures import write_run_figures
 from simnet.network import DELIVERED, DROPPED, IN_FLIGHT
+from simnet.protocols.inference import TERMS as INFERENCE_TERMS
 from simnet.records import write_run
 from simnet.scenario import Scenario
 from simnet.workloads import WORKLOADS
@@ -116,4 +117,7 @@ def _learning_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     late = summary["late_updates"]
     if late["missed_deadline"]:
         rows.append(("late end updates", ", ".join(f"{v} {k}" for k, v in late.items())))
+    for placement, terms in summary.get("inference", {}).items():
+        parts = ", ".join(f"{k.removesuffix('_s')} {terms[k]:.3g}" for k in INFERENCE_TERMS)
+        rows.append((f"inference at {placement}", f"{terms['total_s']:.4g} s mean ({parts})"))
     return rows
