@@ -189,7 +189,8 @@ class Edge:
         self.test: MultimodalSplit | None = None
         self.metrics: dict[str, float] = {}
         self.state: State | None = None
-        """The edge's latest aggregated model (the base of its personalised model)."""
+        """The edge's latest model: the global one it pulled, then its aggregate (the base
+        of its personalised model)."""
 
     def process(self) -> Process:
         yield from self._receive_features()
@@ -200,6 +201,7 @@ class Edge:
             if message.kind == "stop":
                 self.rounds.stop()
                 return
+            self.state = message.payload
             state, _ = yield from self.rounds.run_round(message.payload)
             yield from self._personalize(state)
             self.ctx.send(

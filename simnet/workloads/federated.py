@@ -10,6 +10,7 @@ the data layout (who holds which samples) is documented in docs/megace2.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,7 +96,7 @@ class EndConfig(_Strict):
     sample's raw media (``raw_bytes_per_sample`` bytes) into features."""
 
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    feature_flops_per_sample: float = Field(default=2e9, ge=0)
+    feature_flops_per_sample: float = Field(default=2e8, ge=0)
     raw_bytes_per_sample: int = Field(default=7_500_000, ge=0)
 
 
@@ -323,12 +324,16 @@ class FederatedRun(WorkloadRun):
         edges = {e.edge: e for e in self.edges}
         samples = {end: data.test for end, data in self.data.items()}
 
-        def server(placement: str) -> Any:
+        def server(placement: str) -> Callable[[str], Server]:
+            """Where an end's request goes; an edge that never got a model serves the
+            cloud's (it was stopped before its first pull was answered)."""
             if placement == "cloud":
                 return lambda end: Server(self.cloud_id, self.server.state, None)
-            parent = {end: edge for edge, group in self.children.items() for end in group}
+            parent = {end: edges[edge] for edge, group in self.children.items() for end in group}
             return lambda end: Server(
-                parent[end], edges[parent[end]].state, edges[parent[end]].adapter
+                parent[end].edge,
+                self.server.state if parent[end].state is None else parent[end].state,
+                parent[end].adapter,
             )
 
         for placement in cfg.placements:
