@@ -148,6 +148,7 @@ def plot_accuracy_vs_time(run_dir: Path, summary: dict[str, Any], path: Path) ->
     present = [m for m in ACCURACY_METRICS if m in set(metrics["metric"])]
     tiers = node_tiers(run_dir)
     many = metrics["node"].nunique() > MANY_NODES
+    personalised = set(summary.get("edges", {}))  # learning runs score edges with adapters
     fig, axes = plt.subplots(
         len(present),
         1,
@@ -165,7 +166,8 @@ def plot_accuracy_vs_time(run_dir: Path, summary: dict[str, Any], path: Path) ->
                 style = {"color": "0.75", "linewidth": 0.6, "markersize": 2, "label": grey_label}
                 grey_label = "_nolegend_"
             else:
-                style = {"markersize": 3, "label": node, "zorder": 3}
+                label = f"{node} (personalised)" if node in personalised else node
+                style = {"markersize": 3, "label": label, "zorder": 3}
             ax.plot(group["t"], group["value"].astype(float), marker="o", **style)
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.legend(fontsize="small", loc="best")
