@@ -8,6 +8,7 @@ import torch
 from learning.data import fall_like
 from learning.llm import SLM_DEFAULT, add_lora, build_backbone, build_tokenizer
 from learning.llm.unified import IGNORE, UnifiedModel
+from learning.llm.warmup import warm_up
 
 ANSWERS = ("walking", "falling", "lying")
 PROMPT = "Sensor readings show the person is"
@@ -65,3 +66,20 @@ def test_only_the_connector_encoders_and_lora_train(setup):
     model.eval()
     predictions = model.classify(features)
     assert predictions.shape == (4,) and set(predictions.tolist()) <= {-1, 0, 1, 2}
+
+
+def test_warm_up_teaches_a_random_backbone_the_answers():
+    tok = build_tokenizer([PROMPT, *(f" {a}<eos>" for a in ANSWERS)], vocab_size=300)
+    texts = [f"{PROMPT} {a}<eos>" for a in ANSWERS]
+    models = [build_backbone(SLM_DEFAULT, len(tok), seed=0) for _ in range(2)]
+    before = models[0](
+        **tok(texts[0], return_tensors="pt"), labels=tok(texts[0], return_tensors="pt")["input_ids"]
+    ).loss
+    losses = [warm_up(m, tok, texts, steps=60, seed=1) for m in models]
+    assert losses[0] == losses[1] < 0.5 * float(before)  # deterministic, and it learned
+    # greedy continuation of the instruction is now one of the answers
+    ids = tok(PROMPT, return_tensors="pt")["input_ids"]
+    for _ in range(3):
+        ids = torch.cat([ids, models[0](input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
+    text = tok.decode(ids[0])[len(PROMPT) :]
+    assert any(text.startswith(f" {a}") for a in ANSWERS), text
