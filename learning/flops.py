@@ -26,7 +26,7 @@ devices, loss, optimizer); :func:`clear_cache` empties the cache.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -122,6 +122,34 @@ def train_step_flops(
         updated = sum(p.numel() for p in work.parameters() if p.grad is not None)
         _cache[key] = counter.get_total_flops() + per_element * updated
     return _cache[key]
+
+
+def closure_flops(
+    key: Any,
+    step: Callable[..., Tensor],
+    models: Sequence[nn.Module],
+    optimizer: str | None = "adamw",
+) -> int:
+    """FLOPs of ``loss = step(*models)``, of ``loss.backward()`` when the loss requires
+    grad, and of the ``optimizer`` update of every parameter that received a gradient
+    (``None``: no update, e.g. a forward-only step). Counted the first time ``key`` is
+    seen, on deep copies of ``models`` in their current train/eval mode — the models,
+    their gradients and the global RNG are untouched — and cached under ``key``, which
+    must identify the step's shapes (e.g. a name and the batch size)."""
+    full_key = ("closure", key, tuple(_model_key(m) for m in models), optimizer)
+    if full_key not in _cache:
+        copies = copy.deepcopy(list(models))
+        for work in copies:
+            for p in work.parameters():
+                p.grad = None
+        with _counting() as counter:
+            loss = step(*copies)
+            if loss.requires_grad:
+                loss.backward()
+        updated = sum(p.numel() for w in copies for p in w.parameters() if p.grad is not None)
+        per_element = 0 if optimizer is None else OPTIMIZER_FLOPS[optimizer]
+        _cache[full_key] = counter.get_total_flops() + per_element * updated
+    return _cache[full_key]
 
 
 def _call(model: nn.Module, inputs: Any) -> Any:

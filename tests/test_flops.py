@@ -179,3 +179,26 @@ def test_counting_leaves_model_grads_mode_and_rng_alone():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters(), strict=True))
     assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_closure_flops_counts_forward_backward_and_update_by_hand():
+    from learning.flops import clear_cache, closure_flops
+
+    clear_cache()
+    a, b = nn.Linear(5, 3, bias=False), nn.Linear(3, 2, bias=False)
+    b.weight.requires_grad_(False)
+    x = torch.randn(4, 5)
+    state = {k: v.clone() for k, v in a.state_dict().items()}
+
+    def step(first, second):
+        return second(first(x)).sum()
+
+    flops = closure_flops("two-linear", step, [a, b], optimizer="adam")
+    # forward 2·4·5·3 + 2·4·3·2; backward: grad of b's input 2·4·2·3 (b frozen: no weight
+    # grad), a's weight grad 2·5·4·3 (x needs no grad); Adam 13 per element of a (15).
+    forward = 2 * 4 * 5 * 3 + 2 * 4 * 3 * 2
+    backward = 2 * 4 * 2 * 3 + 2 * 5 * 4 * 3
+    assert flops == forward + backward + 13 * 15
+    assert a.weight.grad is None and torch.equal(a.weight, state["weight"])
+    assert closure_flops("two-linear", step, [a, b], optimizer="adam") == flops  # cached
+    assert closure_flops("fwd", lambda f, s: s(f(x)).detach().sum(), [a, b], None) == forward
