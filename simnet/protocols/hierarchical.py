@@ -62,9 +62,11 @@ class RoundRules:
 
 
 class Context:
-    """What every role shares: the world, the learner, the metric recorder, node seeds."""
+    """What every role shares: the world, the learning side (a
+    :class:`~learning.federated.Learner` or an ML-ECS :class:`~learning.mlecs.Mlecs`),
+    the metric recorder, node seeds."""
 
-    def __init__(self, world: World, learner: Learner, seed: int) -> None:
+    def __init__(self, world: World, learner: Learner | Any, seed: int) -> None:
         self.world = world
         self.learner = learner
         self.seed = seed

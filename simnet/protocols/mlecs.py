@@ -1,0 +1,187 @@
+"""ML-ECS rounds (Algorithm 1) between a server and its devices, as SimPy processes.
+
+Round r, method ``ml_ecs``:
+
+1. server: s' = fused omni-modal representations of the public training set (its LLM
+   unified model) → ``representations`` to every device;
+2. device j (from round 2 on, after loading the ``server_lora`` of round r − 1): CCL on
+   its public share with anchors s', AMT on its private data, evaluation on its private
+   test data → ``lora_update`` (its LoRA, meta ``modalities`` = |M_j|) to the server;
+3. server, once every update is in: MMA (w_j = |M_j| / Σ|M_i|) into its SLM, SE-CCL
+   (LLM and SLM), evaluation on the public test set → ``server_lora`` to every device.
+
+Variants: ``no_mma`` (uniform weights), ``no_se_ccl`` (step 3 without SE-CCL),
+``multi_fedavg`` (no CCL, no representations; devices upload LoRA and their modality
+encoders, the server averages each tensor over the devices holding it, weighted by
+samples, and sends each device its part back), ``standalone`` (AMT only, no messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from learning.aggregation import weighted_average
+from learning.data.dataset import MultimodalSplit
+from learning.llm import load_lora_state
+from learning.llm.unified import UnifiedModel
+from learning.mlecs import Mlecs, State
+from simnet.protocols.hierarchical import Context, Process, kind_is
+
+REPORTED = ("accuracy", "f1_macro")
+
+
+@dataclass
+class Device:
+    """A device: its node, unified model, modalities and data."""
+
+    node: str
+    model: UnifiedModel
+    public: MultimodalSplit
+    private: MultimodalSplit
+    test: MultimodalSplit
+    metrics: dict[str, float]
+
+
+def shared_state(model: UnifiedModel, method: str) -> State:
+    """What a device uploads: LoRA tensors, plus its modality encoders for Multi-FedAvg."""
+    state = Mlecs.lora(model)
+    if method == "multi_fedavg":
+        state.update(
+            {
+                k: v.detach().clone()
+                for k, v in model.state_dict().items()
+                if k.startswith("encoders.")
+            }
+        )
+    return state
+
+
+def load_shared(model: UnifiedModel, state: State) -> None:
+    """Load what came back from the server: LoRA (``lora_`` keys) and any encoder weights."""
+    lora = {k: v for k, v in state.items() if not k.startswith("encoders.")}
+    load_lora_state(model.lm, lora)
+    encoders = {k: v for k, v in state.items() if k.startswith("encoders.")}
+    if encoders:
+        model.load_state_dict(encoders, strict=False)
+
+
+def average_by_key(states: list[State], weights: list[float]) -> State:
+    """Each key averaged over the states that hold it, with their weights."""
+    keys = sorted({k for s in states for k in s})
+    out = {}
+    for key in keys:
+        holders = [(s, w) for s, w in zip(states, weights, strict=True) if key in s]
+        merged = weighted_average([{key: s[key]} for s, _ in holders], [w for _, w in holders])
+        out[key] = merged[key]
+    return out
+
+
+class MlecsServer:
+    """The server's rounds; ``advance`` moves the progress bar one round."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        learner: Mlecs,
+        node: str,
+        devices: list[Device],
+        method: str,
+        rounds: int,
+        public: MultimodalSplit,
+        public_test: MultimodalSplit,
+        seed: int,
+        advance: Callable[[float], None],
+    ) -> None:
+        self.ctx, self.learner, self.node = ctx, learner, node
+        self.devices, self.method, self.rounds = devices, method, rounds
+        self.public, self.public_test = public, public_test
+        self.seed, self.advance = seed, advance
+        modalities = public.modalities
+        self.llm = learner.model("llm", modalities, seed)
+        self.slm = learner.model("slm", modalities, seed + 1)
+        self.metrics: dict[str, float] = {}
+
+    def process(self) -> Process:
+        node = self.ctx.node(self.node)
+        for r in range(1, self.rounds + 1):
+            if self.method != "multi_fedavg":
+                anchors, flops = self.learner.represent(self.llm, self.public)
+                yield self.ctx.compute(self.node, flops)
+                for d in self.devices:
+                    self.ctx.send(self.node, d.node, "representations", {"s": anchors}, round=r)
+            else:
+                for d in self.devices:
+                    self.ctx.send(self.node, d.node, "round_start", round=r)
+            updates = []
+            for _ in self.devices:
+                updates.append((yield node.receive(kind_is("lora_update"))))
+            updates.sort(key=lambda m: [d.node for d in self.devices].index(m.src))
+            yield from self._aggregate(updates, r)
+            self.advance(1)
+        for d in self.devices:
+            self.ctx.send(self.node, d.node, "stop")
+
+    def _aggregate(self, updates: list, r: int) -> Process:
+        states = [m.payload for m in updates]
+        if self.method == "multi_fedavg":
+            merged = average_by_key(states, [m.meta["samples"] for m in updates])
+            for m in updates:
+                part = {k: v for k, v in merged.items() if k in m.payload}
+                self.ctx.send(self.node, m.src, "server_lora", part, round=r)
+            return
+        counts = [1 if self.method == "no_mma" else m.meta["modalities"] for m in updates]
+        load_lora_state(self.slm.lm, self.learner.mma(states, counts))
+        if self.method != "no_se_ccl":
+            flops = self.learner.se_ccl(self.llm, self.slm, self.public, self.seed * 1000 + r)
+            yield self.ctx.compute(self.node, flops)
+        self.metrics = self.learner.evaluate(self.llm, self.public_test)
+        self.ctx.record(self.node, self.metrics, REPORTED)
+        shipped = Mlecs.lora(self.slm)
+        for d in self.devices:
+            self.ctx.send(self.node, d.node, "server_lora", shipped, round=r)
+
+
+def device_process(
+    ctx: Context, learner: Mlecs, device: Device, server: str, method: str, seed: int
+) -> Process:
+    """A device's rounds (see the module doc)."""
+    node = ctx.node(device.node)
+    r = 0
+    while True:
+        message = yield node.receive(kind_is("representations", "round_start", "stop"))
+        if message.kind == "stop":
+            return
+        r = message.meta["round"]
+        if r > 1:
+            back = yield node.receive(kind_is("server_lora"))
+            load_shared(device.model, back.payload)
+        flops = 0
+        if message.kind == "representations":
+            flops += learner.ccl(device.model, device.public, message.payload["s"], seed + 2 * r)
+        flops += learner.amt(device.model, device.private, seed + 2 * r + 1)
+        yield ctx.compute(device.node, flops)
+        device.metrics = learner.evaluate(device.model, device.test)
+        ctx.record(device.node, device.metrics, REPORTED)
+        meta = {
+            "round": r,
+            "modalities": len(device.private.modalities),
+            "samples": len(device.private),
+        }
+        ctx.send(device.node, server, "lora_update", shared_state(device.model, method), **meta)
+
+
+def standalone_process(
+    ctx: Context,
+    learner: Mlecs,
+    device: Device,
+    rounds: int,
+    seed: int,
+    advance: Callable[[float], None],
+) -> Process:
+    """Standalone: AMT on private data each round, no messages; ``advance`` by its share."""
+    for r in range(1, rounds + 1):
+        yield ctx.compute(device.node, learner.amt(device.model, device.private, seed + 2 * r + 1))
+        device.metrics = learner.evaluate(device.model, device.test)
+        ctx.record(device.node, device.metrics, REPORTED)
+        advance(1)

@@ -1,0 +1,232 @@
+"""The ``mlecs`` workload: ML-ECS edge–cloud co-training of small multimodal LMs.
+
+Devices are the topology's end nodes, the server its first cloud node. The protocol is in
+:mod:`simnet.protocols.mlecs`, the learning in :mod:`learning.mlecs`; docs/mlecs.md maps
+the paper's equations to both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from learning.data import (
+    fall_like,
+    iid_partition,
+    modality_availability,
+    mosei_like,
+    public_private_split,
+)
+from learning.data.dataset import MultimodalDataset, MultimodalSplit
+from learning.llm import BackboneSpec
+from learning.mlecs import Mlecs, MlecsSettings
+from simnet.errors import InputError
+from simnet.protocols.hierarchical import Context, Process
+from simnet.protocols.mlecs import (
+    Device,
+    MlecsServer,
+    device_process,
+    shared_state,
+    standalone_process,
+)
+from simnet.topology.graph import Topology
+from simnet.workloads.base import WorkloadRun
+
+TASKS = {
+    "fall": (("walking", "falling", "lying"), "The sensors show the person"),
+    "mosei": (("negative", "neutral", "positive"), "The speaker's sentiment is"),
+}
+"""Answer texts (class order) and instruction prompt of each task."""
+
+NEUTRAL_BAND = 0.5
+"""MOSEI-shaped sentiment y becomes a class: negative if y < −0.5, positive if y > 0.5,
+neutral otherwise."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """``samples`` synthetic samples of ``task`` (split ¼ public / ¾ private, each 90/10
+    train/test), ``seq_len`` steps (MOSEI) and ``difficulty``."""
+
+    task: Literal["fall", "mosei"] = "fall"
+    samples: int = Field(default=600, ge=20)
+    seq_len: int | None = Field(default=None, ge=1)
+    difficulty: float = Field(default=0.3, ge=0)
+
+
+class BackboneConfig(_Strict):
+    """A causal LM built offline: ``family`` and size."""
+
+    family: Literal["gpt2", "llama", "qwen2"]
+    hidden: int = Field(ge=1)
+    layers: int = Field(ge=1)
+    heads: int = Field(ge=1)
+
+
+class ModelConfig(_Strict):
+    """Unified models: LoRA, shared space, soft prompt, training per stage."""
+
+    slm: BackboneConfig = BackboneConfig(family="gpt2", hidden=64, layers=2, heads=2)
+    llm: BackboneConfig = BackboneConfig(family="llama", hidden=96, layers=2, heads=4)
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    shared_dim: int = Field(default=64, ge=2)
+    soft_tokens: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=8, ge=2)
+    steps: int = Field(default=10, ge=1)
+    lr: float = Field(default=3e-3, gt=0)
+    temperature: float = Field(default=0.1, gt=0)
+    warmup_steps: int = Field(default=60, ge=0)
+
+
+class MlecsConfig(_Strict):
+    """``workload`` of kind ``mlecs``: ``method``, ``rounds``, modality existing rate
+    ``rho`` (one for all modalities or one per modality)."""
+
+    kind: Literal["mlecs"]
+    method: Literal["ml_ecs", "no_mma", "no_se_ccl", "multi_fedavg", "standalone"] = "ml_ecs"
+    rounds: int = Field(default=5, ge=1)
+    rho: float | dict[str, float] = 0.5
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+
+
+def check(config: MlecsConfig, topology: Topology, source: str) -> None:
+    """A server, at least two devices, valid rates."""
+    if not topology.nodes_in_tier("cloud"):
+        raise InputError(source, "topology", "mlecs needs a cloud node (the server)")
+    if len(topology.nodes_in_tier("end")) < 2:
+        raise InputError(source, "topology", "mlecs needs at least two end nodes (the devices)")
+    modalities = _dataset(config.data, 0, 4).modalities
+    rates = config.rho if isinstance(config.rho, dict) else dict.fromkeys(modalities, config.rho)
+    if set(rates) != set(modalities):
+        raise InputError(
+            source, "workload.rho", f"give one rate or one per modality {list(modalities)}"
+        )
+    if not all(0 <= r <= 1 for r in rates.values()) or not any(rates.values()):
+        raise InputError(source, "workload.rho", "rates must be in [0, 1] and not all 0")
+
+
+def _dataset(cfg: DataConfig, seed: int, samples: int) -> MultimodalDataset:
+    if cfg.task == "fall":
+        kwargs = {} if cfg.seq_len is None else {"seq_len": cfg.seq_len}
+        return fall_like(samples, 1, 1, difficulty=cfg.difficulty, seed=seed, **kwargs)
+    data = mosei_like(samples, 1, 1, cfg.seq_len or 12, difficulty=cfg.difficulty, seed=seed)
+    labels = data.train.labels
+    classes = (labels > -NEUTRAL_BAND).long() + (labels > NEUTRAL_BAND).long()
+    return MultimodalDataset(
+        MultimodalSplit(data.train.features, classes), data.valid, data.test, "classification", 3
+    )
+
+
+def settings(config: MlecsConfig) -> MlecsSettings:
+    answers, prompt = TASKS[config.data.task]
+    m = config.model
+    spec = {
+        name: BackboneSpec(family=b.family, hidden=b.hidden, layers=b.layers, heads=b.heads)
+        for name, b in (("slm", m.slm), ("llm", m.llm))
+    }
+    return MlecsSettings(
+        answers=answers, prompt=prompt, slm=spec["slm"], llm=spec["llm"], lora_r=m.lora_r,
+        lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout, shared_dim=m.shared_dim,
+        soft_tokens=m.soft_tokens, batch_size=m.batch_size, steps=m.steps, lr=m.lr,
+        temperature=m.temperature, warmup_steps=m.warmup_steps,
+    )  # fmt: skip
+
+
+class MlecsRun(WorkloadRun):
+    """Builds data, devices and the server; spawns their processes."""
+
+    progress_unit = "round"
+
+    def __init__(self, config: MlecsConfig, world: Any, advance: Any) -> None:
+        super().__init__(config, world, advance)
+        seed = world.seed
+        pool = _dataset(config.data, seed, config.data.samples).train
+        parts = public_private_split(len(pool), seed)
+        self.server_id = world.topology.nodes_in_tier("cloud")[0]
+        ids = world.topology.nodes_in_tier("end")
+        has = modality_availability(len(ids), pool.modalities, config.rho, seed)
+        train = iid_partition(len(parts["private_train"]), len(ids), seed)
+        test = iid_partition(len(parts["private_test"]), len(ids), seed + 1)
+        dims = {m: int(x.shape[-1]) for m, x in pool.features.items()}
+        self.learner = Mlecs(dims, settings(config), seed)
+        self.ctx = Context(world, self.learner, seed)
+        public = pool.subset(parts["public_train"])
+        self.devices = [
+            Device(
+                node,
+                self.learner.model("slm", mods, seed + 10 + k),
+                public.only(mods),
+                pool.subset(parts["private_train"][train[k]]).only(mods),
+                pool.subset(parts["private_test"][test[k]]).only(mods),
+                {},
+            )  # fmt: skip
+            for k, (node, mods) in enumerate(zip(ids, has, strict=True))
+        ]
+        self.server = MlecsServer(
+            self.ctx, self.learner, self.server_id, self.devices, config.method, config.rounds,
+            public, pool.subset(parts["public_test"]), seed, advance,
+        )  # fmt: skip
+
+    @property
+    def progress_total(self) -> float:
+        return self.config.rounds * (len(self.devices) if self.config.method == "standalone" else 1)
+
+    def start(self) -> None:
+        env, cfg, seed = self.world.env, self.config, self.world.seed
+        processes: list[Process] = []
+        if cfg.method == "standalone":
+            processes += [
+                standalone_process(
+                    self.ctx, self.learner, d, cfg.rounds, seed + 100 * k, self.advance
+                )
+                for k, d in enumerate(self.devices)
+            ]
+        else:
+            processes.append(self.server.process())
+            processes += [
+                device_process(
+                    self.ctx, self.learner, d, self.server_id, cfg.method, seed + 100 * k
+                )
+                for k, d in enumerate(self.devices)
+            ]
+        for process in processes:
+            env.process(process)
+
+    def summary(self) -> dict[str, Any]:
+        f1 = np.array([d.metrics["f1_macro"] for d in self.devices])
+        acc = np.array([d.metrics["accuracy"] for d in self.devices])
+        device = self.devices[0].model
+        shared = sum(v.numel() for v in shared_state(device, self.config.method).values())
+        total = sum(p.numel() for p in device.parameters())
+        out: dict[str, Any] = {
+            "method": self.config.method,
+            "devices": {
+                d.node: {"modalities": list(d.private.modalities), **d.metrics}
+                for d in self.devices
+            },
+            "device_f1_macro": {
+                "mean": float(f1.mean()),
+                "best": float(f1.max()),
+                "worst": float(f1.min()),
+            },
+            "device_accuracy": {
+                "mean": float(acc.mean()),
+                "best": float(acc.max()),
+                "worst": float(acc.min()),
+            },
+            "server": self.server.metrics,
+            "uploaded_parameters_per_device_round": 0
+            if self.config.method == "standalone"
+            else shared,
+            "device_model_parameters": total,
+        }
+        out["transmitted_share"] = out["uploaded_parameters_per_device_round"] / total
+        return out
