@@ -101,8 +101,24 @@ def _scores(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {metrics[k]:.3f}" for k in HEADLINE if k in metrics)
 
 
+def _mlecs_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows for an ML-ECS run: device and server scores, the transmitted share."""
+    keys = {"devices F1 (macro)": "device_f1_macro", "devices accuracy": "device_accuracy"}
+    rows = [
+        (label, ", ".join(f"{k} {v:.3f}" for k, v in summary[key].items()))
+        for label, key in keys.items()
+    ]
+    if summary["server"]:
+        rows.append(("server (LLM) model", _scores(summary["server"])))
+    share = summary["transmitted_share"]
+    rows.append(("uploaded per round", f"{share:.2%} of a device model's parameters"))
+    return rows
+
+
 def _learning_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Rows for a learning run: cloud and per-edge scores, time to target, staleness."""
+    if "device_f1_macro" in summary:
+        return _mlecs_rows(summary)
     if "cloud" not in summary:
         return []
     rows = [(f"cloud model (v{summary['cloud']['version']})", _scores(summary["cloud"]))]

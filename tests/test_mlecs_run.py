@@ -1,0 +1,132 @@
+"""The ML-ECS workload on a small star: what crosses the network, MMA, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from simnet.codecs import get_codec
+from simnet.node import Node
+from simnet.run import run_scenario
+from simnet.scenario import load_scenario
+
+
+def scenario(tmp_path: Path, **workload: Any) -> Path:
+    body = {
+        "kind": "mlecs", "rounds": 2, "rho": 0.6,
+        "data": {"task": "fall", "samples": 200},
+        "model": {"steps": 3, "warmup_steps": 20},
+        **workload,
+    }  # fmt: skip
+    topology = {"generate": "star", "leaves": 3, "center_tier": "cloud", "leaf_tier": "end"}
+    data = {"name": "ml", "seed": 1, "topology": topology, "workload": body}
+    path = tmp_path / "ml.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run(path: Path, out: Path, *sets: str, spy: list | None = None, monkeypatch=None):
+    if spy is not None:
+        original = Node.send
+
+        def recording(self, message, codec=None):
+            spy.append(message)
+            return original(self, message, codec)
+
+        monkeypatch.setattr(Node, "send", recording)
+    return run_scenario(load_scenario(path, list(sets)), out, progress=False, figures=False)
+
+
+def test_devices_upload_lora_only_and_mma_weights_by_modality_count(tmp_path, monkeypatch):
+    sent: list = []
+    summary = run(
+        scenario(tmp_path, method="no_se_ccl"), tmp_path / "run", spy=sent, monkeypatch=monkeypatch
+    )
+    uploads = [m for m in sent if m.kind == "lora_update"]
+    assert len(uploads) == 2 * 3
+    assert all(k.startswith("base_model.") and "lora_" in k for m in uploads for k in m.payload)
+    # without SE-CCL the server's LoRA is exactly the MMA of the round's uploads
+    for r in (1, 2):
+        round_uploads = [m for m in uploads if m.meta["round"] == r]
+        counts = [m.meta["modalities"] for m in round_uploads]
+        back = next(m for m in sent if m.kind == "server_lora" and m.meta["round"] == r)
+        for key, value in back.payload.items():
+            expected = sum(c * m.payload[key] for c, m in zip(counts, round_uploads, strict=True))
+            torch.testing.assert_close(value, expected / sum(counts))
+    share = summary["uploaded_parameters_per_device_round"]
+    assert share == sum(v.numel() for v in uploads[0].payload.values())
+    assert summary["transmitted_share"] < 0.05
+
+
+def test_devices_get_the_server_lora_as_sent_after_the_codec(tmp_path, monkeypatch):
+    import simnet.protocols.mlecs as protocol
+
+    received: list = []
+    original = protocol.load_shared
+    monkeypatch.setattr(
+        protocol,
+        "load_shared",
+        lambda model, state: (received.append(state), original(model, state)),
+    )
+    sent: list = []
+    run(
+        scenario(tmp_path),
+        tmp_path / "run",
+        "network.codec=fp16",
+        spy=sent,
+        monkeypatch=monkeypatch,
+    )
+    shipped = [m.payload for m in sent if m.kind == "server_lora" and m.meta["round"] == 1]
+    assert len(received) == 3 and len(shipped) == 3
+    fp16 = get_codec("fp16")
+    expected = fp16.decode(*fp16.encode(shipped[0]))
+    for state in received:
+        assert state.keys() == expected.keys()
+        for key in state:
+            assert torch.equal(state[key], expected[key])
+            assert not torch.equal(state[key], shipped[0][key]) or shipped[0][key].eq(0).all()
+
+
+def test_same_seed_same_records_and_standalone_sends_nothing(tmp_path):
+    path = scenario(tmp_path)
+    first = tmp_path / "a"
+    run(path, first)
+    run(path, tmp_path / "b")
+    for name in ("messages.csv", "metrics.csv"):
+        assert (first / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    alone = run(path, tmp_path / "alone", "workload.method=standalone")
+    assert alone["bytes_total"] == 0 and alone["uploaded_parameters_per_device_round"] == 0
+    summary = json.loads((first / "summary.json").read_text())
+    kinds = set(summary["bytes_by_kind"])
+    assert kinds == {"representations", "lora_update", "server_lora", "stop"}
+
+
+def test_multi_fedavg_shares_encoders_per_modality(tmp_path, monkeypatch):
+    sent: list = []
+    run(
+        scenario(tmp_path, method="multi_fedavg"),
+        tmp_path / "run",
+        spy=sent,
+        monkeypatch=monkeypatch,
+    )
+    uploads = [m for m in sent if m.kind == "lora_update"]
+    for m in uploads:
+        encoders = {k.split(".")[1] for k in m.payload if k.startswith("encoders.")}
+        assert encoders and encoders <= {"acce", "rgb", "depth"}
+    backs = [m for m in sent if m.kind == "server_lora"]
+    by_device = {m.dst: set(m.payload) for m in backs}
+    assert all(by_device[m.src] == set(m.payload) for m in uploads)  # each gets its own part
+    assert not [m for m in sent if m.kind == "representations"]
+
+
+@pytest.mark.parametrize("bad", ["workload.rho=1.5", "workload.rho={acce: 0.5}"])
+def test_bad_rates_name_the_field(tmp_path, bad):
+    from simnet.errors import InputError
+
+    with pytest.raises(InputError, match="workload.rho"):
+        load_scenario(scenario(tmp_path), [bad])
