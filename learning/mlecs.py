@@ -9,6 +9,7 @@ AdamW steps and returns the FLOPs it spent (counted once per step shape by
 * :meth:`Mlecs.ccl` — device CCL (eq. 11): L_lb + ½(L_A2O + L_O2A), anchor s', the
   device's own modality representations h_m as the others.
 * :meth:`Mlecs.amt` — device AMT (eq. 12): L_lb on private data, encoders + LoRA only.
+* :meth:`Mlecs.local` — the baselines' local training: L_lb, every trainable weight.
 * :meth:`Mlecs.mma` — modality-aware aggregation (eq. 13): w_j = |M_j| / Σ_i |M_i|.
 * :meth:`Mlecs.se_ccl` — server SE-CCL (eqs. 15–16): a random anchor modality; LLM loss
   CCL + KL(LLM ← SLM), SLM loss L_lb + KL(SLM ← LLM) on pooled logits (eq. 14).
@@ -164,6 +165,15 @@ class Mlecs:
 
         return self._train("ccl", [model], loss, split, seed)
 
+    def local(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
+        """Plain local training on ``data`` (the baselines): L_lb, everything trainable."""
+        return self._train("local", [model], self._lb, data, seed)
+
+    @staticmethod
+    def _lb(batch, model: UnifiedModel) -> torch.Tensor:
+        features, labels = batch
+        return model.lm_loss(model.fuse(model.represent(features)), labels)
+
     def amt(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
         """Device AMT on private ``data``: L_lb, only encoders and LoRA trainable."""
         frozen = [
@@ -173,9 +183,7 @@ class Mlecs:
         for p in frozen:
             p.requires_grad_(False)
         try:
-            return self._train(
-                "amt", [model], lambda b, m: m.lm_loss(m.fuse(m.represent(b[0])), b[1]), data, seed
-            )
+            return self._train("amt", [model], self._lb, data, seed)
         finally:
             for p in frozen:
                 p.requires_grad_(True)

@@ -11,9 +11,10 @@ Round r, method ``ml_ecs``:
    (LLM and SLM), evaluation on the public test set → ``server_lora`` to every device.
 
 Variants: ``no_mma`` (uniform weights), ``no_se_ccl`` (step 3 without SE-CCL),
-``multi_fedavg`` (no CCL, no representations; devices upload LoRA and their modality
-encoders, the server averages each tensor over the devices holding it, weighted by
-samples, and sends each device its part back), ``standalone`` (AMT only, no messages).
+``multi_fedavg`` (no CCL, no representations; devices train locally — every trainable
+weight, L_lb — upload LoRA and their modality encoders, the server averages each tensor
+over the devices holding it, weighted by samples, and sends each device its part back),
+``standalone`` (the same local training, no messages).
 """
 
 from __future__ import annotations
@@ -156,10 +157,11 @@ def device_process(
         if r > 1:
             back = yield node.receive(kind_is("server_lora"))
             load_shared(device.model, back.payload)
-        flops = 0
         if message.kind == "representations":
-            flops += learner.ccl(device.model, device.public, message.payload["s"], seed + 2 * r)
-        flops += learner.amt(device.model, device.private, seed + 2 * r + 1)
+            flops = learner.ccl(device.model, device.public, message.payload["s"], seed + 2 * r)
+            flops += learner.amt(device.model, device.private, seed + 2 * r + 1)
+        else:  # Multi-FedAvg: plain local training
+            flops = learner.local(device.model, device.private, seed + 2 * r + 1)
         yield ctx.compute(device.node, flops)
         device.metrics = learner.evaluate(device.model, device.test)
         ctx.record(device.node, device.metrics, REPORTED)
@@ -179,9 +181,11 @@ def standalone_process(
     seed: int,
     advance: Callable[[float], None],
 ) -> Process:
-    """Standalone: AMT on private data each round, no messages; ``advance`` by its share."""
+    """Standalone: local training on private data each round, no messages."""
     for r in range(1, rounds + 1):
-        yield ctx.compute(device.node, learner.amt(device.model, device.private, seed + 2 * r + 1))
+        yield ctx.compute(
+            device.node, learner.local(device.model, device.private, seed + 2 * r + 1)
+        )
         device.metrics = learner.evaluate(device.model, device.test)
         ctx.record(device.node, device.metrics, REPORTED)
         advance(1)
