@@ -130,3 +130,21 @@ def test_bad_rates_name_the_field(tmp_path, bad):
 
     with pytest.raises(InputError, match="workload.rho"):
         load_scenario(scenario(tmp_path), [bad])
+
+
+def test_a_local_checkpoint_serves_as_the_device_backbone(tmp_path):
+    from learning.llm import SLM_DEFAULT, build_backbone
+    from simnet.errors import InputError
+
+    build_backbone(SLM_DEFAULT, 300, seed=7).save_pretrained(tmp_path / "tiny-gpt2")
+    slm = {"family": "gpt2", "hidden": 64, "layers": 2, "heads": 2, "path": "tiny-gpt2"}
+    path = scenario(tmp_path, rounds=1, model={"steps": 2, "warmup_steps": 5, "slm": slm})
+    summary = run(path, tmp_path / "run")
+    assert (
+        summary["parameters_by_kind"]["lora_update"]
+        == 3 * summary["uploaded_parameters_per_device_round"]
+    )
+    with pytest.raises(
+        InputError, match=r"workload.model.slm.path: checkpoint directory not found"
+    ):
+        load_scenario(path, ["workload.model.slm.path=missing"])

@@ -71,6 +71,8 @@ class Context:
         self.learner = learner
         self.seed = seed
         self.counter = 0
+        self.parameters: dict[str, int] = {}
+        """Tensor elements sent, by message kind."""
 
     def next_seed(self) -> int:
         """A fresh training seed, deterministic in the order the simulation asks."""
@@ -81,7 +83,11 @@ class Context:
         return self.world.nodes[node_id]
 
     def send(self, src: str, dst: str, kind: str, payload: State | None = None, **meta: Any):
-        return self.node(src).send(Message(src, dst, kind, dict(payload or {}), meta))
+        """Send a message of real tensors; counts their elements under ``kind``."""
+        payload = dict(payload or {})
+        count = sum(t.numel() for t in payload.values())
+        self.parameters[kind] = self.parameters.get(kind, 0) + count
+        return self.node(src).send(Message(src, dst, kind, payload, meta))
 
     def compute(self, node_id: str, flops: float) -> simpy.Process:
         return self.node(node_id).compute(flops)

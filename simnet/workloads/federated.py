@@ -363,6 +363,7 @@ class FederatedRun(WorkloadRun):
             "edge_samples": {edge.edge: edge.samples for edge in self.edges},
             "target": self.config.target.model_dump(),
             "time_to_target_s": self.time_to_target(),
+            "parameters_by_kind": dict(sorted(self.ctx.parameters.items())),
         }
         if isinstance(self.server, Cloud):
             tau = self.server.staleness or [0]

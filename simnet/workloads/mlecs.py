@@ -7,6 +7,7 @@ the paper's equations to both.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -60,12 +61,14 @@ class DataConfig(_Strict):
 
 
 class BackboneConfig(_Strict):
-    """A causal LM built offline: ``family`` and size."""
+    """A causal LM built offline: ``family`` and size, or a local Hugging Face checkpoint
+    directory ``path`` (relative to the scenario file; no download)."""
 
     family: Literal["gpt2", "llama", "qwen2"]
     hidden: int = Field(ge=1)
     layers: int = Field(ge=1)
     heads: int = Field(ge=1)
+    path: str | None = None
 
 
 class ModelConfig(_Strict):
@@ -103,6 +106,14 @@ def check(config: MlecsConfig, topology: Topology, source: str) -> None:
         raise InputError(source, "topology", "mlecs needs a cloud node (the server)")
     if len(topology.nodes_in_tier("end")) < 2:
         raise InputError(source, "topology", "mlecs needs at least two end nodes (the devices)")
+    for name in ("slm", "llm"):
+        backbone = getattr(config.model, name)
+        if backbone.path is not None:
+            path = Path(source).parent / backbone.path
+            if not path.is_dir():
+                field = f"workload.model.{name}.path"
+                raise InputError(source, field, f"checkpoint directory not found: {path}")
+            backbone.path = str(path.resolve())
     modalities = _dataset(config.data, 0, 4).modalities
     rates = config.rho if isinstance(config.rho, dict) else dict.fromkeys(modalities, config.rho)
     if set(rates) != set(modalities):
@@ -129,7 +140,9 @@ def settings(config: MlecsConfig) -> MlecsSettings:
     answers, prompt = TASKS[config.data.task]
     m = config.model
     spec = {
-        name: BackboneSpec(family=b.family, hidden=b.hidden, layers=b.layers, heads=b.heads)
+        name: BackboneSpec(
+            family=b.family, hidden=b.hidden, layers=b.layers, heads=b.heads, path=b.path
+        )
         for name, b in (("slm", m.slm), ("llm", m.llm))
     }
     return MlecsSettings(
@@ -227,6 +240,7 @@ class MlecsRun(WorkloadRun):
             if self.config.method == "standalone"
             else shared,
             "device_model_parameters": total,
+            "parameters_by_kind": dict(sorted(self.ctx.parameters.items())),
         }
         out["transmitted_share"] = out["uploaded_parameters_per_device_round"] / total
         return out
