@@ -1,4 +1,4 @@
-"""Command line: ``python -m simnet run|validate SCENARIO``."""
+"""Command line: ``python -m simnet run|validate SCENARIO``, ``sweep SWEEP``, ``plot DIR``."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
             default=[],
             metavar="KEY=VALUE",
             help="override a field, e.g. --set network.bandwidth_factor=0.5 (repeatable; "
-            "list items by index: workload.transfers.0.bytes=1000)",
+            "list items by index: workload.transfers.0.bytes=1000; a class of links: "
+            "'topology.links[edge-cloud].bandwidth_mbps=5')",
         )
         return cmd
 
@@ -47,6 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
     run.add_argument("--no-figures", action="store_true", help="do not write figures/")
     scenario_command("validate", "check a scenario and its topology without running it")
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a grid of scenario variants (resumable) and tabulate them",
+        description="Run every point of a sweep file (base scenario, grid, zip, set), skip "
+        "points already complete, write results.csv and the sweep's figures.",
+    )
+    sweep.add_argument("sweep", type=Path, metavar="SWEEP", help="sweep YAML file")
+    sweep.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    sweep.add_argument("--out", type=Path, help="sweep directory (default: runs/sweep-NAME)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    plot = commands.add_parser(
+        "plot",
+        help="draw the figures of a run or sweep directory (PNG and PDF)",
+        description="Write figures/ of a run directory or of a sweep directory.",
+    )
+    plot.add_argument("directory", type=Path, metavar="DIR", help="run or sweep directory")
     return parser
 
 
@@ -85,10 +102,36 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from simnet.plot import plot
+    from simnet.sweep import default_workers, load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    out = args.out or Path("runs") / f"sweep-{args.sweep.stem}"
+    workers = args.workers or default_workers()
+    table = run_sweep(sweep, out, workers, progress=not args.quiet)
+    figures = plot(out)
+    if not args.quiet:
+        print(f"{len(table)} runs in {out}; table {out / 'results.csv'}; {len(figures)} figures")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from simnet.plot import plot
+
+    try:
+        written = plot(args.directory)
+    except ValueError as exc:
+        raise InputError(str(args.directory), "", str(exc).split(": ", 1)[-1]) from None
+    for path in written:
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for a user mistake)."""
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "validate": _validate}[args.command]
+    handler = {"run": _run, "validate": _validate, "sweep": _sweep, "plot": _plot}[args.command]
     try:
         return handler(args)
     except InputError as exc:

@@ -102,16 +102,18 @@ def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    """Save ``fig`` as PNG at ``DPI`` and close it."""
+def save(fig: Figure, path: Path, formats: tuple[str, ...] = ("png",)) -> Path:
+    """Save ``fig`` as ``path`` in each of ``formats`` (PNG at ``DPI``), close it, and
+    return the path of the first format."""
     try:
-        fig.savefig(path, dpi=DPI)
+        for fmt in formats:
+            fig.savefig(path.with_suffix(f".{fmt}"), dpi=DPI)
     finally:
         plt.close(fig)
-    return path
+    return path.with_suffix(f".{formats[0]}")
 
 
-def plot_bytes_per_tier(run_dir: Path, summary: dict[str, Any], path: Path) -> Path:
+def plot_bytes_per_tier(run_dir: Path, summary: dict[str, Any]) -> Figure:
     """Step lines of cumulative MB per link class against virtual time (s)."""
     data = cumulative_bytes_by_class(run_dir)
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -134,10 +136,10 @@ def plot_bytes_per_tier(run_dir: Path, summary: dict[str, Any], path: Path) -> P
     ax.set_title(summary.get("name", Path(run_dir).name))
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    return _save(fig, path)
+    return fig
 
 
-def plot_accuracy_vs_time(run_dir: Path, summary: dict[str, Any], path: Path) -> Path | None:
+def plot_accuracy_vs_time(run_dir: Path, summary: dict[str, Any]) -> Figure | None:
     """One subplot per accuracy metric present, one line per node; ``None`` if none present."""
     metrics = pd.read_csv(
         Path(run_dir) / "metrics.csv", dtype={"node": str, "metric": str}, keep_default_na=False
@@ -173,10 +175,10 @@ def plot_accuracy_vs_time(run_dir: Path, summary: dict[str, Any], path: Path) ->
         ax.legend(fontsize="small", loc="best")
     axes[-1, 0].set_xlabel("virtual time (s)")
     axes[0, 0].set_title(summary.get("name", Path(run_dir).name))
-    return _save(fig, path)
+    return fig
 
 
-def plot_bytes_per_kind(run_dir: Path, summary: dict[str, Any], path: Path) -> Path:
+def plot_bytes_per_kind(run_dir: Path, summary: dict[str, Any]) -> Figure:
     """Horizontal bars of total MB per message kind (all statuses), largest on top."""
     messages = read_messages(run_dir)
     totals = messages.groupby("kind")["bytes"].sum().sort_values(ascending=False) / MB
@@ -191,22 +193,28 @@ def plot_bytes_per_kind(run_dir: Path, summary: dict[str, Any], path: Path) -> P
     ax.set_xlabel("bytes (MB)")
     ax.set_ylabel("message kind")
     ax.set_title(summary.get("name", Path(run_dir).name))
-    return _save(fig, path)
+    return fig
 
 
-def write_run_figures(run_dir: Path) -> list[Path]:
+def write_run_figures(run_dir: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """Write the figures of ``run_dir`` into ``run_dir/figures/`` and return their paths.
 
-    Order: ``bytes_per_tier.png``, ``accuracy_vs_time.png`` (only if ``metrics.csv`` has an
-    accuracy metric), ``bytes_per_kind.png``. ``ValueError`` if the run is not complete.
+    Order: ``bytes_per_tier``, ``accuracy_vs_time`` (only if ``metrics.csv`` has an
+    accuracy metric), ``bytes_per_kind``, each in ``formats``. ``ValueError`` if the run
+    is not complete.
     """
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
     out = run_dir / "figures"
     out.mkdir(exist_ok=True)
-    written = [
-        plot_bytes_per_tier(run_dir, summary, out / "bytes_per_tier.png"),
-        plot_accuracy_vs_time(run_dir, summary, out / "accuracy_vs_time.png"),
-        plot_bytes_per_kind(run_dir, summary, out / "bytes_per_kind.png"),
-    ]
-    return [p for p in written if p is not None]
+    plots = {
+        "bytes_per_tier": plot_bytes_per_tier,
+        "accuracy_vs_time": plot_accuracy_vs_time,
+        "bytes_per_kind": plot_bytes_per_kind,
+    }
+    written = []
+    for name, plot in plots.items():
+        fig = plot(run_dir, summary)
+        if fig is not None:
+            written.append(save(fig, out / name, formats))
+    return written

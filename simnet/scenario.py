@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simnet import link_overrides as link_classes
 from simnet.codecs import get_codec
 from simnet.errors import InputError
 from simnet.topology.graph import Topology
@@ -101,7 +102,9 @@ class Scenario:
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply one ``dotted.key=value`` override (value parsed as YAML) to ``data`` in place.
 
-    List items are addressed by index: ``workload.transfers.0.bytes=5``.
+    List items are addressed by index: ``workload.transfers.0.bytes=5``. (Link classes,
+    ``topology.links[edge-cloud].bandwidth_mbps=5``, are handled by
+    :mod:`simnet.link_overrides` after the topology is loaded.)
     """
     key, sep, raw = assignment.partition("=")
     if not sep or not key:
@@ -139,13 +142,15 @@ def load_scenario(path: Path | str, overrides: list[str] = (), seed: int | None 
     if not isinstance(raw, dict):
         raise InputError(source, "", "a scenario must be a mapping of fields")
     data = copy.deepcopy(raw)
-    for assignment in overrides:
+    plain, link_overrides = link_classes.split(list(overrides))
+    for assignment in plain:
         apply_override(data, assignment)
     if seed is not None:
         data["seed"] = seed
     data.setdefault("name", path.stem)
     config = parse(ScenarioConfig, data, source)
     topology = load_topology(config.topology, source, path.parent)
+    topology = link_classes.apply(topology, link_overrides, source)
     kind = config.workload.get("kind")
     if kind not in WORKLOADS:
         known = ", ".join(sorted(WORKLOADS))

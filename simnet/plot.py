@@ -1,0 +1,188 @@
+"""``simnet plot DIR``: figures of a run directory or of a sweep directory (PNG and PDF).
+
+Run: the run figures of :mod:`simnet.figures`, plus ``latency_breakdown`` (stacked mean
+latency terms per placement, when the run had an inference phase) and
+``parameter_share`` (parameters sent per message kind, log scale, for learning runs).
+
+Sweep (a directory with ``results.csv``): ``knob_<metric>`` — each headline metric
+against the swept knob, one line per other swept setting, mean ± standard deviation over
+seeds; ``accuracy_vs_time`` — one line per run; ``transmitted_share`` (ML-ECS: share of
+a device model's parameters uploaded per round, per method, log scale);
+``latency_breakdown`` (Mega-CE² inference, per run). Every axis states its unit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from simnet.figures import read_summary, save, write_run_figures  # noqa: E402
+from simnet.protocols.inference import TERMS  # noqa: E402
+from simnet.sweep import RESULTS, SWEEP_COPY  # noqa: E402
+
+FORMATS = ("png", "pdf")
+HEADLINE = {
+    "cloud.acc2_non0": "final cloud Acc2 (non0)",
+    "time_to_target_s": "time to target (virtual s)",
+    "device_f1_macro.mean": "mean device F1 (macro)",
+    "transfer_time_s.mean": "mean transfer time (virtual s)",
+    "bytes_total": "bytes sent (B)",
+}
+"""Sweep metrics drawn against the knob, when present, and their axis labels."""
+ACCURACY = ("acc2_non0", "accuracy")
+
+
+def plot(path: Path) -> list[Path]:
+    """Figures of the run or sweep at ``path``; ``ValueError`` if it is neither."""
+    path = Path(path)
+    if (path / RESULTS).is_file():
+        return sweep_figures(path)
+    if (path / "summary.json").is_file():
+        return run_figures(path)
+    raise ValueError(f"{path}: neither a complete run (summary.json) nor a sweep ({RESULTS})")
+
+
+def run_figures(run_dir: Path) -> list[Path]:
+    written = write_run_figures(run_dir, FORMATS)
+    summary = read_summary(run_dir)
+    out = run_dir / "figures"
+    if "inference" in summary:
+        fig = latency_breakdown({summary["name"]: summary["inference"]})
+        written.append(save(fig, out / "latency_breakdown", FORMATS))
+    if summary.get("parameters_by_kind"):
+        written.append(save(parameter_share(summary), out / "parameter_share", FORMATS))
+    return written
+
+
+def latency_breakdown(runs: dict[str, dict[str, dict[str, float]]]) -> Figure:
+    """Stacked bars of the mean latency terms (s) per run and placement."""
+    labels, stacks = [], []
+    for run, placements in runs.items():
+        for placement, terms in placements.items():
+            labels.append(f"{run}\\n{placement}" if len(runs) > 1 else placement)
+            stacks.append([terms[t] for t in TERMS])
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(labels)), 4), layout="constrained")
+    bottom = np.zeros(len(labels))
+    for i, term in enumerate(TERMS):
+        values = np.array([s[i] for s in stacks])
+        ax.bar(labels, values, bottom=bottom, label=term.removesuffix("_s"))
+        bottom += values
+    for x, total in enumerate(bottom):
+        ax.annotate(f"{total:.3g} s", (x, total), ha="center", va="bottom", fontsize="small")
+    ax.set_ylabel("mean latency per request (s)")
+    ax.set_title("inference latency: edge vs cloud-only")
+    ax.legend(title="term")
+    return fig
+
+
+def parameter_share(summary: dict[str, Any]) -> Figure:
+    """Parameters sent per message kind (log scale)."""
+    counts = {k: v for k, v in summary["parameters_by_kind"].items() if v}
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    ax.bar(list(counts), list(counts.values()))
+    ax.set_yscale("log")
+    ax.set_ylabel("tensor elements sent (parameters)")
+    ax.set_xlabel("message kind")
+    ax.set_title(summary.get("name", ""))
+    return fig
+
+
+def _knob(table: pd.DataFrame, swept: list[str]) -> tuple[str | None, list[str]]:
+    """The numeric swept column to put on the x axis, and the other non-seed columns."""
+    numeric = [c for c in swept if c != "seed" and pd.api.types.is_numeric_dtype(table[c])]
+    knob = numeric[0] if numeric else None
+    return knob, [c for c in swept if c not in (knob, "seed")]
+
+
+def sweep_figures(sweep_dir: Path) -> list[Path]:
+    table = pd.read_csv(sweep_dir / RESULTS)
+    config = yaml.safe_load((sweep_dir / SWEEP_COPY).read_text())
+    swept = [*config["grid"], *config["zip"]]
+    knob, groups = _knob(table, swept)
+    out = sweep_dir / "figures"
+    out.mkdir(exist_ok=True)
+    written = []
+    if knob is not None:
+        for metric, label in HEADLINE.items():
+            if metric in table and table[metric].notna().any():
+                fig = knob_figure(table, knob, groups, metric, label)
+                written.append(save(fig, out / f"knob_{metric.replace('.', '_')}", FORMATS))
+    fig = accuracy_lines(sweep_dir, table)
+    if fig is not None:
+        written.append(save(fig, out / "accuracy_vs_time", FORMATS))
+    if "transmitted_share" in table and "method" in table:
+        fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+        shares = table.groupby("method")["transmitted_share"].mean()
+        ax.bar(shares.index, shares.clip(lower=1e-6) * 100)
+        ax.set_yscale("log")
+        ax.set_ylabel("uploaded per round (% of device model)")
+        written.append(save(fig, out / "transmitted_share", FORMATS))
+    runs = {}
+    for run in table["run"]:
+        summary = json.loads((sweep_dir / run / "summary.json").read_text())
+        if "inference" in summary:
+            runs[run] = summary["inference"]
+    if runs:
+        written.append(save(latency_breakdown(runs), out / "latency_breakdown", FORMATS))
+    return written
+
+
+def knob_figure(
+    table: pd.DataFrame, knob: str, groups: list[str], metric: str, label: str
+) -> Figure:
+    """``metric`` against ``knob``: one line per combination of ``groups``, mean ± std
+    over the rows (seeds) that share a knob value."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for key, rows in table.groupby(groups) if groups else [((), table)]:
+        stats = rows.groupby(knob)[metric].agg(["mean", "std"]).reset_index()
+        name = ", ".join(map(str, key if isinstance(key, tuple) else (key,))) or metric
+        ax.errorbar(stats[knob], stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+                    capsize=3, label=name)  # fmt: skip
+    values = table[knob]
+    if values.min() > 0 and values.max() / values.min() >= 50:
+        ax.set_xscale("log")
+    ax.set_xlabel(_axis_label(knob))
+    ax.set_ylabel(label)
+    if groups:
+        ax.legend(title=", ".join(groups))
+    return fig
+
+
+def _axis_label(key: str) -> str:
+    units = {"bandwidth_mbps": "Mbit/s", "up_mbps": "Mbit/s", "down_mbps": "Mbit/s",
+             "latency_ms": "ms", "latency_factor": "×", "bandwidth_factor": "×"}  # fmt: skip
+    last = key.split(".")[-1]
+    return f"{key} ({units[last]})" if last in units else key
+
+
+def accuracy_lines(sweep_dir: Path, table: pd.DataFrame) -> Figure | None:
+    """The cloud's (or the devices' mean) accuracy against virtual time, one line per run."""
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    drawn = False
+    for run in table["run"]:
+        metrics = pd.read_csv(sweep_dir / run / "metrics.csv")
+        for name in ACCURACY:
+            rows = metrics[metrics["metric"] == name]
+            if rows.empty:
+                continue
+            series = rows.groupby("t")["value"].mean()
+            ax.plot(series.index, series.values, marker="o", markersize=2, label=run)
+            ax.set_ylabel(f"{name} (mean over reporting nodes)")
+            drawn = True
+            break
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("virtual time (s)")
+    ax.legend(fontsize="x-small", ncols=2)
+    return fig
