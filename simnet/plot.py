@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from simnet.figures import read_summary, save, write_run_figures  # noqa: E402
+from simnet.figures import node_tiers, read_summary, save, write_run_figures  # noqa: E402
 from simnet.protocols.inference import TERMS  # noqa: E402
 from simnet.sweep import RESULTS, SWEEP_COPY  # noqa: E402
 
@@ -166,18 +166,23 @@ def _axis_label(key: str) -> str:
 
 
 def accuracy_lines(sweep_dir: Path, table: pd.DataFrame) -> Figure | None:
-    """The cloud's (or the devices' mean) accuracy against virtual time, one line per run."""
+    """The cloud model's accuracy against virtual time, one line per run (runs without
+    a cloud score: the mean of the nodes that report one)."""
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     drawn = False
     for run in table["run"]:
-        metrics = pd.read_csv(sweep_dir / run / "metrics.csv")
+        run_dir = sweep_dir / run
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+        clouds = {n for n, tier in node_tiers(run_dir).items() if tier == "cloud"}
         for name in ACCURACY:
             rows = metrics[metrics["metric"] == name]
             if rows.empty:
                 continue
-            series = rows.groupby("t")["value"].mean()
-            ax.plot(series.index, series.values, marker="o", markersize=2, label=run)
-            ax.set_ylabel(f"{name} (mean over reporting nodes)")
+            at_cloud = rows[rows["node"].isin(clouds)]
+            series = (at_cloud if not at_cloud.empty else rows).groupby("t")["value"].mean()
+            ax.plot(series.index, series.values, marker="o", markersize=2, label=run[4:])
+            who = "cloud model" if not at_cloud.empty else "mean over nodes"
+            ax.set_ylabel(f"{name} ({who})")
             drawn = True
             break
     if not drawn:
