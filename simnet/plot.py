@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from simnet.figures import node_tiers, read_summary, save, write_run_figures  # noqa: E402
 from simnet.protocols.inference import TERMS  # noqa: E402
@@ -98,10 +99,12 @@ def parameter_share(summary: dict[str, Any]) -> Figure:
 
 
 def _knob(table: pd.DataFrame, swept: list[str]) -> tuple[str | None, list[str]]:
-    """The numeric swept column to put on the x axis, and the other non-seed columns."""
-    numeric = [c for c in swept if c != "seed" and pd.api.types.is_numeric_dtype(table[c])]
-    knob = numeric[0] if numeric else None
-    return knob, [c for c in swept if c not in (knob, "seed")]
+    """The swept column for the x axis (the first numeric one, else the first one that
+    is not ``seed``), and the other non-seed columns."""
+    candidates = [c for c in swept if c != "seed"]
+    numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(table[c])]
+    knob = (numeric or candidates or [None])[0]
+    return knob, [c for c in candidates if c != knob]
 
 
 def sweep_figures(sweep_dir: Path) -> list[Path]:
@@ -120,12 +123,21 @@ def sweep_figures(sweep_dir: Path) -> list[Path]:
     fig = accuracy_lines(sweep_dir, table)
     if fig is not None:
         written.append(save(fig, out / "accuracy_vs_time", FORMATS))
-    if "transmitted_share" in table and "method" in table:
+    method = next((c for c in swept if c.split(".")[-1] == "method"), None)
+    if "transmitted_share" in table and method is not None:
         fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-        shares = table.groupby("method")["transmitted_share"].mean()
-        ax.bar(shares.index, shares.clip(lower=1e-6) * 100)
+        shares = table.groupby(method)["transmitted_share"].mean() * 100
+        sent = shares[shares > 0]
+        ax.bar(sent.index, sent)
+        for x, value in enumerate(sent):
+            ax.annotate(f"{value:.3g} %", (x, value), ha="center", va="bottom")
         ax.set_yscale("log")
-        ax.set_ylabel("uploaded per round (% of device model)")
+        ax.set_yticks(list(sent))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g} %"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.margins(y=0.25)
+        ax.set_xlabel(method)
+        ax.set_ylabel("uploaded per round\n(% of a device model's parameters)")
         written.append(save(fig, out / "transmitted_share", FORMATS))
     runs = {}
     for run in table["run"]:
@@ -143,13 +155,14 @@ def knob_figure(
     """``metric`` against ``knob``: one line per combination of ``groups``, mean ± std
     over the rows (seeds) that share a knob value."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    values = table[knob]
+    numeric = pd.api.types.is_numeric_dtype(values)
     for key, rows in table.groupby(groups) if groups else [((), table)]:
-        stats = rows.groupby(knob)[metric].agg(["mean", "std"]).reset_index()
+        stats = rows.groupby(knob, sort=numeric)[metric].agg(["mean", "std"]).reset_index()
         name = ", ".join(map(str, key if isinstance(key, tuple) else (key,))) or metric
         ax.errorbar(stats[knob], stats["mean"], yerr=stats["std"].fillna(0), marker="o",
-                    capsize=3, label=name)  # fmt: skip
-    values = table[knob]
-    if values.min() > 0 and values.max() / values.min() >= 50:
+                    capsize=3, label=name, linestyle="-" if numeric else "none")  # fmt: skip
+    if numeric and values.min() > 0 and values.max() / values.min() >= 50:
         ax.set_xscale("log")
     ax.set_xlabel(_axis_label(knob))
     ax.set_ylabel(label)
