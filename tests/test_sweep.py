@@ -3,6 +3,7 @@ resuming, link-class overrides, bad keys, figures."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,29 @@ def test_plot_writes_run_and_sweep_figures(tmp_path):
     assert {"bytes_per_tier.png", "bytes_per_kind.png"} <= run_files
     with pytest.raises(ValueError):
         plot(tmp_path)
+
+
+def test_plot_of_a_method_sweep_draws_shares_and_latency(tmp_path):
+    """A hand-made sweep directory: categorical knob, shares, inference breakdown."""
+    out = tmp_path / "sweep"
+    rows = []
+    for i, (method, share) in enumerate((("ml_ecs", 0.0176), ("multi_fedavg", 0.0446))):
+        run = out / f"{i:03d}-method={method}"
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text("t,node,metric,value\n0.0,leaf0,accuracy,0.5\n")
+        (run / "scenario.yaml").write_text(
+            yaml.safe_dump({"topology": {"nodes": [{"id": "leaf0", "tier": "end"}]}})
+        )
+        terms = {"feature_s": 0.01, "upload_s": 0.02, "compute_s": 0.0, "download_s": 0.01}
+        summary = {"name": method, "inference": {"edge": terms}}
+        (run / "summary.json").write_text(json.dumps(summary))
+        rows.append({"run": run.name, "workload.method": method, "transmitted_share": share,
+                     "device_f1_macro.mean": 0.5 + i / 10})  # fmt: skip
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    (out / "sweep.yaml").write_text(yaml.safe_dump({"grid": {"workload.method": []}, "zip": {}}))
+    names = {p.name for p in plot(out)}
+    assert {
+        "knob_device_f1_macro_mean.png", "accuracy_vs_time.png", "transmitted_share.png",
+        "latency_breakdown.png",
+    } <= names  # fmt: skip
+    assert all((out / "figures" / n).with_suffix(".pdf").is_file() for n in names)
