@@ -57,6 +57,9 @@ class MlecsSettings:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+    lora_targets: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """LoRA's target modules per backbone (``slm``, ``llm``); absent: the family's default
+    (``learning.llm.LORA_TARGETS``)."""
     shared_dim: int = 64
     soft_tokens: int = 4
     batch_size: int = 8
@@ -103,6 +106,7 @@ class Mlecs:
                 s.lora_r,
                 s.lora_alpha,
                 s.lora_dropout,
+                list(s.lora_targets[backbone]) if backbone in s.lora_targets else None,
                 seed=seed,
             )
             return UnifiedModel(

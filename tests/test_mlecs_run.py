@@ -148,3 +148,16 @@ def test_a_local_checkpoint_serves_as_the_device_backbone(tmp_path):
         InputError, match=r"workload.model.slm.path: checkpoint directory not found"
     ):
         load_scenario(path, ["workload.model.slm.path=missing"])
+
+
+def test_lora_targets_widen_what_is_shared(tmp_path):
+    path = scenario(tmp_path, rounds=1, model={"steps": 1, "warmup_steps": 2})
+    narrow = run(path, tmp_path / "narrow")
+    wide = run(path, tmp_path / "wide", "workload.model.lora_targets={slm: [c_attn, c_proj]}")
+    # c_proj (attention output 64→64 and MLP output 256→64) adds r·(in + out) per layer
+    per_layer = 8 * (64 + 64) + 8 * (256 + 64)
+    extra = (
+        wide["uploaded_parameters_per_device_round"]
+        - narrow["uploaded_parameters_per_device_round"]
+    )
+    assert extra == 2 * per_layer

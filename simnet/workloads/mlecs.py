@@ -79,6 +79,8 @@ class ModelConfig(_Strict):
     lora_r: int = Field(default=8, ge=1)
     lora_alpha: int = Field(default=16, ge=1)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    lora_targets: dict[Literal["slm", "llm"], list[str]] = Field(default_factory=dict)
+    """LoRA target modules per backbone; a backbone not named gets its family's default."""
     shared_dim: int = Field(default=64, ge=2)
     soft_tokens: int = Field(default=4, ge=1)
     batch_size: int = Field(default=8, ge=2)
@@ -147,7 +149,8 @@ def settings(config: MlecsConfig) -> MlecsSettings:
     }
     return MlecsSettings(
         answers=answers, prompt=prompt, slm=spec["slm"], llm=spec["llm"], lora_r=m.lora_r,
-        lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout, shared_dim=m.shared_dim,
+        lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout, lora_targets=m.lora_targets,
+        shared_dim=m.shared_dim,
         soft_tokens=m.soft_tokens, batch_size=m.batch_size, steps=m.steps, lr=m.lr,
         temperature=m.temperature, warmup_steps=m.warmup_steps,
     )  # fmt: skip
