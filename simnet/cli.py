@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
-        print("interrupted: no run directory was completed", file=sys.stderr)
+        done = {
+            "sweep": "finished points are kept; run the same command again to resume",
+        }.get(args.command, "no run directory was completed")
+        print(f"interrupted: {done}", file=sys.stderr)
         return 130
 
 
