@@ -103,11 +103,12 @@ def train(model: nn.Module, split: MultimodalSplit, task: Task, cfg: TrainConfig
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(cfg.seed)
         for _ in range(cfg.epochs):
-            for features, labels in split.batches(cfg.batch_size, shuffle=True, generator=shuffle):
+            batches = split.masked_batches(cfg.batch_size, shuffle=True, generator=shuffle)
+            for features, labels, present in batches:
                 if cfg.max_steps is not None and steps >= cfg.max_steps:
                     break
-                features = {m: x.to(device) for m, x in features.items()}
-                out, target = _target(model(features), labels.to(device), task)
+                out = _forward(model, features, present, device)
+                out, target = _target(out, labels.to(device), task)
                 loss = criterion(out, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -127,10 +128,23 @@ def predict(
     """Model outputs for every sample of ``split`` in order, on the CPU, in eval mode."""
     model.to(device).eval()
     outs = [
-        model({m: x.to(device) for m, x in features.items()}).cpu()
-        for features, _ in split.batches(batch_size)
+        _forward(model, features, present, torch.device(device)).cpu()
+        for features, _, present in split.masked_batches(batch_size)
     ]
     return torch.cat(outs)
+
+
+def _forward(
+    model: nn.Module,
+    features: dict[str, torch.Tensor],
+    present: dict[str, torch.Tensor] | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """``model`` on a batch moved to ``device``, with its ``present`` masks if it has any."""
+    features = {m: x.to(device) for m, x in features.items()}
+    if present is None:
+        return model(features)
+    return model(features, {m: p.to(device) for m, p in present.items()})
 
 
 def fit(

@@ -243,3 +243,43 @@ def test_inference_latency_terms_match_the_models(tmp_path):
     assert cloud["compute_s"] == pytest.approx((1e8 + f_cloud) / 5e13)
     assert cloud["download_s"] == pytest.approx(0.035 + results[-1] / mbps)
     assert edge["total_s"] < cloud["total_s"]
+
+
+def test_ends_missing_modalities_send_less_and_edges_pool_them_with_masks(tmp_path):
+    from learning.data import modality_availability
+
+    path = scenario(
+        tmp_path, partition={"scheme": "iid", "modality_rate": 0.5}, cloud={"updates": 4},
+        inference={"requests": 4, "rate_per_s": 1.0},
+    )  # fmt: skip
+    summary, out = run(path, tmp_path / "run")
+    draw = modality_availability(4, ("text", "audio", "vision"), 0.5, 0)
+    held = dict(zip(["end0", "end1", "end2", "end3"], draw, strict=True))
+    assert len({len(h) for h in held.values()}) > 1  # the draw is heterogeneous
+    per_sample = {"text": 300, "audio": 74, "vision": 35}
+    features = {
+        m["src"]: int(m["bytes"]) for m in rows(out / "messages.csv") if m["kind"] == "features"
+    }
+    # every end uploads 12 upload + 12 test samples of 6 steps, float32, plus labels
+    for end, has in held.items():
+        payload = 24 * 6 * 4 * sum(per_sample[m] for m in has)
+        assert payload < features[end] < payload + 2_000
+    assert set(summary["edges"]) == {"edge0", "edge1"}
+    assert all(0 <= e["acc2_non0"] <= 1 for e in summary["edges"].values())
+    again, _ = run(path, tmp_path / "again")
+    assert again["cloud"] == summary["cloud"]
+
+
+def test_concat_pads_missing_modalities_and_marks_them_absent():
+    from learning.data.dataset import MultimodalSplit
+    from simnet.protocols.hierarchical import concat
+
+    a = MultimodalSplit({"t": torch.ones(2, 3, 4), "a": torch.ones(2, 5, 2)}, torch.zeros(2))
+    b = MultimodalSplit({"a": 2 * torch.ones(1, 5, 2)}, torch.ones(1))
+    c = concat([a, b])
+    assert c.modalities == ("t", "a") and c.labels.tolist() == [0, 0, 1]
+    assert c.present["t"].tolist() == [True, True, False] and c.present["a"].all()
+    assert c.features["t"][2].eq(0).all() and c.features["a"][2].eq(2).all()
+    assert concat([a, a]).present is None  # same modalities: no masks needed
+    part = c.subset([2, 0]).only(["t"])
+    assert part.present["t"].tolist() == [False, True]

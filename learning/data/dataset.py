@@ -15,16 +15,27 @@ Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 @dataclass
 class MultimodalSplit:
     """``N`` samples: ``features[m]`` is (N, T_m, D_m) float32 for each modality ``m``;
-    ``labels`` is (N,) float32 for regression (sentiment in [-3, 3]) or int64 classes."""
+    ``labels`` is (N,) float32 for regression (sentiment in [-3, 3]) or int64 classes.
+
+    ``present`` (optional): per modality, an (N,) bool tensor — False where a sample lacks
+    the modality (its features are then zeros and models mask it out); ``None``: every
+    sample has every modality.
+    """
 
     features: dict[str, torch.Tensor]
     labels: torch.Tensor
+    present: dict[str, torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         n = self.labels.shape[0]
         for name, x in self.features.items():
             if x.dim() != 3 or x.shape[0] != n:
                 raise ValueError(f"modality {name!r}: expected ({n}, T, D), got {tuple(x.shape)}")
+        if self.present is not None and (
+            set(self.present) != set(self.features)
+            or any(m.shape != (n,) for m in self.present.values())
+        ):
+            raise ValueError(f"present must hold an ({n},) mask for each modality")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -36,21 +47,31 @@ class MultimodalSplit:
     def subset(self, index: torch.Tensor | list[int]) -> MultimodalSplit:
         """The samples at ``index`` (in that order)."""
         idx = torch.as_tensor(index, dtype=torch.long)
-        return MultimodalSplit({m: x[idx] for m, x in self.features.items()}, self.labels[idx])
+        present = None if self.present is None else {m: p[idx] for m, p in self.present.items()}
+        features = {m: x[idx] for m, x in self.features.items()}
+        return MultimodalSplit(features, self.labels[idx], present)
 
     def only(self, modalities: list[str] | tuple[str, ...]) -> MultimodalSplit:
         """The same samples with only ``modalities`` kept."""
-        return MultimodalSplit({m: self.features[m] for m in modalities}, self.labels)
+        present = None if self.present is None else {m: self.present[m] for m in modalities}
+        return MultimodalSplit({m: self.features[m] for m in modalities}, self.labels, present)
+
+    def masked_batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor] | None]]:
+        """Like :meth:`batches`, with each batch's ``present`` masks (or ``None``)."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            part = self.subset(order[start : start + batch_size])
+            yield part.features, part.labels, part.present
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[Batch]:
         """Mini-batches in order, or in a permutation drawn from ``generator``."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            yield {m: x[idx] for m, x in self.features.items()}, self.labels[idx]
+        for features, labels, _ in self.masked_batches(batch_size, shuffle, generator):
+            yield features, labels
 
 
 @dataclass

@@ -245,6 +245,21 @@ class Edge:
 
 
 def concat(splits: list[MultimodalSplit]) -> MultimodalSplit:
-    """One split holding every sample of ``splits`` in order."""
-    features = {m: torch.cat([s.features[m] for s in splits]) for m in splits[0].modalities}
-    return MultimodalSplit(features, torch.cat([s.labels for s in splits]))
+    """One split holding every sample of ``splits`` in order. Where the splits hold
+    different modalities, a sample's missing ones are zeros marked absent in ``present``."""
+    modalities = list(dict.fromkeys(m for s in splits for m in s.modalities))
+    labels = torch.cat([s.labels for s in splits])
+    if all(s.modalities == tuple(modalities) and s.present is None for s in splits):
+        features = {m: torch.cat([s.features[m] for s in splits]) for m in modalities}
+        return MultimodalSplit(features, labels)
+    shapes = {m: s.features[m].shape[1:] for s in reversed(splits) for m in s.modalities}
+    features, present = {}, {}
+    for m in modalities:
+        parts, masks = [], []
+        for s in splits:
+            has = m in s.features
+            parts.append(s.features[m] if has else torch.zeros(len(s), *shapes[m]))
+            mask = s.present[m] if has and s.present is not None else torch.full((len(s),), has)
+            masks.append(mask)
+        features[m], present[m] = torch.cat(parts), torch.cat(masks)
+    return MultimodalSplit(features, labels, present)

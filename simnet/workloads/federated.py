@@ -17,7 +17,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from learning.data import dirichlet_partition, iid_partition, load_mosei, mosei_like
+from learning.data import (
+    dirichlet_partition,
+    iid_partition,
+    load_mosei,
+    modality_availability,
+    mosei_like,
+)
 from learning.data.dataset import MultimodalDataset
 from learning.federated import Learner
 from learning.models import MODELS, build_model
@@ -65,12 +71,15 @@ class DataConfig(_Strict):
 class PartitionConfig(_Strict):
     """Train samples dealt to ends (``iid`` or ``dirichlet`` with ``alpha``); each end
     holds out ``test_share`` for its edge's evaluation and uploads ``upload_share`` of the
-    rest to its edge as the adapter's training data."""
+    rest to its edge as the adapter's training data; with ``modality_rate`` an end has
+    only the modalities it drew (its edge pools them with masks)."""
 
     scheme: Literal["iid", "dirichlet"] = "dirichlet"
     alpha: float = Field(default=1.0, gt=0)
     test_share: float = Field(default=0.2, gt=0, lt=1)
     upload_share: float = Field(default=0.25, gt=0, le=1)
+    modality_rate: float | dict[str, float] | None = None
+    """ρ: each end holds modality m with probability ρ_m (at least one); ``None``: all."""
 
 
 class ModelConfig(_Strict):
@@ -207,6 +216,12 @@ def check(config: FederatedConfig, topology: Topology, source: str) -> None:
         if not path.is_file():
             raise InputError(source, "workload.data.path", f"file not found: {path}")
         data.path = str(path.resolve())
+    rate = config.partition.modality_rate
+    if rate is not None:
+        try:
+            modality_availability(1, ("text", "audio", "vision"), rate, 0)
+        except ValueError as exc:
+            raise InputError(source, "workload.partition.modality_rate", str(exc)) from None
     n_ends = len(topology.nodes_in_tier("end"))
     if data.source == "synthetic" and data.train < 2 * n_ends:
         raise InputError(source, "workload.data.train", f"too few samples for {n_ends} ends")
@@ -224,22 +239,27 @@ def load_data(config: DataConfig, seed: int) -> MultimodalDataset:
 def end_datasets(
     dataset: MultimodalDataset, ends: list[str], cfg: PartitionConfig, seed: int
 ) -> dict[str, EndData]:
-    """Deal the train split to ``ends`` and cut each share into train / upload / test."""
+    """Deal the train split to ``ends``, cut each share into train / upload / test, and
+    keep only the modalities each end drew (``modality_rate``)."""
     labels = dataset.train.labels
     if cfg.scheme == "iid":
         parts = iid_partition(len(labels), len(ends), seed)
     else:
         parts = dirichlet_partition(labels, len(ends), cfg.alpha, seed, min_size=2)
     rng = np.random.default_rng(seed)
+    held = [dataset.modalities] * len(ends)
+    if cfg.modality_rate is not None:
+        held = modality_availability(len(ends), dataset.modalities, cfg.modality_rate, seed)
     out = {}
-    for end, part in zip(ends, parts, strict=True):
+    for end, part, has in zip(ends, parts, held, strict=True):
         part = rng.permutation(part)
         n_test = max(1, round(cfg.test_share * len(part)))
         train = part[n_test:]
         upload = train[: max(1, round(cfg.upload_share * len(train)))]
-        out[end] = EndData(
-            *(dataset.train.subset(ix.tolist()) for ix in (train, upload, part[:n_test]))
-        )
+        splits = [
+            dataset.train.subset(ix.tolist()).only(has) for ix in (train, upload, part[:n_test])
+        ]
+        out[end] = EndData(*splits)
     return out
 
 
