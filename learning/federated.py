@@ -118,8 +118,7 @@ class Learner:
         else:
             model = self.personal
             self._load_personal(base, adapter)
-        features = sample.features
-        return predict(model, sample), forward_flops(model, (features,))
+        return predict(model, sample), forward_flops(model, (sample.features,))
 
     def _load_personal(self, base: State, adapter: State) -> None:
         self.personal.base.load_state_dict(base)

@@ -37,7 +37,7 @@ from learning.llm import (
     build_tokenizer,
     lora_state,
 )
-from learning.llm.unified import UnifiedModel
+from learning.llm.unified import ENCODERS, UnifiedModel
 from learning.llm.warmup import warm_up
 from learning.losses import pooled_kl, volume_contrastive_loss
 from learning.metrics import classification_metrics
@@ -69,8 +69,6 @@ class MlecsSettings:
     temperature: float = 0.1
     warmup_steps: int = 60
     vocab_size: int = 300
-    encoders: tuple[str, ...] = field(default=("encoders.",))
-    """Name prefixes of the modality encoders (trained in AMT besides LoRA)."""
 
 
 def _batches(split: MultimodalSplit, size: int, seed: int) -> Iterator[tuple[dict, torch.Tensor]]:
@@ -182,7 +180,7 @@ class Mlecs:
         """Device AMT on private ``data``: L_lb, only encoders and LoRA trainable."""
         frozen = [
             p for n, p in model.named_parameters()
-            if p.requires_grad and not (n.startswith(self.settings.encoders) or "lora_" in n)
+            if p.requires_grad and not (n.startswith(ENCODERS) or "lora_" in n)
         ]  # fmt: skip
         for p in frozen:
             p.requires_grad_(False)

@@ -1,6 +1,7 @@
 """Figures of one run directory, drawn only from its files (see ``simnet.records``).
 
-``write_run_figures`` writes PNGs (150 dpi) into ``run_dir/figures/``. Times are virtual
+``write_run_figures`` writes PNGs (150 dpi; other formats on request, ``simnet plot``
+adds PDF) into ``run_dir/figures/``. Times are virtual
 seconds, byte counts are message sizes, shown in MB (10⁶ bytes).
 """
 

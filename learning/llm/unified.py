@@ -24,6 +24,8 @@ from torch import nn
 
 IGNORE = -100
 """Label id the LM loss skips (soft prompt and instruction positions)."""
+ENCODERS = "encoders."
+"""Name prefix of the modality encoders' parameters in a :class:`UnifiedModel`."""
 
 
 class ModalityEncoder(nn.Module):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import simpy
 import torch
@@ -58,7 +58,7 @@ class RoundRules:
     in the ``next`` round."""
 
     deadline_s: float | None = None
-    late_policy: str = "drop"
+    late_policy: Literal["drop", "next"] = "drop"
 
 
 class Context:

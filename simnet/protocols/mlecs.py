@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from learning.aggregation import weighted_average
 from learning.data.dataset import MultimodalSplit
 from learning.llm import load_lora_state
-from learning.llm.unified import UnifiedModel
+from learning.llm.unified import ENCODERS, UnifiedModel
 from learning.mlecs import Mlecs, State
 from simnet.protocols.hierarchical import Context, Process, kind_is
 
@@ -49,20 +49,16 @@ def shared_state(model: UnifiedModel, method: str) -> State:
     state = Mlecs.lora(model)
     if method == "multi_fedavg":
         state.update(
-            {
-                k: v.detach().clone()
-                for k, v in model.state_dict().items()
-                if k.startswith("encoders.")
-            }
+            {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(ENCODERS)}
         )
     return state
 
 
 def load_shared(model: UnifiedModel, state: State) -> None:
     """Load what came back from the server: LoRA (``lora_`` keys) and any encoder weights."""
-    lora = {k: v for k, v in state.items() if not k.startswith("encoders.")}
+    lora = {k: v for k, v in state.items() if not k.startswith(ENCODERS)}
     load_lora_state(model.lm, lora)
-    encoders = {k: v for k, v in state.items() if k.startswith("encoders.")}
+    encoders = {k: v for k, v in state.items() if k.startswith(ENCODERS)}
     if encoders:
         model.load_state_dict(encoders, strict=False)
 

@@ -40,6 +40,8 @@ TASKS = {
     "mosei": (("negative", "neutral", "positive"), "The speaker's sentiment is"),
 }
 """Answer texts (class order) and instruction prompt of each task."""
+MODALITIES = {"fall": ("acce", "rgb", "depth"), "mosei": ("text", "audio", "vision")}
+"""The modalities of each task's data."""
 
 NEUTRAL_BAND = 0.5
 """MOSEI-shaped sentiment y becomes a class: negative if y < −0.5, positive if y > 0.5,
@@ -116,7 +118,7 @@ def check(config: MlecsConfig, topology: Topology, source: str) -> None:
                 field = f"workload.model.{name}.path"
                 raise InputError(source, field, f"checkpoint directory not found: {path}")
             backbone.path = str(path.resolve())
-    modalities = _dataset(config.data, 0, 4).modalities
+    modalities = MODALITIES[config.data.task]
     rates = config.rho if isinstance(config.rho, dict) else dict.fromkeys(modalities, config.rho)
     if set(rates) != set(modalities):
         raise InputError(
