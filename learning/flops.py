@@ -2,9 +2,16 @@
 time (DESIGN rule 1).
 
 Counted by ``torch.utils.flop_counter.FlopCounterMode`` on a deep copy of the model, so
-the model's parameters, gradients, buffers and train/eval mode and the global RNG are
-untouched. The counter's convention holds throughout: a multiply-add is 2 FLOPs and only
-matrix products, convolutions and attention count; elementwise work (activations, norms,
+the model's parameters, gradients, buffers and train/eval mode are untouched, and with
+every global RNG — torch's (CPU, and CUDA once initialised), numpy's and Python's
+``random`` — restored afterwards: a count runs only while the cache is cold, so it must
+leave no trace on what follows (otherwise a run's results would depend on what ran
+before in the process). A generator a counted step holds itself (a
+``numpy.random.Generator`` in a closure, a ``torch.Generator``) cannot be restored: draw
+such randomness outside the step and pass it in.
+
+The counter's convention holds throughout: a multiply-add is 2 FLOPs and only matrix
+products, convolutions and attention count; elementwise work (activations, norms,
 softmax, losses, dropout) is free. Three things make the counter see every such op:
 
 * oneDNN (mkldnn) and cuDNN are switched off while counting (process-wide, so do not
@@ -26,10 +33,12 @@ devices, loss, optimizer); :func:`clear_cache` empties the cache.
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
@@ -134,8 +143,10 @@ def closure_flops(
     grad, and of the ``optimizer`` update of every parameter that received a gradient
     (``None``: no update, e.g. a forward-only step). Counted the first time ``key`` is
     seen, on deep copies of ``models`` in their current train/eval mode — the models,
-    their gradients and the global RNG are untouched — and cached under ``key``, which
-    must identify the step's shapes (e.g. a name and the batch size)."""
+    their gradients and the global RNGs are untouched — and cached under ``key``, which
+    must identify the step's shapes (e.g. a name and the batch size). ``step`` runs only
+    when the cache is cold, so it must draw from no generator of its own (see the module
+    docstring): pass anything random in, drawn beforehand."""
     full_key = ("closure", key, tuple(_model_key(m) for m in models), optimizer)
     if full_key not in _cache:
         copies = copy.deepcopy(list(models))
@@ -165,9 +176,11 @@ def _working_copy(model: nn.Module, train: bool) -> nn.Module:
 
 @contextmanager
 def _counting() -> Iterator[FlopCounterMode]:
-    """A flop counter with reference kernels, the global RNG state restored after."""
+    """A flop counter with reference kernels; torch's, numpy's and Python's global RNG
+    states restored after."""
     saved = torch.backends.mkldnn.enabled, torch.backends.cudnn.enabled
     cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    numpy_state, python_state = np.random.get_state(), random.getstate()
     torch.backends.mkldnn.enabled = torch.backends.cudnn.enabled = False
     try:
         with (
@@ -177,6 +190,8 @@ def _counting() -> Iterator[FlopCounterMode]:
             yield counter
     finally:
         torch.backends.mkldnn.enabled, torch.backends.cudnn.enabled = saved
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 def _model_key(model: nn.Module) -> tuple[Any, ...]:

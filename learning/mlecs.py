@@ -112,9 +112,24 @@ class Mlecs:
                 shared_dim=s.shared_dim, soft_tokens=s.soft_tokens,
             )  # fmt: skip
 
-    def _train(self, name: str, models: Sequence[nn.Module], loss_fn, data, seed: int) -> int:
-        """``steps`` AdamW steps of ``loss_fn(batch)`` over the trainable parameters of
-        ``models``; returns their FLOPs."""
+    def _train(
+        self,
+        name: str,
+        models: Sequence[nn.Module],
+        loss_fn,
+        data,
+        seed: int,
+        per_step: Sequence | None = None,
+    ) -> int:
+        """``steps`` AdamW steps of ``loss_fn(batch, *models)`` over the trainable
+        parameters of ``models``; returns their FLOPs. ``batch`` is ``(features, labels)``,
+        or ``(features, labels, per_step[i])`` at step ``i`` when ``per_step`` is given.
+
+        ``loss_fn`` must be a pure function of its arguments (dropout aside, which draws
+        from torch's RNG, seeded here): it is also called, once per step shape, by
+        :func:`~learning.flops.closure_flops` only while the FLOP cache is cold, so any
+        other random choice inside it would depend on what ran before in the process.
+        Draw such choices up front from ``seed`` and pass them as ``per_step``."""
         params = [p for m in models for p in m.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.settings.lr)
         batches = _batches(data, self.settings.batch_size, seed)
@@ -123,9 +138,11 @@ class Mlecs:
             m.train()
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            for _ in range(self.settings.steps):
+            for i in range(self.settings.steps):
                 batch = next(batches)
                 key = (name, len(batch[1]), tuple(batch[0]))
+                if per_step is not None:
+                    batch = (*batch, per_step[i])
                 flops += closure_flops(key, lambda *ms, b=batch: loss_fn(b, *ms), models)
                 loss = loss_fn(batch, *models)
                 optimizer.zero_grad(set_to_none=True)
@@ -195,13 +212,16 @@ class Mlecs:
         return weighted_average(states, [float(c) for c in modality_counts])
 
     def se_ccl(self, llm: UnifiedModel, slm: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
-        """Server SE-CCL on the public set: eqs. 15 (LLM) and 16 (SLM), trained together."""
+        """Server SE-CCL on the public set: eqs. 15 (LLM) and 16 (SLM), trained together.
+        The anchor modality of every step is drawn up front from ``seed``."""
         rng = np.random.default_rng(seed)
+        modalities = list(data.features)
+        steps = self.settings.steps
+        anchors = [modalities[int(rng.integers(len(modalities)))] for _ in range(steps)]
         temperature = self.settings.temperature
 
         def loss(batch, big, small):
-            features, labels = batch
-            anchor_modality = list(features)[int(rng.integers(len(features)))]
+            features, labels, anchor_modality = batch
             reps_l, reps_s = big.represent(features), small.represent(features)
             fused_l, fused_s = big.fuse(reps_l), small.fuse(reps_s)
             others = torch.stack([h for m, h in reps_l.items() if m != anchor_modality], dim=1)
@@ -213,7 +233,7 @@ class Mlecs:
             slm_loss = small.lm_loss(fused_s, labels) + pooled_kl(logits_s, logits_l)
             return ccl + pooled_kl(logits_l, logits_s) + slm_loss
 
-        return self._train("se_ccl", [llm, slm], loss, data, seed)
+        return self._train("se_ccl", [llm, slm], loss, data, seed, per_step=anchors)
 
     @staticmethod
     def lora(model: UnifiedModel) -> State:

@@ -11,6 +11,7 @@ from simnet.errors import InputError
 from simnet.scenario import Scenario, load_scenario
 
 EXIT_INPUT_ERROR = 2
+EXIT_INCOMPLETE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,12 +53,17 @@ def _parser() -> argparse.ArgumentParser:
         "sweep",
         help="run a grid of scenario variants (resumable) and tabulate them",
         description="Run every point of a sweep file (base scenario, grid, zip, set), skip "
-        "points already complete, write results.csv and the sweep's figures.",
+        "points already complete with the scenario they would run now, write results.csv "
+        "and the sweep's figures. Exit status 3 if a point's run is incomplete.",
     )
     sweep.add_argument("sweep", type=Path, metavar="SWEEP", help="sweep YAML file")
     sweep.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
     sweep.add_argument("--out", type=Path, help="sweep directory (default: runs/sweep-NAME)")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
+    sweep.add_argument(
+        "--force", action="store_true",
+        help="run every point again, even complete ones, and clear stale figures/",
+    )  # fmt: skip
     plot = commands.add_parser(
         "plot",
         help="draw the figures of a run or sweep directory (PNG and PDF)",
@@ -78,6 +84,7 @@ def _default_out(scenario: Scenario) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from simnet.records import clear_run
     from simnet.run import format_summary, run_scenario
 
     scenario = load_scenario(args.scenario, args.overrides, args.seed)
@@ -86,9 +93,14 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(
             "--out", "", f"{out} already holds files; choose another directory or pass --force"
         )
+    if args.force:
+        clear_run(out)
     summary = run_scenario(scenario, out, progress=not args.quiet, figures=not args.no_figures)
     if not args.quiet:
         print(format_summary(summary, out))
+    if not summary["complete"]:
+        print(f"incomplete run: {summary['incomplete_reason']}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 
@@ -109,11 +121,18 @@ def _sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep)
     out = args.out or Path("runs") / f"sweep-{args.sweep.stem}"
     workers = args.workers or default_workers()
-    table = run_sweep(sweep, out, workers, progress=not args.quiet)
+    table = run_sweep(sweep, out, workers, progress=not args.quiet, force=args.force)
     figures = plot(out)
+    failed = table[~table["complete"].astype(bool)]
+    reasons = zip(failed["run"], failed["incomplete_reason"], strict=True)
+    incomplete = f"{len(failed)} incomplete: " + "; ".join(f"{r}: {why}" for r, why in reasons)
     if not args.quiet:
-        print(f"{len(table)} runs in {out}; table {out / 'results.csv'}; {len(figures)} figures")
-    return 0
+        note = f" ({incomplete})" if len(failed) else ""
+        print(f"{len(table)} runs in {out}{note}; table {out / 'results.csv'}; "
+              f"{len(figures)} figures")  # fmt: skip
+    elif len(failed):
+        print(f"{out}: {incomplete}", file=sys.stderr)
+    return EXIT_INCOMPLETE if len(failed) else 0
 
 
 def _plot(args: argparse.Namespace) -> int:

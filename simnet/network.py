@@ -10,6 +10,10 @@ A message of ``S`` bytes sent at ``t_send`` over the static route ``r`` (directe
 3. is received at ``t_recv``, the instant its last byte is transmitted:
    ``∫_{t_send+L}^{t_recv} x_f(t) dt = S``.
 
+Rates are constant between events, so the next completion is ``now + min_f R_f / x_f``
+(``R_f`` the bytes left); the flows attaining that minimum (to ``REL_TOL``) are received at
+that wake-up whatever float rounding left of their bytes, so the clock always advances.
+
 ``λ`` and ``β`` are ``network.latency_factor`` and ``network.bandwidth_factor``. A flow whose
 route uses a link that is down when it is sent, or that goes down before it is received,
 is dropped. docs/network-model.md states the same rules with worked examples.
@@ -84,6 +88,7 @@ class Network:
         self.latency_factor = latency_factor
         self.transfers: list[Transfer] = []
         self.down: set[frozenset[str]] = set()
+        self.down_nodes: set[str] = set()
         self.link_bytes: dict[Hop, float] = defaultdict(float)
         self.class_bytes: dict[str, float] = defaultdict(float)
         self.kind_bytes: dict[str, dict[str, int]] = defaultdict(
@@ -104,6 +109,7 @@ class Network:
         self._rates = np.zeros(0)  # bytes/s, aligned with _active
         self._last_advance = 0.0
         self._wakeup_generation = 0
+        self._due = np.zeros(0, dtype=np.intp)  # indices of the flows the wake-up is for
 
     # ------------------------------------------------------------------ public API
     def capacity(self, hop: Hop) -> float:
@@ -142,7 +148,7 @@ class Network:
         self.transfers.append(transfer)
         self.bytes_sent += transfer.size
         self.kind_bytes[kind]["sent"] += transfer.size
-        if any(frozenset(h) in self.down for h in hops):
+        if any(frozenset(h) in self.down for h in hops) or self.down_nodes.intersection(path):
             self._finish(transfer, DROPPED)
             return transfer.done
         self._pending[transfer.id] = transfer
@@ -160,15 +166,25 @@ class Network:
             self.down.discard(key)
             return
         self.down.add(key)
+        self._drop_where(lambda t: any(frozenset(h) == key for h in t.hops))
 
-        def uses_link(transfer: Transfer) -> bool:
-            return any(frozenset(h) == key for h in transfer.hops)
+    def set_node(self, node: str, up: bool) -> None:
+        """Bring ``node`` up or down now. A down node sends, receives and forwards nothing:
+        every transfer whose route starts, ends or passes there is dropped, in either phase.
+        """
+        if up:
+            self.down_nodes.discard(node)
+            return
+        self.down_nodes.add(node)
+        self._drop_where(lambda t: node in t.path)
 
-        for transfer in [t for t in self._pending.values() if uses_link(t)]:
+    def _drop_where(self, hit: Callable[[Transfer], bool]) -> None:
+        """Drop every transfer in flight for which ``hit`` is true."""
+        for transfer in [t for t in self._pending.values() if hit(t)]:
             del self._pending[transfer.id]
             self._finish(transfer, DROPPED)
         self._advance()
-        self._remove([i for i, t in enumerate(self._active) if uses_link(t)], DROPPED)
+        self._remove([i for i, t in enumerate(self._active) if hit(t)], DROPPED)
         self._reallocate()
 
     @property
@@ -220,17 +236,26 @@ class Network:
         entry_hop = np.concatenate([t.hop_ids for t in self._active])
         entry_flow = np.repeat(np.arange(len(self._active)), lengths)
         self._rates = max_min_rates(entry_flow, entry_hop, self._capacity)
-        delay = float(np.min(self._remaining / self._rates))
+        delays = self._remaining / self._rates
+        delay = float(delays.min())
+        self._due = np.flatnonzero(delays <= delay * (1 + REL_TOL))
         generation = self._wakeup_generation
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
 
     def _on_wakeup(self, generation: int) -> None:
+        """Deliver the flows this wake-up was scheduled for, whatever rounding left of them.
+
+        Also any flow within ``REL_TOL`` of its size. The elapsed ``now - last`` differs from
+        the planned delay by rounding; a residue kept here could need a delay below half a
+        float step of ``now`` and wake up at the same instant forever.
+        """
         if generation != self._wakeup_generation:
             return  # superseded by a later reallocation
         self._advance()
         sizes = np.array([max(1.0, t.size) for t in self._active])
-        finished = np.flatnonzero(self._remaining <= REL_TOL * sizes)
-        self._remove(finished.tolist(), DELIVERED)
+        finished = self._remaining <= REL_TOL * sizes
+        finished[self._due] = True
+        self._remove(np.flatnonzero(finished).tolist(), DELIVERED)
         self._reallocate()
 
     def _finish(self, transfer: Transfer, status: str) -> None:

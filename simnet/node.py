@@ -1,8 +1,9 @@
-"""Nodes as actors: a mailbox, a compute profile, and sending through the network."""
+"""Nodes as actors: a mailbox, a compute profile, sending through the network, crashes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
@@ -12,6 +13,42 @@ from simnet.message import Message, decode, encode
 from simnet.network import DELIVERED, Network, Transfer
 from simnet.topology.graph import Node as NodeSpec
 
+Actor = Generator[simpy.Event, Any, Any]
+"""A node's behaviour: a generator of SimPy events (a process)."""
+
+
+class Crashed(Exception):
+    """The node computing a job went down before the job finished."""
+
+
+@dataclass(frozen=True)
+class KindFilter:
+    """A mailbox filter accepting messages of ``kinds`` (of round ``round`` if given);
+    reads as what it waits for."""
+
+    kinds: tuple[str, ...]
+    round: int | None = None
+
+    def __call__(self, message: Message) -> bool:
+        return message.kind in self.kinds and (
+            self.round is None or message.meta.get("round") == self.round
+        )
+
+    def __str__(self) -> str:
+        kinds = " or ".join(self.kinds)
+        return kinds if self.round is None else f"{kinds} of round {self.round}"
+
+
+def kind_is(*kinds: str, round: int | None = None) -> KindFilter:  # noqa: A002
+    """A mailbox filter accepting messages of ``kinds`` (of round ``round`` if given)."""
+    return KindFilter(kinds, round)
+
+
+def _defuse_crash(event: simpy.Event) -> None:
+    """Let a process end quietly when a crash interrupted it (it is not a bug)."""
+    if not event.ok and isinstance(event.value, simpy.Interrupt | Crashed):
+        event.defused = True
+
 
 class Node:
     """An end device, edge server or cloud taking part in a simulation.
@@ -20,6 +57,8 @@ class Node:
     virtual seconds; jobs beyond ``slots`` queue first-come first-served.
     Messages: :meth:`send` encodes the message (safetensors, optional codec), charges the
     network its encoded length, and puts the *decoded* message in the receiver's mailbox.
+    Crashes: :meth:`crash` stops the node's actors and jobs and empties its mailbox;
+    :meth:`recover` starts the actors' restart entries (see :meth:`start`).
     """
 
     def __init__(
@@ -40,6 +79,12 @@ class Node:
         self.cpu = simpy.Resource(env, capacity=spec.slots)
         self.busy_s = 0.0
         """Total virtual seconds spent computing."""
+        self.up = True
+        self.down_since: float | None = None
+        self._actors: list[simpy.Process] = []
+        self._restarts: list[Callable[[], Actor]] = []
+        self._jobs: set[simpy.Process] = set()
+        self._waits: dict[simpy.Event, tuple[str, float]] = {}
 
     @property
     def id(self) -> str:
@@ -54,16 +99,70 @@ class Node:
         return flops / self.spec.flops
 
     def compute(self, flops: float) -> simpy.Process:
-        """A process that waits for a free slot, then computes ``flops`` FLOPs."""
-        return self.env.process(self._compute(flops))
+        """A process that waits for a free slot, then computes ``flops`` FLOPs; it fails
+        with :class:`Crashed` if the node is or goes down first."""
+        job = self.env.process(self._compute(flops))
+        job.callbacks.append(_defuse_crash)
+        self._jobs.add(job)
+        job.callbacks.append(self._jobs.discard)
+        return job
 
     def _compute(self, flops: float) -> Generator[simpy.Event, Any, float]:
-        with self.cpu.request() as slot:
-            yield slot
-            duration = self.compute_time(flops)
-            yield self.env.timeout(duration)
-            self.busy_s += duration
+        if not self.up:
+            raise Crashed(self.id)
+        started = None
+        try:
+            with self.cpu.request() as slot:
+                yield slot
+                started = self.env.now
+                duration = self.compute_time(flops)
+                yield self.env.timeout(duration)
+                self.busy_s += duration
+        except simpy.Interrupt:
+            if started is not None:
+                self.busy_s += self.env.now - started
+            raise Crashed(self.id) from None
         return duration
+
+    # ------------------------------------------------------------------ actors, crashes
+    def start(self, actor: Actor, restart: Callable[[], Actor] | None = None) -> simpy.Process:
+        """Run ``actor`` on this node; a crash stops it. ``restart`` makes the actor that
+        takes over each time the node recovers."""
+        process = self.env.process(actor)
+        process.callbacks.append(_defuse_crash)
+        self._actors.append(process)
+        if restart is not None:
+            self._restarts.append(restart)
+        return process
+
+    def crash(self) -> None:
+        """Go down now: actors and jobs stop, the mailbox's messages are lost."""
+        if not self.up:
+            return
+        self.up = False
+        self.down_since = self.env.now
+        for process in [*self._actors, *self._jobs]:
+            if process.is_alive:
+                process.interrupt("crash")
+        self._actors = []
+        self.mailbox = simpy.FilterStore(self.env)
+        self.cpu = simpy.Resource(self.env, capacity=self.spec.slots)
+        self._waits.clear()
+
+    def recover(self) -> None:
+        """Come back up now and start every actor's restart entry."""
+        if self.up:
+            return
+        self.up = True
+        self.down_since = None
+        for restart in self._restarts:
+            process = self.env.process(restart())
+            process.callbacks.append(_defuse_crash)
+            self._actors.append(process)
+
+    def waiting(self) -> list[str]:
+        """What this node's actors are waiting to receive, as ``what (since t s)``."""
+        return [f"{what} (since {since:.6g} s)" for what, since in self._waits.values()]
 
     def send(self, message: Message, codec: Codec | None = None) -> simpy.Event:
         """Send ``message`` (its ``src`` must be this node); the event yields the Transfer.
@@ -93,6 +192,31 @@ class Node:
         received.id = transfer.id
         self.directory[transfer.dst].mailbox.put(received)
 
-    def receive(self, accept: Callable[[Message], bool] | None = None) -> simpy.Event:
-        """An event that yields the oldest message in the mailbox (that ``accept`` takes)."""
-        return self.mailbox.get() if accept is None else self.mailbox.get(accept)
+    def receive(
+        self, accept: Callable[[Message], bool] | None = None, timeout: float | None = None
+    ) -> simpy.Event:
+        """An event that yields the oldest message in the mailbox (that ``accept`` takes);
+        with ``timeout`` (seconds), ``None`` if no such message came in time."""
+        get = self.mailbox.get() if accept is None else self.mailbox.get(accept)
+        what = "a message" if accept is None or not isinstance(accept, KindFilter) else accept
+        self._waits[get] = (str(what), self.env.now)
+        get.callbacks.append(lambda event: self._waits.pop(event, None))
+        if timeout is None:
+            return get
+        return self.env.process(self._receive_until(get, timeout))
+
+    def _receive_until(self, get: simpy.Event, timeout: float) -> Actor:
+        yield get | self.env.timeout(timeout)
+        if get.triggered:
+            return get.value
+        get.cancel()
+        self._waits.pop(get, None)
+        return None
+
+    def take(self, accept: Callable[[Message], bool]) -> list[Message]:
+        """Remove and return, oldest first, every message in the mailbox ``accept`` takes
+        (without waiting)."""
+        taken = [m for m in self.mailbox.items if accept(m)]
+        for message in taken:
+            self.mailbox.items.remove(message)
+        return taken

@@ -4,10 +4,11 @@ Run: the run figures of :mod:`simnet.figures`, plus ``latency_breakdown`` (stack
 latency terms per placement, when the run had an inference phase) and
 ``parameter_share`` (parameters sent per message kind, log scale, for learning runs).
 
-Sweep (a directory with ``results.csv``): ``knob_<metric>`` — each headline metric
-against the swept knob, one line per other swept setting, mean ± standard deviation over
-seeds; ``accuracy_vs_time`` — one line per run; ``transmitted_share`` (ML-ECS: share of
-a device model's parameters uploaded per round, per method, log scale);
+Sweep (a directory with ``results.csv``; rows of incomplete runs, ``complete`` false,
+are left out): ``knob_<metric>`` — each headline metric against the swept knob, one
+line per other swept setting, mean ± standard deviation over seeds;
+``accuracy_vs_time`` — one line per run; ``transmitted_share`` (ML-ECS: share of a
+device model's parameters uploaded per round, per method, log scale);
 ``latency_breakdown`` (Mega-CE² inference, per run). Every axis states its unit.
 """
 
@@ -108,7 +109,7 @@ def _knob(table: pd.DataFrame, swept: list[str]) -> tuple[str | None, list[str]]
 
 
 def sweep_figures(sweep_dir: Path) -> list[Path]:
-    table = pd.read_csv(sweep_dir / RESULTS)
+    table = complete_rows(pd.read_csv(sweep_dir / RESULTS))
     config = yaml.safe_load((sweep_dir / SWEEP_COPY).read_text())
     swept = [*config["grid"], *config["zip"]]
     knob, groups = _knob(table, swept)
@@ -147,6 +148,13 @@ def sweep_figures(sweep_dir: Path) -> list[Path]:
     if runs:
         written.append(save(latency_breakdown(runs), out / "latency_breakdown", FORMATS))
     return written
+
+
+def complete_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of complete runs (all rows of a table without a ``complete`` column)."""
+    if "complete" not in table:
+        return table
+    return table[table["complete"].astype(str).str.lower() == "true"]
 
 
 def knob_figure(

@@ -1,8 +1,12 @@
 """The run directory: ``scenario.yaml``, ``messages.csv``, ``metrics.csv``, ``summary.json``.
 
 Every file is written to a temporary name in the same directory and renamed into place,
-so a reader never sees a truncated file. ``summary.json`` is written last: a run
-directory is complete if and only if it holds ``summary.json``.
+so a reader never sees a truncated file. ``summary.json`` is written last and says
+whether the run finished: a run directory is complete if and only if it holds
+``summary.json`` with ``"complete": true`` (an incomplete run's summary has
+``"complete": false`` and a one-line ``incomplete_reason``; a summary without the key,
+or no summary at all, is not complete). :func:`clear_run` removes a run directory's own
+files before it is written again.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +40,9 @@ MESSAGE_COLUMNS = [
 ]
 METRIC_COLUMNS = ["t", "node", "metric", "value"]
 COMPLETE_MARKER = "summary.json"
+RUN_FILES = ("scenario.yaml", "messages.csv", "metrics.csv", COMPLETE_MARKER)
+"""The files a run writes, ``summary.json`` last."""
+FIGURES = "figures"
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -82,9 +90,33 @@ def metrics_csv(rows: Iterable[MetricRow]) -> str:
     return _csv(METRIC_COLUMNS, ([_time(r.t), r.node, r.metric, repr(r.value)] for r in rows))
 
 
+def load_summary(run_dir: Path) -> dict[str, Any] | None:
+    """``summary.json`` of ``run_dir``, or ``None`` if it is missing or unreadable."""
+    try:
+        summary = json.loads((Path(run_dir) / COMPLETE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 def is_complete(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a finished run."""
-    return (Path(run_dir) / COMPLETE_MARKER).is_file()
+    """Whether ``run_dir`` holds a finished run: its ``summary.json`` says
+    ``"complete": true``."""
+    summary = load_summary(run_dir)
+    return summary is not None and summary.get("complete") is True
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove the files a run writes in ``run_dir`` (:data:`RUN_FILES`, temporary files
+    left by an interrupted write, ``figures/``), ``summary.json`` first; other files and
+    the directory itself stay."""
+    run_dir = Path(run_dir)
+    for name in reversed(RUN_FILES):
+        (run_dir / name).unlink(missing_ok=True)
+        for tmp in run_dir.glob(f".{name}.*"):
+            tmp.unlink(missing_ok=True)
+    if (run_dir / FIGURES).is_dir():
+        shutil.rmtree(run_dir / FIGURES)
 
 
 def write_run(

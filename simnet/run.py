@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from simnet.figures import write_run_figures
@@ -34,47 +35,82 @@ def run_scenario(
     scenario: Scenario, out_dir: Path, progress: bool = True, figures: bool = True
 ) -> dict[str, Any]:
     """Simulate ``scenario``, write ``out_dir`` (and its ``figures/`` unless told not
-    to) and return its summary."""
+    to) and return its summary; ``summary["complete"]`` says whether the workload
+    finished (else ``incomplete_reason`` says who waited for what)."""
     started = time.perf_counter()
-    world = scenario.world()
-    kind = WORKLOADS[scenario.workload.kind]  # type: ignore[attr-defined]
-
-    def advance(n: float) -> None:
-        bar.update(n)
-        bar.set_postfix_str(f"virtual {world.env.now:.4g} s", refresh=False)
-
-    workload = kind.Run(scenario.workload, world, advance)
-    bar = tqdm(
-        total=workload.progress_total,
-        unit=workload.progress_unit,
-        desc=scenario.name,
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
-    workload.start()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(scenario.threads)
     try:
-        world.env.run(until=workload.until)
+        world = scenario.world()
+        kind = WORKLOADS[scenario.workload.kind]  # type: ignore[attr-defined]
+
+        def advance(n: float) -> None:
+            bar.update(n)
+            bar.set_postfix_str(f"virtual {world.env.now:.4g} s", refresh=False)
+
+        workload = kind.Run(scenario.workload, world, advance)
+        bar = tqdm(
+            total=workload.progress_total,
+            unit=workload.progress_unit,
+            desc=scenario.name,
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        workload.start()
+        try:
+            stalled = world.run(until=workload.until)
+        finally:
+            bar.close()
+        summary: dict[str, Any] = {
+            "name": scenario.name,
+            "complete": workload.finished and stalled is None,
+            "mode": "sim",
+            "seed": scenario.seed,
+            "threads": scenario.threads,
+            "workload": scenario.workload.kind,  # type: ignore[attr-defined]
+            "virtual_time_s": float(world.env.now),
+            "wall_time_s": time.perf_counter() - started,
+            **network_summary(world),
+            "faults": fault_summary(world),
+            **workload.summary(),
+        }
     finally:
-        bar.close()
-    summary: dict[str, Any] = {
-        "name": scenario.name,
-        "seed": scenario.seed,
-        "workload": scenario.workload.kind,  # type: ignore[attr-defined]
-        "virtual_time_s": float(world.env.now),
-        "wall_time_s": time.perf_counter() - started,
-        **network_summary(world),
-        **workload.summary(),
-    }
+        torch.set_num_threads(threads)
+    if not summary["complete"]:
+        summary = {**summary, "incomplete_reason": incomplete_reason(world, stalled)}
     write_run(out_dir, scenario.as_run(), world.network.transfers, world.metrics, summary)
     if figures:
         write_run_figures(out_dir)
     return summary
 
 
+FAULT_COUNTS = ("crash", "recovery", "dropout", "retry", "gave_up", "skipped_push")
+"""Fault-related events every summary counts (``World.count``), zeros included."""
+
+
+def fault_summary(world: Any) -> dict[str, int]:
+    """How many crashes, recoveries, drop-outs, retries, give-ups and skipped pushes."""
+    return {what: int(world.faults[what]) for what in FAULT_COUNTS} | {
+        k: int(v) for k, v in sorted(world.faults.items()) if k not in FAULT_COUNTS
+    }
+
+
+def incomplete_reason(world: Any, stalled: str | None) -> str:
+    """One line saying why a run stopped before its workload finished."""
+    if stalled is not None:
+        return stalled
+    waits = world.waiting()
+    if not waits:
+        return f"no event left at t = {world.env.now:.6g} s and nobody waiting for a message"
+    shown = "; ".join(waits[:6]) + (f"; … {len(waits) - 6} more" if len(waits) > 6 else "")
+    return f"no event left at t = {world.env.now:.6g} s: {shown}"
+
+
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     """A short human-readable table of a run's headline figures."""
-    rows = [
+    rows = [] if summary["complete"] else [("INCOMPLETE", summary["incomplete_reason"])]
+    rows += [
         ("run directory", str(out_dir)),
         ("virtual time", f"{summary['virtual_time_s']:.6g} s"),
         ("wall time", f"{summary['wall_time_s']:.3g} s"),
@@ -82,6 +118,9 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         ("bytes sent", f"{summary['bytes_total']:,} B"),
     ]
     rows += [(f"  on {k} links", f"{v:,} B") for k, v in summary["bytes_by_tier"].items()]
+    faults = {k: v for k, v in summary["faults"].items() if v}
+    if faults:
+        rows.append(("faults", ", ".join(f"{v} {k}" for k, v in faults.items())))
     rows += _learning_rows(summary)
     times = summary.get("transfer_time_s")
     if times:
@@ -105,7 +144,7 @@ def _mlecs_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Rows for an ML-ECS run: device and server scores, the transmitted share."""
     keys = {"devices F1 (macro)": "device_f1_macro", "devices accuracy": "device_accuracy"}
     rows = [
-        (label, ", ".join(f"{k} {v:.3f}" for k, v in summary[key].items()))
+        (label, ", ".join(f"{k} {v:.3f}" for k, v in (summary[key] or {}).items()) or "none")
         for label, key in keys.items()
     ]
     if summary["server"]:
@@ -134,6 +173,12 @@ def _learning_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if late["missed_deadline"]:
         rows.append(("late end updates", ", ".join(f"{v} {k}" for k, v in late.items())))
     for placement, terms in summary.get("inference", {}).items():
+        failed = f", {terms['failed']} failed" if terms["failed"] else ""
+        if "total_s" not in terms:
+            rows.append((f"inference at {placement}", f"all {terms['failed']} requests failed"))
+            continue
         parts = ", ".join(f"{k.removesuffix('_s')} {terms[k]:.3g}" for k in INFERENCE_TERMS)
-        rows.append((f"inference at {placement}", f"{terms['total_s']:.4g} s mean ({parts})"))
+        rows.append(
+            (f"inference at {placement}", f"{terms['total_s']:.4g} s mean ({parts}){failed}")
+        )
     return rows

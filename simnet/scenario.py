@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from simnet import link_overrides as link_classes
 from simnet.codecs import get_codec
 from simnet.errors import InputError
+from simnet.faults import Dropout, FaultsConfig, node_events
 from simnet.topology.graph import Topology
 from simnet.topology.load import load_topology
 from simnet.validation import parse
@@ -49,15 +50,26 @@ class NetworkConfig(BaseModel):
         return get_codec(spec).name
 
 
+class ExecutionConfig(BaseModel):
+    """How the learning work runs: ``threads`` torch intra-op threads per job. Results
+    depend on it (floating-point sums), so it is part of the scenario, not of the host."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threads: int = Field(default=1, ge=1)
+
+
 class ScenarioConfig(BaseModel):
     """Top level of a scenario file; ``workload`` is validated by its own ``kind``."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="", description="defaults to the file name")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     topology: str | dict[str, Any]
     network: NetworkConfig = Field(default_factory=NetworkConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     workload: dict[str, Any]
 
 
@@ -78,10 +90,15 @@ class Scenario:
     def seed(self) -> int:
         return self.config.seed
 
+    @property
+    def threads(self) -> int:
+        return self.config.execution.threads
+
     def world(self) -> World:
         """A fresh world for one run of this scenario."""
-        net = self.config.network
+        net, faults = self.config.network, self.config.faults
         events = [LinkEvent(e.at, e.a, e.b, e.state == "up") for e in net.events]
+        dropout = faults.dropout
         return World(
             self.topology,
             seed=self.seed,
@@ -89,6 +106,9 @@ class Scenario:
             latency_factor=net.latency_factor,
             codec=get_codec(net.codec),
             link_events=events,
+            node_events=node_events(faults, self.topology, self.source, Path(".")),
+            dropout=dropout and Dropout(dropout.tier, dropout.probability, self.seed),
+            retry=faults.retry,
         )
 
     def as_run(self) -> dict[str, Any]:
@@ -165,5 +185,11 @@ def load_scenario(path: Path | str, overrides: list[str] = (), seed: int | None 
             raise InputError(
                 source, f"network.events.{i}", f"no link between {event.a!r} and {event.b!r}"
             )
-    WORKLOADS[kind].check(workload, topology, source)
+    faults = config.faults
+    if faults.trace is not None:
+        faults.trace = str((path.parent / faults.trace).resolve())
+    crashes = node_events(faults, topology, source, path.parent)
+    dropout = faults.dropout.probability if faults.dropout else 0.0
+    faulty = bool(crashes or config.network.events or dropout > 0)
+    WORKLOADS[kind].check(workload, topology, source, config.seed, faulty)
     return Scenario(source, config, topology, workload)

@@ -11,11 +11,25 @@ A sweep file (YAML)::
       workload.cloud.mode: [async, sync]
       name: [async, sync]
 
-Every point is a run directory ``OUT/NNN-key=value-…``; a point whose directory is
-complete (holds ``summary.json``) is not run again, so an interrupted sweep resumes.
-``results.csv`` has one row per point: ``run`` (its directory), the swept values, then
-every number of its ``summary.json`` (nested keys joined with ``.``); ``sweep.yaml`` is
-the sweep as run.
+Every point is a run directory ``OUT/NNN-key=value-…``. A point is reused, not run
+again, only when its directory holds a complete run (``summary.json`` says
+``"complete": true``) of exactly the scenario the point would run now (its stored
+``scenario.yaml`` equals, as data, the point's scenario as run); so an interrupted sweep
+resumes, and a point made stale by an edit of the sweep file or of the base scenario,
+or left incomplete, is run again, its run files and ``figures/`` cleared first.
+``force`` runs every point again and clears the sweep's ``figures/`` as well.
+
+An incomplete run (its workload did not finish) does not stop the sweep: it is a row of
+the table, marked ``complete = False`` with its ``incomplete_reason``.
+
+``results.csv`` has one row per point, in point order: ``run`` (its directory), the
+swept values, ``complete``, ``incomplete_reason`` (empty when complete), then every
+number of its ``summary.json`` (nested keys joined with ``.``) except wall-clock
+figures (``wall_time_s``, any field named ``wall_*``): those differ from one execution
+to the next and stay in each point's ``summary.json``, so that the table depends only on
+the scenarios — the same sweep gives a byte-identical ``results.csv`` whether it ran in
+one go or was killed and resumed, with any number of workers. ``sweep.yaml`` is the
+sweep as run.
 """
 
 from __future__ import annotations
@@ -24,11 +38,12 @@ import itertools
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -36,9 +51,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from simnet.errors import InputError
-from simnet.records import atomic_write, is_complete
+from simnet.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
 from simnet.validation import parse
 from simnet.yaml_file import read_yaml
+
+if TYPE_CHECKING:
+    from simnet.scenario import Scenario
 
 RESULTS = "results.csv"
 SWEEP_COPY = "sweep.yaml"
@@ -115,6 +133,12 @@ class Sweep:
         fixed = [_assign(k, v) for k, v in self.config.set.items()]
         return fixed + [_assign(k, v) for k, v in point.values.items()]
 
+    def scenario(self, point: Point) -> Scenario:
+        """The scenario ``point`` runs."""
+        from simnet.scenario import load_scenario
+
+        return load_scenario(self.base, self.overrides(point))
+
 
 def load_sweep(path: Path | str) -> Sweep:
     """Read and check a sweep file: every point's scenario must load (a bad key gives an
@@ -160,30 +184,66 @@ def _flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix.rstrip("."), data
 
 
+def _wall_clock(key: str) -> bool:
+    """Whether a flattened summary key is a wall-clock figure (``wall_time_s``, ``wall_*``)."""
+    return any(part.startswith("wall_") for part in key.split("."))
+
+
+def _as_data(value: Any) -> Any:
+    """``value`` as it reads back from ``scenario.yaml`` (lists, not tuples; floats exact)."""
+    return yaml.safe_load(yaml.safe_dump(value, sort_keys=False))
+
+
+def reusable(sweep: Sweep, point: Point, run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a complete run of the scenario ``point`` runs now."""
+    if not is_complete(run_dir):
+        return False
+    try:
+        stored = yaml.safe_load((run_dir / "scenario.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return stored == _as_data(sweep.scenario(point).as_run())
+
+
 def results_table(sweep: Sweep, out: Path) -> pd.DataFrame:
-    """One row per complete point: ``run`` (directory), swept values, summary numbers."""
+    """One row per point, in point order: ``run`` (directory), swept values, ``complete``,
+    ``incomplete_reason``, summary numbers except wall-clock ones (a point with no
+    readable ``summary.json`` is an incomplete row without numbers)."""
     rows = []
     for point in sweep.points():
-        run_dir = out / point.name
-        if not is_complete(run_dir):
-            continue
-        summary = json.loads((run_dir / "summary.json").read_text())
-        row = {"run": point.name, **point.values}
-        row.update((k, v) for k, v in _flatten(summary) if k not in row)
+        summary = load_summary(out / point.name)
+        complete = summary is not None and summary.get("complete") is True
+        if summary is None:
+            reason = "no summary.json"
+        elif complete:
+            reason = ""
+        else:
+            reason = str(summary.get("incomplete_reason") or "summary.json is not marked complete")
+        row = {"run": point.name, **point.values, "complete": complete}
+        row["incomplete_reason"] = reason
+        row.update(
+            (k, v) for k, v in _flatten(summary or {}) if k not in row and not _wall_clock(k)
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def run_sweep(
     sweep: Sweep, out: Path, workers: int = 1, progress: bool = True,
-    runner: Callable[[Path, list[str], Path], None] = _run_point,
+    runner: Callable[[Path, list[str], Path], None] = _run_point, force: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
-    """Run every incomplete point (``workers`` processes; 1: in this process), write
-    ``results.csv`` and return it."""
+    """Run every point that is not :func:`reusable` (all of them with ``force``) in
+    ``workers`` processes (1: in this process), its run files cleared first; write
+    ``results.csv`` and return it. Incomplete runs are rows with ``complete`` false."""
     out.mkdir(parents=True, exist_ok=True)
+    if force and (out / FIGURES).is_dir():
+        shutil.rmtree(out / FIGURES)
     atomic_write(out / SWEEP_COPY, yaml.safe_dump(sweep.config.model_dump(), sort_keys=False))
-    todo = [p for p in sweep.points() if not is_complete(out / p.name)]
-    bar = tqdm(total=len(sweep.points()), initial=len(sweep.points()) - len(todo), unit="run",
+    points = sweep.points()
+    todo = [p for p in points if force or not reusable(sweep, p, out / p.name)]
+    for point in todo:
+        clear_run(out / point.name)
+    bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="run",
                desc=sweep.path.stem, disable=not progress, dynamic_ncols=True)  # fmt: skip
     try:
         if workers <= 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -62,9 +64,41 @@ def to_input_error(exc: ValidationError, source: str, prefix: str = "") -> Input
     return InputError(source, field_path(first["loc"], prefix), describe(first))
 
 
+def non_finite(data: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Paths of the non-finite floats (``inf``, ``nan``) anywhere in ``data``."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield path
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from non_finite(value, (*path, str(key)))
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            yield from non_finite(value, (*path, str(i)))
+
+
 def parse(model: type[M], data: Any, source: str, prefix: str = "") -> M:
-    """Validate ``data`` against ``model``; user mistakes become :class:`InputError`."""
+    """Validate ``data`` against ``model``; user mistakes become :class:`InputError`.
+
+    Non-finite numbers are bad input wherever they appear (DESIGN rule 6), including
+    text such as ``"inf"`` that a field turned into a float.
+    """
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise to_input_error(exc, source, prefix) from None
+    for path in non_finite(parsed.model_dump()):
+        value = _lookup(data, path)
+        raise InputError(
+            source, field_path(path, prefix), f"must be a finite number (got {value!r})"
+        )
+    return parsed
+
+
+def _lookup(data: Any, path: tuple[str, ...]) -> Any:
+    """The raw value at ``path`` of ``data`` as the user wrote it (else ``inf``/``nan``)."""
+    for key in path:
+        try:
+            data = data[int(key)] if isinstance(data, list | tuple) else data[key]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return "a non-finite number"
+    return data

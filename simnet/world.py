@@ -1,16 +1,21 @@
-"""A simulated world: clock, topology, network, nodes and what they record."""
+"""A simulated world: clock, topology, network, nodes, faults and what they record."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
 
 from simnet.codecs import Codec
+from simnet.faults import Dropout, NodeEvent, RetryConfig
 from simnet.network import Network
 from simnet.node import Node
 from simnet.topology.graph import Topology
+
+STALL_EVENTS = 1_000_000
+"""Events processed at one virtual instant after which the clock counts as stalled."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,12 @@ class MetricRow:
 @dataclass
 class World:
     """Everything a workload acts on. ``rng`` is the run's only source of randomness;
-    ``codec`` encodes every message payload unless a send names another."""
+    ``codec`` encodes every message payload unless a send names another.
+
+    Faults: ``link_events`` and ``node_events`` happen at their times, ``dropout`` says
+    which devices sit out which rounds, ``retry`` is the senders' policy for dropped
+    messages; ``faults`` counts what happened (crashes, drop-outs, retries, …).
+    """
 
     topology: Topology
     seed: int = 0
@@ -44,6 +54,9 @@ class World:
     latency_factor: float = 1.0
     codec: Codec = field(default_factory=Codec)
     link_events: list[LinkEvent] = field(default_factory=list)
+    node_events: list[NodeEvent] = field(default_factory=list)
+    dropout: Dropout | None = None
+    retry: RetryConfig = field(default_factory=RetryConfig)
 
     def __post_init__(self) -> None:
         self.env = simpy.Environment()
@@ -53,11 +66,79 @@ class World:
         for spec in self.topology.nodes.values():
             self.nodes[spec.id] = Node(self.env, spec, self.network, self.nodes, self.codec)
         self.metrics: list[MetricRow] = []
+        self.faults: Counter[str] = Counter()
+        self._index = {node: i for i, node in enumerate(self.topology.nodes)}
         for event in sorted(self.link_events, key=lambda e: e.at):
             self.env.timeout(event.at).callbacks.append(
                 lambda _, e=event: self.network.set_link(e.a, e.b, e.up)
             )
+        for node_event in sorted(self.node_events, key=lambda e: e.at):
+            self.env.timeout(node_event.at).callbacks.append(
+                lambda _, e=node_event: self.set_node(e.node, e.up)
+            )
+
+    @property
+    def faulty(self) -> bool:
+        """Whether anything can fail in this world (links, nodes, drop-outs)."""
+        p = self.dropout.probability if self.dropout else 0.0
+        return bool(self.link_events or self.node_events or p > 0)
 
     def metric(self, node: str, metric: str, value: float) -> None:
         """Record ``metric`` of ``node`` at the current virtual time."""
         self.metrics.append(MetricRow(self.env.now, node, metric, float(value)))
+
+    def count(self, node: str, what: str) -> None:
+        """Count one fault-related event ``what`` (``crash``, ``retry``, …) at ``node``;
+        it is also a ``metrics.csv`` row of value 1."""
+        self.faults[what] += 1
+        self.metric(node, what, 1)
+
+    def set_node(self, node: str, up: bool) -> None:
+        """Crash ``node`` or bring it back now (network first, then its actors)."""
+        target = self.nodes[node]
+        if target.up == up:
+            return
+        self.network.set_node(node, up)
+        if up:
+            self.count(node, "recovery")
+            target.recover()
+        else:
+            self.count(node, "crash")
+            target.crash()
+
+    def sits_out(self, node: str, round_: int) -> bool:
+        """Whether device ``node`` drops out of round ``round_`` (counted when it does)."""
+        dropout = self.dropout
+        if dropout is None or self.topology.nodes[node].tier != dropout.tier:
+            return False
+        if dropout.sits_out(self._index[node], round_):
+            self.count(node, "dropout")
+            return True
+        return False
+
+    def run(self, until: float | None = None) -> str | None:
+        """Process events until none is left (or every event at or before ``until`` seconds).
+        Returns ``None``, or why the clock stopped early: it stalled (more than
+        :data:`STALL_EVENTS` events at one instant)."""
+        env = self.env
+        limit = float("inf") if until is None else until
+        instant, events = env.now, 0
+        while (next_t := env.peek()) < float("inf") and next_t <= limit:
+            if env.now == instant:
+                events += 1
+                if events > STALL_EVENTS:
+                    return f"the clock stalled at t = {env.now!r} s ({events:,} events)"
+            else:
+                instant, events = env.now, 0
+            env.step()
+        if until is not None and env.now < until:
+            env.run(until=until)  # idle until the limit, as SimPy's run(until) does
+        return None
+
+    def waiting(self) -> list[str]:
+        """Who waits for what, one phrase per waiting receive (nodes in topology order)."""
+        out = []
+        for node in self.nodes.values():
+            state = "" if node.up else f" (down since {node.down_since:.6g} s)"
+            out += [f"{node.id}{state} waited for {what}" for what in node.waiting()]
+        return out

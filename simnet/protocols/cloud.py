@@ -7,8 +7,13 @@ Asynchronous merge of an update from edge e that pulled version v_e, at version 
     α_t = min(1, α · s(τ) · n_e / n̄)                n̄: mean data size of the edges heard from
     w   ← (1 − α_t)·w + α_t·w_e,   v ← v + 1
 
-Synchronous round (every edge's update of the round in): w = Σ_e (n_e / Σ n)·w_e.
-Cloud-only: the ends' raw media go up, the cloud extracts features and trains alone.
+Synchronous round (every edge's update of the round in, or — with ``deadline_s`` —
+those in by ``deadline_s`` after the round's first): w = Σ_e (n_e / Σ n)·w_e over them.
+An update for an older version than the current one is late: not merged, answered with
+the current model. With ``deadline_s``, once training is done the cloud waits at most
+``deadline_s`` without hearing from an edge before it stops the edges it has not stopped.
+Cloud-only: the ends' raw media go up, the cloud extracts features and trains alone (on
+the media of every end, or of those in by ``deadline_s`` after the first).
 The cloud model is evaluated on the held-out test split after every new version
 (measurement only: it takes no virtual time).
 """
@@ -22,14 +27,9 @@ from learning.aggregation import StalenessRule, staleness_factor
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.message import Message
-from simnet.protocols.hierarchical import (
-    REPORTED,
-    Aggregator,
-    Context,
-    Process,
-    concat,
-    kind_is,
-)
+from simnet.node import kind_is
+from simnet.protocols.context import Context, Process
+from simnet.protocols.hierarchical import REPORTED, Aggregator, concat
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class CloudModel:
 
 class Cloud(CloudModel):
     """Serves ``edges``; stops after ``updates`` merged edge models (async) or
-    ``updates / len(edges)`` rounds (sync)."""
+    ``updates / len(edges)`` rounds (sync); ``deadline_s`` as in the module doc."""
 
     def __init__(
         self,
@@ -88,16 +88,22 @@ class Cloud(CloudModel):
         updates: int,
         test: MultimodalSplit,
         advance: Callable[[float], None],
+        deadline_s: float | None = None,
     ) -> None:
         super().__init__(ctx, node, test, advance)
         self.edges = edges
         self.mode = mode
         self.rule = rule
         self.updates = updates
+        self.deadline_s = deadline_s
         self.merged = 0
+        self.late = 0
+        """Updates that arrived for an older version than the current (sync: after their
+        round closed), not merged."""
         self.sizes: dict[str, int] = {}
         self.staleness: list[int] = []
         self.round: dict[str, Message] = {}
+        self.round_closes: float | None = None
         self.pending: list[str] = []
         self.stopped: set[str] = set()
 
@@ -110,22 +116,45 @@ class Cloud(CloudModel):
         self.evaluate()
         node = self.ctx.node(self.node)
         while len(self.stopped) < len(self.edges):
-            message = yield node.receive(kind_is("model_request", "edge_update"))
+            message = yield node.receive(kind_is("model_request", "edge_update"), self._wait())
+            if message is None:  # a deadline passed
+                if self.done:
+                    for edge in self.edges:
+                        self._answer(edge)
+                    return
+                yield from self._close_round()
+                continue
             self.sizes[message.src] = message.meta["samples"]
             if message.kind == "model_request" or self.done:
                 self._answer(message.src)
             elif self.mode == "async":
                 yield from self._merge_async(message)
                 self._answer(message.src)
+            elif message.meta["version"] != self.version:
+                self.late += 1
+                self._answer(message.src)
             else:
                 yield from self._collect_sync(message)
 
-    def _answer(self, edge: str) -> None:
+    def _wait(self) -> float | None:
+        """Seconds to wait for the next message before acting on a deadline (``None``:
+        as long as it takes)."""
+        if self.deadline_s is None:
+            return None
         if self.done:
-            self.ctx.send(self.node, edge, "stop")
+            return self.deadline_s
+        if self.round_closes is not None:
+            return max(0.0, self.round_closes - self.ctx.world.env.now)
+        return None
+
+    def _answer(self, edge: str) -> None:
+        if edge in self.stopped:
+            return
+        if self.done:
+            self.ctx.post(self.node, edge, "stop")
             self.stopped.add(edge)
         else:
-            self.ctx.send(self.node, edge, "global_model", self.state, version=self.version)
+            self.ctx.post(self.node, edge, "global_model", self.state, version=self.version)
 
     def _merge_async(self, message: Message) -> Process:
         tau = self.version - message.meta["version"]
@@ -141,18 +170,23 @@ class Cloud(CloudModel):
         self.publish(state)
 
     def _collect_sync(self, message: Message) -> Process:
+        if not self.round and self.deadline_s is not None:
+            self.round_closes = self.ctx.world.env.now + self.deadline_s
         self.round[message.src] = message
         self.pending.append(message.src)
-        if len(self.round) < len(self.edges):
-            return
-        updates = [self.round[e] for e in self.edges]
+        if len(self.round) == len(self.edges):
+            yield from self._close_round()
+
+    def _close_round(self) -> Process:
+        """Average the round's updates (in edge order), publish, answer their senders."""
+        updates = [self.round[e] for e in self.edges if e in self.round]
         samples = [m.meta["samples"] for m in updates]
         state, flops = self.ctx.learner.aggregate([m.payload for m in updates], samples)
         yield self.ctx.compute(self.node, flops)
         self.staleness.extend(0 for _ in updates)
         self.merged += len(updates)
         self.advance(len(updates))
-        self.round = {}
+        self.round, self.round_closes = {}, None
         self.publish(state)
         pending, self.pending = self.pending, []
         for edge in pending:
@@ -177,15 +211,19 @@ class FlatServer(CloudModel):
     def process(self) -> Process:
         self.evaluate()
         for _ in range(self.rounds):
-            state, _ = yield from self.aggregator.run_round(self.state)
+            state, trained = yield from self.aggregator.run_round(self.state)
             self.advance(1)
-            self.publish(state)
+            if trained:
+                self.publish(state)
+            else:  # no end's update came: nothing to publish
+                self.ctx.world.count(self.node, "empty_round")
         self.aggregator.stop()
 
 
 class CentralServer(CloudModel):
     """Cloud-only training: every end uploads its raw media; the cloud extracts the
-    features (``feature_flops`` per sample) and trains centrally, ``epochs`` epochs."""
+    features (``feature_flops`` per sample) and trains centrally, ``epochs`` epochs, on the
+    media that came (with ``deadline_s``: in by ``deadline_s`` after the first)."""
 
     def __init__(
         self,
@@ -196,18 +234,29 @@ class CentralServer(CloudModel):
         epochs: int,
         test: MultimodalSplit,
         advance: Callable[[float], None],
+        deadline_s: float | None = None,
     ) -> None:
         super().__init__(ctx, node, test, advance)
         self.data = data
         self.feature_flops = feature_flops
         self.epochs = epochs
+        self.deadline_s = deadline_s
 
     def process(self) -> Process:
         self.evaluate()
         node = self.ctx.node(self.node)
-        for _ in self.data:
-            yield node.receive(kind_is("raw_media"))
-        train = concat(list(self.data.values()))
+        env = self.ctx.world.env
+        arrived: set[str] = set()
+        until = None
+        while len(arrived) < len(self.data):
+            left = None if until is None else until - env.now
+            message = yield node.receive(kind_is("raw_media"), left)
+            if message is None:
+                break
+            arrived.add(message.src)
+            if until is None and self.deadline_s is not None:
+                until = env.now + self.deadline_s
+        train = concat([split for end, split in self.data.items() if end in arrived])
         yield self.ctx.compute(self.node, self.feature_flops * len(train))
         for _ in range(self.epochs):
             state, flops = self.ctx.learner.local_update(self.state, train, self.ctx.next_seed())
@@ -218,6 +267,6 @@ class CentralServer(CloudModel):
 
 def raw_upload_process(ctx: Context, end: str, cloud: str, samples: int, raw_bytes: int) -> Process:
     """An end device of cloud-only training: upload ``samples`` × ``raw_bytes`` bytes of raw
-    media (not materialised: the message declares its size) and be done."""
+    media (not materialised: the message declares its size; resent if dropped)."""
     message = Message(end, cloud, "raw_media", size_bytes=samples * raw_bytes)
-    yield ctx.node(end).send(message)
+    yield from ctx.retrying(end, lambda: ctx.node(end).send(message))

@@ -4,16 +4,26 @@ Roles and the messages they exchange (``kind``):
 
 * **End** — on start: feature generation (``feature_flops`` FLOPs), then ``features`` to
   its edge (the share the edge keeps for its adapter, and its held-out samples). Then,
-  for every ``edge_model``: local training, ``end_update`` back. Stops on ``stop``.
-* **Edge** — ``model_request`` to the cloud once; on each ``global_model``: ``edge_model``
-  to each end, collect the ``end_update``\\ s (synchronously, with an optional deadline),
-  aggregate them weighted by sample count, tune its adapter on its local data with that
-  model frozen (the adapter never leaves the edge), evaluate, ``edge_update`` to the
-  cloud (which is also its next pull). On ``stop``: ``stop`` to its ends.
+  for every ``model`` of round r: unless it sits round r out (drop-out), local training,
+  ``end_update`` back. Stops on ``stop``.
+* **Edge** — waits for its ends' features (all of them; with a deadline, at most
+  ``deadline_s`` after the first), then ``model_request`` to the cloud; on each
+  ``global_model``: ``model`` to each end, collect the ``end_update`` messages (synchronously,
+  with an optional deadline), aggregate them weighted by sample count, tune its adapter
+  on its local data with that model frozen (the adapter never leaves the edge), evaluate,
+  ``edge_update`` to the cloud (which is also its next pull). A round that brought no
+  update is not pushed (``skipped_push``): the edge pulls again instead. On ``stop``:
+  ``stop`` to its ends.
 * **Cloud** — ``async``: answers every request at once with the current model and
   merges each ``edge_update`` on arrival (:class:`~simnet.protocols.cloud.Cloud`);
-  ``sync``: HierFAVG, one weighted average of all edges per round.
+  ``sync``: HierFAVG, one weighted average of the edges per round.
 * **Flat** (two-tier FedAvg): the cloud plays the edge's round over all ends directly.
+
+Dropped messages (docs/faults.md): ``features``, ``model_request``, ``edge_update`` and the
+cloud's answers are resent (:meth:`Context.deliver`); a round's ``model`` and
+``end_update`` are not (the round's deadline covers them). A crashed end or edge starts
+again from :meth:`End.process` / :meth:`Edge.process` when it recovers, with what it had
+stored (its data, features, adapter) and nothing it was holding in memory.
 
 The learning itself (training, averaging, tuning, evaluation) is the
 :class:`~learning.federated.Learner`'s; here is only who waits for what.
@@ -21,21 +31,18 @@ The learning itself (training, averaging, tuning, evaluation) is the
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-import simpy
 import torch
 
 from learning.data.dataset import MultimodalSplit
-from learning.federated import Learner, State
+from learning.federated import State
 from simnet.message import Message
-from simnet.node import Node
+from simnet.network import DELIVERED
+from simnet.node import kind_is
+from simnet.protocols.context import Context, Process
 from simnet.protocols.payload import payload_split, split_payload
-from simnet.world import World
-
-Process = Generator[simpy.Event, Any, Any]
 
 REPORTED = ("acc2_non0", "f1_non0", "mae", "corr", "accuracy", "f1_macro")
 """Evaluation metrics written to ``metrics.csv`` (those the task has)."""
@@ -61,65 +68,42 @@ class RoundRules:
     late_policy: Literal["drop", "next"] = "drop"
 
 
-class Context:
-    """What every role shares: the world, the learning side (a
-    :class:`~learning.federated.Learner` or an ML-ECS :class:`~learning.mlecs.Mlecs`),
-    the metric recorder, node seeds."""
+class End:
+    """An end device: features once, then local training on every model its parent sends."""
 
-    def __init__(self, world: World, learner: Learner | Any, seed: int) -> None:
-        self.world = world
-        self.learner = learner
-        self.seed = seed
-        self.counter = 0
-        self.parameters: dict[str, int] = {}
-        """Tensor elements sent, by message kind."""
+    def __init__(
+        self, ctx: Context, end: str, parent: str, data: EndData, feature_flops: float
+    ) -> None:
+        self.ctx = ctx
+        self.end = end
+        self.parent = parent
+        self.data = data
+        self.feature_flops = feature_flops
+        self.features_sent = False
 
-    def next_seed(self) -> int:
-        """A fresh training seed, deterministic in the order the simulation asks."""
-        self.counter += 1
-        return self.seed * 1_000_003 + self.counter
-
-    def node(self, node_id: str) -> Node:
-        return self.world.nodes[node_id]
-
-    def send(self, src: str, dst: str, kind: str, payload: State | None = None, **meta: Any):
-        """Send a message of real tensors; counts their elements under ``kind``."""
-        payload = dict(payload or {})
-        count = sum(t.numel() for t in payload.values())
-        self.parameters[kind] = self.parameters.get(kind, 0) + count
-        return self.node(src).send(Message(src, dst, kind, payload, meta))
-
-    def compute(self, node_id: str, flops: float) -> simpy.Process:
-        return self.node(node_id).compute(flops)
-
-    def record(self, node_id: str, metrics: dict[str, float], keys: tuple[str, ...]) -> None:
-        for key in keys:
-            if key in metrics:
-                self.world.metric(node_id, key, metrics[key])
-
-
-def kind_is(*kinds: str):
-    """A mailbox filter accepting messages of ``kinds``."""
-    return lambda message: message.kind in kinds
-
-
-def end_process(
-    ctx: Context, end: str, parent: str, data: EndData, feature_flops: float
-) -> Process:
-    """An end device: features once, then train on every model its parent sends."""
-    yield ctx.compute(end, feature_flops * (len(data.train) + len(data.test)))
-    payload = {**split_payload("upload", data.upload), **split_payload("test", data.test)}
-    ctx.send(end, parent, "features", payload, samples=len(data.train))
-    node = ctx.node(end)
-    while True:
-        message = yield node.receive(kind_is("model", "stop"))
-        if message.kind == "stop":
-            return
-        state, flops = ctx.learner.local_update(message.payload, data.train, ctx.next_seed())
-        yield ctx.compute(end, flops)
-        ctx.send(
-            end, parent, "end_update", state, round=message.meta["round"], samples=len(data.train)
-        )
+    def process(self) -> Process:
+        """The end's actor, from the start or after a recovery."""
+        ctx, end, data = self.ctx, self.end, self.data
+        if not self.features_sent:
+            yield ctx.compute(end, self.feature_flops * (len(data.train) + len(data.test)))
+            payload = {**split_payload("upload", data.upload), **split_payload("test", data.test)}
+            yield from ctx.deliver(end, self.parent, "features", payload, samples=len(data.train))
+            self.features_sent = True
+        node = ctx.node(end)
+        while True:
+            message = yield node.receive(kind_is("model", "stop"))
+            if message.kind == "stop":
+                return
+            r = message.meta["round"]
+            if ctx.world.sits_out(end, r):
+                continue
+            state, flops = ctx.learner.local_update(message.payload, data.train, ctx.next_seed())
+            yield ctx.compute(end, flops)
+            transfer = yield ctx.send(
+                end, self.parent, "end_update", state, round=r, samples=len(data.train)
+            )
+            if transfer.status != DELIVERED:
+                ctx.world.count(end, "gave_up")
 
 
 class Aggregator:
@@ -138,7 +122,8 @@ class Aggregator:
         self.late = self.used_late = self.dropped = 0
 
     def run_round(self, state: State) -> Process:
-        """Broadcast ``state``; return (averaged state, samples behind it)."""
+        """Broadcast ``state``; return (averaged state, samples behind it); ``(state, 0)``
+        when no update came."""
         self.round += 1
         for end in self.ends:
             self.ctx.send(self.node, end, "model", state, round=self.round)
@@ -146,14 +131,12 @@ class Aggregator:
         waiting = set(self.ends)
         node = self.ctx.node(self.node)
         env = self.ctx.world.env
-        deadline = None if self.rules.deadline_s is None else env.timeout(self.rules.deadline_s)
+        deadline = None if self.rules.deadline_s is None else env.now + self.rules.deadline_s
         while waiting:
-            get = node.receive(kind_is("end_update"))
-            yield get if deadline is None else get | deadline
-            if not get.triggered:
-                get.cancel()
+            left = None if deadline is None else deadline - env.now
+            message = yield node.receive(kind_is("end_update"), left)
+            if message is None:
                 break
-            message = get.value
             if message.meta["round"] == self.round:
                 waiting.discard(message.src)
                 updates.append(message)
@@ -193,54 +176,90 @@ class Edge:
         self.rounds = Aggregator(ctx, edge, ends, rules)
         self.adapter = adapter
         self.samples = 0
-        self.train: MultimodalSplit | None = None
-        self.test: MultimodalSplit | None = None
+        self.heard: set[str] = set()
+        """Ends whose features arrived."""
+        self.uploads: list[MultimodalSplit] = []
+        self.tests: list[MultimodalSplit] = []
+        self._local: tuple[MultimodalSplit, MultimodalSplit] | None = None
         self.metrics: dict[str, float] = {}
         self.state: State | None = None
         """The edge's latest model: the global one it pulled, then its aggregate (the base
         of its personalised model)."""
 
     def process(self) -> Process:
+        """The edge's actor, from the start or after a recovery (it pulls again)."""
         yield from self._receive_features()
-        node = self.ctx.node(self.edge)
-        self.ctx.send(self.edge, self.cloud, "model_request", samples=self.samples)
+        ctx, edge, node = self.ctx, self.edge, self.ctx.node(self.edge)
+        if not (yield from ctx.deliver(edge, self.cloud, "model_request", samples=self.samples)):
+            return
         while True:
             message = yield node.receive(kind_is("global_model", "stop"))
             if message.kind == "stop":
                 self.rounds.stop()
                 return
             self.state = message.payload
-            state, _ = yield from self.rounds.run_round(message.payload)
-            yield from self._personalize(state)
-            self.ctx.send(
-                self.edge, self.cloud, "edge_update", state,
-                version=message.meta["version"], samples=self.samples,
-            )  # fmt: skip
+            state, trained = yield from self.rounds.run_round(message.payload)
+            self._take_late_features()
+            if trained == 0:  # nothing new to push: pull again
+                ctx.world.count(self.edge, "skipped_push")
+                kind, payload, meta = "model_request", None, {}
+            else:
+                yield from self._personalize(state)
+                kind, payload, meta = "edge_update", state, {"version": message.meta["version"]}
+            meta["samples"] = self.samples
+            if not (yield from ctx.deliver(self.edge, self.cloud, kind, payload, **meta)):
+                return
 
     def _receive_features(self) -> Process:
-        """Wait for every end's features: the edge's local data and held-out samples."""
+        """Wait for every end's features (the edge's local data and held-out samples); with
+        a deadline, for at most ``deadline_s`` after the first arrived."""
         node = self.ctx.node(self.edge)
-        uploads, tests = [], []
-        for _ in self.rounds.ends:
-            message = yield node.receive(kind_is("features"))
-            uploads.append(payload_split("upload", message.payload))
-            tests.append(payload_split("test", message.payload))
-            self.samples += message.meta["samples"]
-        self.train = concat(uploads)
-        self.test = concat(tests)
+        deadline_s = self.rounds.rules.deadline_s
+        until = None
+        while len(self.heard) < len(self.rounds.ends):
+            if self.heard and deadline_s is not None and until is None:
+                until = self.ctx.world.env.now + deadline_s
+            left = None if until is None else until - self.ctx.world.env.now
+            message = yield node.receive(kind_is("features"), left)
+            if message is None:
+                break
+            self._add_features(message)
+
+    def _add_features(self, message: Message) -> None:
+        if message.src in self.heard:
+            return  # a resend of features already in
+        self.heard.add(message.src)
+        self.uploads.append(payload_split("upload", message.payload))
+        self.tests.append(payload_split("test", message.payload))
+        self.samples += message.meta["samples"]
+
+    def _take_late_features(self) -> None:
+        for message in self.ctx.node(self.edge).take(kind_is("features")):
+            self._add_features(message)
+
+    def local_data(self) -> tuple[MultimodalSplit, MultimodalSplit]:
+        """The adapter's training data and the held-out samples: every end's upload and
+        test shares received so far."""
+        if self._local is None or len(self._local[0]) != sum(len(u) for u in self.uploads):
+            self._local = concat(self.uploads), concat(self.tests)
+        return self._local
 
     def _personalize(self, state: State) -> Process:
-        """Tune the adapter on the edge's data with ``state`` frozen; evaluate."""
+        """Tune the adapter on the edge's data with ``state`` frozen; evaluate (an edge
+        that has no end's features yet has nothing to do either on)."""
         learner = self.ctx.learner
         self.state = state
+        if not self.uploads:
+            return
+        train, test = self.local_data()
         if self.adapter is None:
-            self.metrics = learner.evaluate(state, self.test)
+            self.metrics = learner.evaluate(state, test)
         else:
             self.adapter, flops = learner.tune_adapter(
-                state, self.adapter, self.train, self.ctx.next_seed()
+                state, self.adapter, train, self.ctx.next_seed()
             )
             yield self.ctx.compute(self.edge, flops)
-            self.metrics = learner.evaluate_personal(state, self.adapter, self.test)
+            self.metrics = learner.evaluate_personal(state, self.adapter, test)
         self.ctx.record(self.edge, self.metrics, REPORTED)
 
 

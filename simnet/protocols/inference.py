@@ -13,7 +13,8 @@ the raw media (``raw_bytes`` declared bytes) u → c; ``compute_s`` = queue +
 F_fwd is the counted forward FLOPs of the real model on that one sample, whose real
 prediction the result message carries. Requests arrive as a Poisson process of
 ``rate_per_s`` over the ends in turn; each node computes ``slots`` jobs at a time, so a
-busy edge queues.
+busy edge queues. A request whose message is dropped, or whose server crashes while
+computing it, fails (it is counted, not retried).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import numpy as np
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.message import Message
-from simnet.protocols.hierarchical import Context, Process
+from simnet.network import DELIVERED
+from simnet.node import Crashed
+from simnet.protocols.context import Context, Process
 from simnet.protocols.payload import split_payload
 
 TERMS = ("feature_s", "upload_s", "compute_s", "download_s")
@@ -43,9 +46,13 @@ class Server:
 
 
 def _exchange(ctx: Context, message: Message) -> Process:
-    """Send ``message`` and take it out of the receiver's mailbox once delivered."""
+    """Send ``message`` and take it out of the receiver's mailbox once delivered; returns
+    whether it was."""
     transfer = yield ctx.node(message.src).send(message)
+    if transfer.status != DELIVERED:
+        return False
     yield ctx.node(message.dst).receive(lambda m: m.id == transfer.id)
+    return True
 
 
 def request(
@@ -57,23 +64,29 @@ def request(
     feature_flops: float,
     raw_bytes: int,
 ) -> Process:
-    """One request; returns its latency terms (seconds)."""
+    """One request; returns its latency terms (seconds), or ``None`` if it failed."""
     env = ctx.world.env
     marks = [env.now]
-    if placement == "edge":
-        yield ctx.compute(end, feature_flops)
+    try:
+        if placement == "edge":
+            yield ctx.compute(end, feature_flops)
+            marks.append(env.now)
+            upload = Message(end, server.node, "infer_features", split_payload("x", sample))
+        else:
+            marks.append(env.now)
+            upload = Message(end, server.node, "infer_raw", size_bytes=raw_bytes)
+        if not (yield from _exchange(ctx, upload)):
+            return None
         marks.append(env.now)
-        upload = Message(end, server.node, "infer_features", split_payload("x", sample))
-    else:
+        prediction, forward = ctx.learner.infer(server.state, server.adapter, sample)
+        extra = feature_flops if placement == "cloud" else 0.0
+        yield ctx.compute(server.node, extra + forward)
         marks.append(env.now)
-        upload = Message(end, server.node, "infer_raw", size_bytes=raw_bytes)
-    yield from _exchange(ctx, upload)
-    marks.append(env.now)
-    prediction, forward = ctx.learner.infer(server.state, server.adapter, sample)
-    extra = feature_flops if placement == "cloud" else 0.0
-    yield ctx.compute(server.node, extra + forward)
-    marks.append(env.now)
-    yield from _exchange(ctx, Message(server.node, end, "infer_result", {"y": prediction}))
+        result = Message(server.node, end, "infer_result", {"y": prediction})
+        if not (yield from _exchange(ctx, result)):
+            return None
+    except Crashed:
+        return None
     marks.append(env.now)
     return dict(zip(TERMS, np.diff(marks).tolist(), strict=True))
 
@@ -90,7 +103,8 @@ def run_requests(
     advance: Callable[[float], None],
 ) -> Process:
     """``count`` Poisson requests over the ends of ``samples`` in turn, each for the next
-    of its held-out samples; returns every request's terms (``advance(1)`` as each ends)."""
+    of its held-out samples; returns every request's terms, ``None`` for a failed one
+    (``advance(1)`` as each ends)."""
     env = ctx.world.env
     ends = list(samples)
     gaps = ctx.world.rng.exponential(1.0 / rate_per_s, size=count)
@@ -107,11 +121,16 @@ def run_requests(
     return [p.value for p in running]
 
 
-def breakdown(results: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of each term, and mean and 95th percentile of the total, in seconds."""
-    totals = np.array([sum(r.values()) for r in results])
-    out = {term: float(np.mean([r[term] for r in results])) for term in TERMS}
-    out["total_s"] = float(totals.mean())
-    out["total_p95_s"] = float(np.percentile(totals, 95))
-    out["requests"] = len(results)
+def breakdown(results: list[dict[str, float] | None]) -> dict[str, float]:
+    """Mean of each term, and mean and 95th percentile of the total, in seconds, over the
+    requests that succeeded; how many there were and how many failed."""
+    done = [r for r in results if r is not None]
+    out: dict[str, float] = {}
+    if done:
+        totals = np.array([sum(r.values()) for r in done])
+        out = {term: float(np.mean([r[term] for r in done])) for term in TERMS}
+        out["total_s"] = float(totals.mean())
+        out["total_p95_s"] = float(np.percentile(totals, 95))
+    out["requests"] = len(done)
+    out["failed"] = len(results) - len(done)
     return out

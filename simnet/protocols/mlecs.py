@@ -15,6 +15,15 @@ Variants: ``no_mma`` (uniform weights), ``no_se_ccl`` (step 3 without SE-CCL),
 weight, L_lb — upload LoRA and their modality encoders, the server averages each tensor
 over the devices holding it, weighted by samples, and sends each device its part back),
 ``standalone`` (the same local training, no messages).
+
+With ``deadline_s`` the server closes a round ``deadline_s`` after its broadcast with the
+updates in by then (an update of an older round is discarded) and skips a round with
+none (``empty_round``). A device that sits a round out (drop-out) neither trains nor
+uploads; before training it loads the newest ``server_lora`` it has received, and
+waits for round r − 1's (at most ``deadline_s``) only if its own upload of round r − 1
+was delivered. The server sends ``server_lora`` to the devices whose updates it merged
+(``ml_ecs`` and its ablations: to every device). Nothing is resent: every message is tied
+to a round, which the deadline covers.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ from learning.data.dataset import MultimodalSplit
 from learning.llm import load_lora_state
 from learning.llm.unified import ENCODERS, UnifiedModel
 from learning.mlecs import Mlecs, State
-from simnet.protocols.hierarchical import Context, Process, kind_is
+from simnet.network import DELIVERED
+from simnet.node import kind_is
+from simnet.protocols.context import Context, Process
 
 REPORTED = ("accuracy", "f1_macro")
 
@@ -42,6 +53,8 @@ class Device:
     private: MultimodalSplit
     test: MultimodalSplit
     metrics: dict[str, float]
+    rounds_done: int = 0
+    """Standalone: rounds of local training done (a recovered device goes on from there)."""
 
 
 def shared_state(model: UnifiedModel, method: str) -> State:
@@ -89,18 +102,21 @@ class MlecsServer:
         public_test: MultimodalSplit,
         seed: int,
         advance: Callable[[float], None],
+        deadline_s: float | None = None,
     ) -> None:
         self.ctx, self.learner, self.node = ctx, learner, node
         self.devices, self.method, self.rounds = devices, method, rounds
         self.public, self.public_test = public, public_test
         self.seed, self.advance = seed, advance
+        self.deadline_s = deadline_s
         modalities = public.modalities
         self.llm = learner.model("llm", modalities, seed)
         self.slm = learner.model("slm", modalities, seed + 1)
         self.metrics: dict[str, float] = {}
+        self.late = 0
+        """Updates that came after their round closed (discarded)."""
 
     def process(self) -> Process:
-        node = self.ctx.node(self.node)
         for r in range(1, self.rounds + 1):
             if self.method != "multi_fedavg":
                 anchors, flops = self.learner.represent(self.llm, self.public)
@@ -110,14 +126,31 @@ class MlecsServer:
             else:
                 for d in self.devices:
                     self.ctx.send(self.node, d.node, "round_start", round=r)
-            updates = []
-            for _ in self.devices:
-                updates.append((yield node.receive(kind_is("lora_update"))))
-            updates.sort(key=lambda m: [d.node for d in self.devices].index(m.src))
-            yield from self._aggregate(updates, r)
+            updates = yield from self._collect(r)
+            if updates:
+                yield from self._aggregate(updates, r)
+            else:
+                self.ctx.world.count(self.node, "empty_round")
             self.advance(1)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "stop")
+
+    def _collect(self, r: int) -> Process:
+        """Round ``r``'s updates, in device order: all of them, or those in by the deadline."""
+        node, env = self.ctx.node(self.node), self.ctx.world.env
+        until = None if self.deadline_s is None else env.now + self.deadline_s
+        order = [d.node for d in self.devices]
+        updates: dict[str, object] = {}
+        while len(updates) < len(self.devices):
+            left = None if until is None else until - env.now
+            message = yield node.receive(kind_is("lora_update"), left)
+            if message is None:
+                break
+            if message.meta["round"] == r:
+                updates[message.src] = message
+            else:
+                self.late += 1
+        return [updates[n] for n in order if n in updates]
 
     def _aggregate(self, updates: list, r: int) -> Process:
         states = [m.payload for m in updates]
@@ -139,34 +172,60 @@ class MlecsServer:
             self.ctx.send(self.node, d.node, "server_lora", shipped, round=r)
 
 
-def device_process(
-    ctx: Context, learner: Mlecs, device: Device, server: str, method: str, seed: int
-) -> Process:
-    """A device's rounds (see the module doc)."""
-    node = ctx.node(device.node)
-    r = 0
-    while True:
-        message = yield node.receive(kind_is("representations", "round_start", "stop"))
-        if message.kind == "stop":
-            return
-        r = message.meta["round"]
-        if r > 1:
-            back = yield node.receive(kind_is("server_lora"))
-            load_shared(device.model, back.payload)
-        if message.kind == "representations":
-            flops = learner.ccl(device.model, device.public, message.payload["s"], seed + 2 * r)
-            flops += learner.amt(device.model, device.private, seed + 2 * r + 1)
-        else:  # Multi-FedAvg: plain local training
-            flops = learner.local(device.model, device.private, seed + 2 * r + 1)
-        yield ctx.compute(device.node, flops)
-        device.metrics = learner.evaluate(device.model, device.test)
-        ctx.record(device.node, device.metrics, REPORTED)
-        meta = {
-            "round": r,
-            "modalities": len(device.private.modalities),
-            "samples": len(device.private),
-        }
-        ctx.send(device.node, server, "lora_update", shared_state(device.model, method), **meta)
+class DeviceActor:
+    """A device's rounds (see the module doc); :meth:`process` is also its restart."""
+
+    def __init__(
+        self, ctx: Context, learner: Mlecs, device: Device, server: str, method: str,
+        seed: int, deadline_s: float | None,
+    ) -> None:  # fmt: skip
+        self.ctx, self.learner, self.device = ctx, learner, device
+        self.server, self.method, self.seed = server, method, seed
+        self.deadline_s = deadline_s
+
+    def process(self) -> Process:
+        ctx, learner, device, seed = self.ctx, self.learner, self.device, self.seed
+        node = ctx.node(device.node)
+        uploaded = 0  # the last round whose upload was delivered (since the last start)
+        while True:
+            message = yield node.receive(kind_is("representations", "round_start", "stop"))
+            if message.kind == "stop":
+                return
+            r = message.meta["round"]
+            yield from self._load_server_lora(r, waits=uploaded == r - 1 and r > 1)
+            if ctx.world.sits_out(device.node, r):
+                continue
+            if message.kind == "representations":
+                flops = learner.ccl(device.model, device.public, message.payload["s"], seed + 2 * r)
+                flops += learner.amt(device.model, device.private, seed + 2 * r + 1)
+            else:  # Multi-FedAvg: plain local training
+                flops = learner.local(device.model, device.private, seed + 2 * r + 1)
+            yield ctx.compute(device.node, flops)
+            device.metrics = learner.evaluate(device.model, device.test)
+            ctx.record(device.node, device.metrics, REPORTED)
+            meta = {
+                "round": r,
+                "modalities": len(device.private.modalities),
+                "samples": len(device.private),
+            }
+            shared = shared_state(device.model, self.method)
+            transfer = yield ctx.send(device.node, self.server, "lora_update", shared, **meta)
+            if transfer.status == DELIVERED:
+                uploaded = r
+            else:
+                ctx.world.count(device.node, "gave_up")
+
+    def _load_server_lora(self, r: int, waits: bool) -> Process:
+        """Load the newest ``server_lora`` received; if ``waits``, first wait (at most
+        ``deadline_s``) for round r − 1's."""
+        node = self.ctx.node(self.device.node)
+        received = node.take(kind_is("server_lora"))
+        if waits and not any(m.meta["round"] == r - 1 for m in received):
+            back = yield node.receive(kind_is("server_lora", round=r - 1), self.deadline_s)
+            received += [] if back is None else [back]
+        if received:
+            newest = max(received, key=lambda m: m.meta["round"])
+            load_shared(self.device.model, newest.payload)
 
 
 def standalone_process(
@@ -177,11 +236,14 @@ def standalone_process(
     seed: int,
     advance: Callable[[float], None],
 ) -> Process:
-    """Standalone: local training on private data each round, no messages."""
-    for r in range(1, rounds + 1):
-        yield ctx.compute(
-            device.node, learner.local(device.model, device.private, seed + 2 * r + 1)
-        )
-        device.metrics = learner.evaluate(device.model, device.test)
-        ctx.record(device.node, device.metrics, REPORTED)
+    """Standalone: local training on private data each round, no messages (a recovered
+    device goes on with the rounds it has not done; a round it sits out counts as done)."""
+    while device.rounds_done < rounds:
+        r = device.rounds_done + 1
+        if not ctx.world.sits_out(device.node, r):
+            flops = learner.local(device.model, device.private, seed + 2 * r + 1)
+            yield ctx.compute(device.node, flops)
+            device.metrics = learner.evaluate(device.model, device.test)
+            ctx.record(device.node, device.metrics, REPORTED)
+        device.rounds_done = r
         advance(1)

@@ -17,6 +17,8 @@ class WorkloadRun(ABC):
     """One run of a workload in a :class:`World`.
 
     ``advance(n)`` moves the progress bar by ``n`` of ``progress_total`` ``progress_unit``.
+    The workload sets ``finished`` when it has done all it set out to do; a run whose
+    workload has not finished when the clock stops is incomplete (DESIGN rule 7).
     """
 
     progress_unit = "it"
@@ -25,6 +27,7 @@ class WorkloadRun(ABC):
         self.config = config
         self.world = world
         self.advance = advance
+        self.finished = False
 
     @abstractmethod
     def start(self) -> None:
@@ -42,7 +45,17 @@ class WorkloadRun(ABC):
 
     @abstractmethod
     def summary(self) -> dict[str, Any]:
-        """Headline figures of this workload for ``summary.json``."""
+        """Headline figures of this workload for ``summary.json`` (also of an incomplete
+        run: whatever was reached)."""
+
+    def finish(self, _: Any = None) -> None:
+        """Mark the workload finished (usable as a SimPy callback)."""
+        self.finished = True
+
+
+Check = Callable[[Any, Topology, str, int, bool], None]
+"""``check(config, topology, source, seed, faulty)``: every check a run needs, raising
+:class:`~simnet.errors.InputError`; ``faulty`` says whether the scenario injects faults."""
 
 
 @dataclass(frozen=True)
@@ -50,5 +63,5 @@ class WorkloadKind:
     """A workload as the scenario loader sees it: its config model, checks and runner."""
 
     Config: type[BaseModel]
-    check: Callable[[Any, Topology, str], None]
+    check: Check
     Run: type[WorkloadRun]

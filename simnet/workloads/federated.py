@@ -11,6 +11,7 @@ the data layout (who holds which samples) is documented in docs/megace2.md.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,15 +37,8 @@ from simnet.protocols.cloud import (
     MergeRule,
     raw_upload_process,
 )
-from simnet.protocols.hierarchical import (
-    Aggregator,
-    Context,
-    Edge,
-    EndData,
-    Process,
-    RoundRules,
-    end_process,
-)
+from simnet.protocols.context import Context, Process
+from simnet.protocols.hierarchical import Aggregator, Edge, End, EndData, RoundRules
 from simnet.protocols.inference import Server, breakdown, run_requests
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun
@@ -123,9 +117,12 @@ class EdgeConfig(_Strict):
 class CloudConfig(_Strict):
     """The cloud: ``mode``; FedAsync's ``alpha`` and ``staleness`` rule s(τ) with ``a``,
     ``b``; the run ends after ``updates`` edge models merged (async, sync), ``updates``
-    rounds (flat) or ``updates`` epochs (cloud_only)."""
+    rounds (flat) or ``updates`` epochs (cloud_only). ``deadline_s``: how long the cloud
+    waits for edges (sync: a round closes ``deadline_s`` after its first update;
+    cloud_only: the raw uploads; async and sync, once done: edges yet to be stopped)."""
 
     mode: Literal["async", "sync", "flat", "cloud_only"] = "async"
+    deadline_s: float | None = Field(default=None, gt=0)
     alpha: float = Field(default=0.6, gt=0, le=1)
     staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
     a: float = Field(default=0.5, gt=0)
@@ -183,8 +180,24 @@ def roles(topology: Topology) -> tuple[str, dict[str, list[str]]]:
     return cloud, {parent: ends for parent, ends in children.items() if ends}
 
 
-def check(config: FederatedConfig, topology: Topology, source: str) -> None:
-    """Roles exist, the model and its options build, a data file is there."""
+def ends_in_order(children: dict[str, list[str]]) -> list[str]:
+    """The ends of :func:`roles`' groups, group by group."""
+    return [end for group in children.values() for end in group]
+
+
+DEADLINES = {
+    "edge": ("async", "sync", "flat"),
+    "cloud": ("async", "sync", "cloud_only"),
+}
+"""Which modes need ``workload.edge.deadline_s`` / ``workload.cloud.deadline_s`` when the
+scenario injects faults (someone would otherwise wait for ever)."""
+
+
+def check(
+    config: FederatedConfig, topology: Topology, source: str, seed: int, faulty: bool
+) -> None:
+    """Roles exist, the model and its options build, a data file is there and loads, the
+    partition deals every end enough samples, deadlines are set where faults need them."""
     if not topology.nodes_in_tier("cloud") or not topology.nodes_in_tier("end"):
         raise InputError(source, "topology", "the federated workload needs a cloud and end nodes")
     if config.cloud.mode in ("async", "sync"):
@@ -225,6 +238,21 @@ def check(config: FederatedConfig, topology: Topology, source: str) -> None:
     n_ends = len(topology.nodes_in_tier("end"))
     if data.source == "synthetic" and data.train < 2 * n_ends:
         raise InputError(source, "workload.data.train", f"too few samples for {n_ends} ends")
+    for tier, modes in DEADLINES.items():
+        rules = getattr(config, tier)
+        if faulty and config.cloud.mode in modes and rules.deadline_s is None:
+            raise InputError(
+                source, f"workload.{tier}.deadline_s",
+                f"required when the scenario has faults (cloud.mode {config.cloud.mode})",
+            )  # fmt: skip
+    try:
+        dataset = load_data(data, seed)
+    except (ValueError, OSError, KeyError) as exc:
+        raise InputError(source, "workload.data", str(exc).splitlines()[0]) from None
+    try:
+        end_datasets(dataset, ends_in_order(roles(topology)[1]), config.partition, seed)
+    except ValueError as exc:
+        raise InputError(source, "workload.partition", str(exc).splitlines()[0]) from None
 
 
 def load_data(config: DataConfig, seed: int) -> MultimodalDataset:
@@ -283,9 +311,10 @@ class FederatedRun(WorkloadRun):
         self.ctx = Context(world, learner, seed)
         self.server: Cloud | FlatServer | CentralServer
         self.cloud_id, self.children = roles(world.topology)
-        ends = [e for group in self.children.values() for e in group]
+        ends = ends_in_order(self.children)
         self.data = end_datasets(dataset, ends, config.partition, seed)
-        self.ends: list[Process] = []  # started by start()
+        self.actors: list[tuple[str, Callable[[], Process]]] = []
+        """(node, entry) of every end and edge: started by start(), again on recovery."""
         self.aggregators: list[Aggregator] = []
         self.edges: list[Edge] = []
         self.inference: dict[str, dict[str, float]] = {}
@@ -296,11 +325,13 @@ class FederatedRun(WorkloadRun):
             raw = config.end.raw_bytes_per_sample
             for end in ends:
                 n = len(self.data[end].train)
-                self.ends.append(raw_upload_process(self.ctx, end, self.cloud_id, n, raw))
+                upload = partial(raw_upload_process, self.ctx, end, self.cloud_id, n, raw)
+                self.actors.append((end, upload))
             train = {end: self.data[end].train for end in ends}
             self.server = CentralServer(
-                self.ctx, self.cloud_id, train, features, cloud.updates, dataset.test, advance
-            )
+                self.ctx, self.cloud_id, train, features, cloud.updates, dataset.test, advance,
+                cloud.deadline_s,
+            )  # fmt: skip
             return
         parents = dict.fromkeys(ends, self.cloud_id)
         if cloud.mode == "flat":
@@ -317,10 +348,12 @@ class FederatedRun(WorkloadRun):
             rule = MergeRule(cloud.alpha, cloud.staleness, cloud.a, cloud.b)
             self.server = Cloud(
                 self.ctx, self.cloud_id, list(self.children), cloud.mode, rule, cloud.updates,
-                dataset.test, advance,
+                dataset.test, advance, cloud.deadline_s,
             )  # fmt: skip
+            self.actors += [(e.edge, e.process) for e in self.edges]
         for end, parent in parents.items():
-            self.ends.append(end_process(self.ctx, end, parent, self.data[end], features))
+            role = End(self.ctx, end, parent, self.data[end], features)
+            self.actors.append((end, role.process))
 
     @property
     def progress_total(self) -> float:
@@ -330,12 +363,14 @@ class FederatedRun(WorkloadRun):
         return self.config.cloud.updates + requests
 
     def start(self) -> None:
-        env = self.world.env
-        for process in [*self.ends, *(e.process() for e in self.edges)]:
-            env.process(process)
-        training = env.process(self.server.process())
-        if self.config.inference is not None:
-            env.process(self._inference(training))
+        nodes = self.world.nodes
+        for node, entry in self.actors:
+            nodes[node].start(entry(), restart=entry)
+        training = nodes[self.cloud_id].start(self.server.process())
+        if self.config.inference is None:
+            training.callbacks.append(self.finish)
+        else:
+            self.world.env.process(self._inference(training)).callbacks.append(self.finish)
 
     def _inference(self, training: Any) -> Process:
         """Once training is over, each placement's requests in turn."""
@@ -376,7 +411,7 @@ class FederatedRun(WorkloadRun):
     def summary(self) -> dict[str, Any]:
         final = self.server.history[-1][1]
         out: dict[str, Any] = {
-            "mode": self.config.cloud.mode,
+            "cloud_mode": self.config.cloud.mode,
             "model_parameters": self.ctx.learner.params,
             "cloud": {"version": self.server.version, **final},
             "edges": {edge.edge: edge.metrics for edge in self.edges},
@@ -388,6 +423,7 @@ class FederatedRun(WorkloadRun):
         if isinstance(self.server, Cloud):
             tau = self.server.staleness or [0]
             out["updates_merged"] = self.server.merged
+            out["late_edge_updates"] = self.server.late
             out["staleness"] = {"mean": float(np.mean(tau)), "max": int(max(tau))}
         if self.inference:
             out["inference"] = self.inference

@@ -7,6 +7,8 @@ the paper's equations to both.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,11 +26,11 @@ from learning.data.dataset import MultimodalDataset, MultimodalSplit
 from learning.llm import BackboneSpec
 from learning.mlecs import Mlecs, MlecsSettings
 from simnet.errors import InputError
-from simnet.protocols.hierarchical import Context, Process
+from simnet.protocols.context import Context
 from simnet.protocols.mlecs import (
     Device,
+    DeviceActor,
     MlecsServer,
-    device_process,
     shared_state,
     standalone_process,
 )
@@ -93,19 +95,23 @@ class ModelConfig(_Strict):
 
 
 class MlecsConfig(_Strict):
-    """``workload`` of kind ``mlecs``: ``method``, ``rounds``, modality existing rate
-    ``rho`` (one for all modalities or one per modality)."""
+    """``workload`` of kind ``mlecs``: ``method``, ``rounds``, the round ``deadline_s``,
+    modality existing rate ``rho`` (one for all modalities or one per modality)."""
 
     kind: Literal["mlecs"]
     method: Literal["ml_ecs", "no_mma", "no_se_ccl", "multi_fedavg", "standalone"] = "ml_ecs"
     rounds: int = Field(default=5, ge=1)
+    deadline_s: float | None = Field(default=None, gt=0)
+    """A round closes ``deadline_s`` after the server's broadcast (``None``: when every
+    device's update is in); required when the scenario has faults."""
     rho: float | dict[str, float] = 0.5
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
 
 
-def check(config: MlecsConfig, topology: Topology, source: str) -> None:
-    """A server, at least two devices, valid rates."""
+def check(config: MlecsConfig, topology: Topology, source: str, seed: int, faulty: bool) -> None:
+    """A server, at least two devices, valid rates, data enough for every device, a
+    deadline where faults need one."""
     if not topology.nodes_in_tier("cloud"):
         raise InputError(source, "topology", "mlecs needs a cloud node (the server)")
     if len(topology.nodes_in_tier("end")) < 2:
@@ -126,6 +132,35 @@ def check(config: MlecsConfig, topology: Topology, source: str) -> None:
         )
     if not all(0 <= r <= 1 for r in rates.values()) or not any(rates.values()):
         raise InputError(source, "workload.rho", "rates must be in [0, 1] and not all 0")
+    if faulty and config.method != "standalone" and config.deadline_s is None:
+        raise InputError(source, "workload.deadline_s", "required when the scenario has faults")
+    try:
+        plan(config, topology, seed)
+    except ValueError as exc:
+        raise InputError(source, "workload.data.samples", str(exc).splitlines()[0]) from None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Who holds what: the sample pool, its public/private split, each device's
+    modalities and its shares of the private train and test sets (indices)."""
+
+    pool: MultimodalSplit
+    parts: dict[str, np.ndarray]
+    modalities: list[tuple[str, ...]]
+    train: list[np.ndarray]
+    test: list[np.ndarray]
+
+
+def plan(config: MlecsConfig, topology: Topology, seed: int) -> Plan:
+    """The data of a run and how it is dealt (ValueError when it cannot be)."""
+    pool = _dataset(config.data, seed, config.data.samples).train
+    parts = public_private_split(len(pool), seed)
+    n = len(topology.nodes_in_tier("end"))
+    has = modality_availability(n, pool.modalities, config.rho, seed)
+    train = iid_partition(len(parts["private_train"]), n, seed)
+    test = iid_partition(len(parts["private_test"]), n, seed + 1)
+    return Plan(pool, parts, has, train, test)
 
 
 def _dataset(cfg: DataConfig, seed: int, samples: int) -> MultimodalDataset:
@@ -166,13 +201,10 @@ class MlecsRun(WorkloadRun):
     def __init__(self, config: MlecsConfig, world: Any, advance: Any) -> None:
         super().__init__(config, world, advance)
         seed = world.seed
-        pool = _dataset(config.data, seed, config.data.samples).train
-        parts = public_private_split(len(pool), seed)
+        data = plan(config, world.topology, seed)
+        pool, parts = data.pool, data.parts
         self.server_id = world.topology.nodes_in_tier("cloud")[0]
         ids = world.topology.nodes_in_tier("end")
-        has = modality_availability(len(ids), pool.modalities, config.rho, seed)
-        train = iid_partition(len(parts["private_train"]), len(ids), seed)
-        test = iid_partition(len(parts["private_test"]), len(ids), seed + 1)
         dims = {m: int(x.shape[-1]) for m, x in pool.features.items()}
         self.learner = Mlecs(dims, settings(config), seed)
         self.ctx = Context(world, self.learner, seed)
@@ -182,15 +214,15 @@ class MlecsRun(WorkloadRun):
                 node,
                 self.learner.model("slm", mods, seed + 10 + k),
                 public.only(mods),
-                pool.subset(parts["private_train"][train[k]]).only(mods),
-                pool.subset(parts["private_test"][test[k]]).only(mods),
+                pool.subset(parts["private_train"][data.train[k]]).only(mods),
+                pool.subset(parts["private_test"][data.test[k]]).only(mods),
                 {},
             )  # fmt: skip
-            for k, (node, mods) in enumerate(zip(ids, has, strict=True))
+            for k, (node, mods) in enumerate(zip(ids, data.modalities, strict=True))
         ]
         self.server = MlecsServer(
             self.ctx, self.learner, self.server_id, self.devices, config.method, config.rounds,
-            public, pool.subset(parts["public_test"]), seed, advance,
+            public, pool.subset(parts["public_test"]), seed, advance, config.deadline_s,
         )  # fmt: skip
 
     @property
@@ -198,29 +230,32 @@ class MlecsRun(WorkloadRun):
         return self.config.rounds * (len(self.devices) if self.config.method == "standalone" else 1)
 
     def start(self) -> None:
-        env, cfg, seed = self.world.env, self.config, self.world.seed
-        processes: list[Process] = []
+        cfg, seed, nodes = self.config, self.world.seed, self.world.nodes
         if cfg.method == "standalone":
-            processes += [
-                standalone_process(
-                    self.ctx, self.learner, d, cfg.rounds, seed + 100 * k, self.advance
-                )
-                for k, d in enumerate(self.devices)
-            ]
-        else:
-            processes.append(self.server.process())
-            processes += [
-                device_process(
-                    self.ctx, self.learner, d, self.server_id, cfg.method, seed + 100 * k
-                )
-                for k, d in enumerate(self.devices)
-            ]
-        for process in processes:
-            env.process(process)
+            done = []
+            for k, d in enumerate(self.devices):
+                entry = partial(
+                    standalone_process, self.ctx, self.learner, d, cfg.rounds, seed + 100 * k,
+                    self.advance,
+                )  # fmt: skip
+                done.append(nodes[d.node].start(entry(), restart=entry))
+            finishing = self.world.env.all_of(done)
+            finishing.callbacks.append(self._finish_standalone)
+            return
+        for k, d in enumerate(self.devices):
+            actor = DeviceActor(
+                self.ctx, self.learner, d, self.server_id, cfg.method, seed + 100 * k,
+                cfg.deadline_s,
+            )  # fmt: skip
+            nodes[d.node].start(actor.process(), restart=actor.process)
+        nodes[self.server_id].start(self.server.process()).callbacks.append(self.finish)
+
+    def _finish_standalone(self, _: Any) -> None:
+        """Finished once every device has done its rounds (a crash ends a process early)."""
+        if all(d.rounds_done == self.config.rounds for d in self.devices):
+            self.finish()
 
     def summary(self) -> dict[str, Any]:
-        f1 = np.array([d.metrics["f1_macro"] for d in self.devices])
-        acc = np.array([d.metrics["accuracy"] for d in self.devices])
         device = self.devices[0].model
         shared = sum(v.numel() for v in shared_state(device, self.config.method).values())
         total = sum(p.numel() for p in device.parameters())
@@ -230,17 +265,10 @@ class MlecsRun(WorkloadRun):
                 d.node: {"modalities": list(d.private.modalities), **d.metrics}
                 for d in self.devices
             },
-            "device_f1_macro": {
-                "mean": float(f1.mean()),
-                "best": float(f1.max()),
-                "worst": float(f1.min()),
-            },
-            "device_accuracy": {
-                "mean": float(acc.mean()),
-                "best": float(acc.max()),
-                "worst": float(acc.min()),
-            },
+            "device_f1_macro": self._spread("f1_macro"),
+            "device_accuracy": self._spread("accuracy"),
             "server": self.server.metrics,
+            "server_late_updates": self.server.late,
             "uploaded_parameters_per_device_round": 0
             if self.config.method == "standalone"
             else shared,
@@ -249,3 +277,11 @@ class MlecsRun(WorkloadRun):
         }
         out["transmitted_share"] = out["uploaded_parameters_per_device_round"] / total
         return out
+
+    def _spread(self, metric: str) -> dict[str, float] | None:
+        """Mean, best and worst of ``metric`` over the devices evaluated at least once."""
+        values = np.array([d.metrics[metric] for d in self.devices if metric in d.metrics])
+        if not values.size:
+            return None
+        return {"mean": float(values.mean()), "best": float(values.max()),
+                "worst": float(values.min())}  # fmt: skip

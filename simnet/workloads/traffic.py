@@ -116,7 +116,7 @@ def _endpoints(gen: GeneratorConfig, topology: Topology) -> tuple[str | None, li
     return dst, [n for n in sources if n != dst]
 
 
-def check(config: TrafficConfig, topology: Topology, source: str) -> None:
+def check(config: TrafficConfig, topology: Topology, source: str, seed: int, faulty: bool) -> None:
     """Every named node exists and every explicit transfer has a route."""
     for i, t in enumerate(config.transfers):
         _check_pair(topology, t.src, t.dst, source, f"workload.transfers.{i}")
@@ -164,7 +164,8 @@ def generated_transfers(
 
 
 class TrafficRun(WorkloadRun):
-    """Sends every transfer at its time and measures transfer times."""
+    """Sends every transfer at its time and measures transfer times. It has finished when
+    every transfer has been delivered or dropped, or when the clock reaches ``until``."""
 
     progress_unit = "msg"
 
@@ -174,6 +175,7 @@ class TrafficRun(WorkloadRun):
         if config.generate is not None:
             planned += generated_transfers(config.generate, world.topology, world.rng)
         self.planned = sorted(planned, key=lambda t: t.at)  # stable: file order breaks ties
+        self.ended = 0
         world.network.listeners.append(self._on_finish)
 
     @property
@@ -186,6 +188,8 @@ class TrafficRun(WorkloadRun):
 
     def start(self) -> None:
         self.world.env.process(self._send_all())
+        if self.config.until is not None:
+            self.world.env.timeout(self.config.until).callbacks.append(self.finish)
 
     def _send_all(self) -> Generator[simpy.Event, Any, None]:
         env = self.world.env
@@ -197,6 +201,9 @@ class TrafficRun(WorkloadRun):
 
     def _on_finish(self, transfer: Transfer) -> None:
         self.advance(1)
+        self.ended += 1
+        if self.ended == len(self.planned):
+            self.finish()
         if transfer.status == DELIVERED:
             duration = transfer.t_recv - transfer.t_send
             self.world.metric(transfer.dst, "transfer_time_s", duration)
