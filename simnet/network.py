@@ -70,9 +70,10 @@ class Network:
     :meth:`send` returns a SimPy event that succeeds with the :class:`Transfer` once it is
     delivered or dropped (look at ``transfer.status``). Counters: ``link_bytes`` (bytes
     transmitted per directed hop), ``class_bytes`` (per link class such as ``end-edge``),
-    ``kind_bytes`` (message bytes per kind and status), and the totals ``bytes_sent``,
-    ``bytes_delivered``, ``bytes_dropped``. ``listeners`` are called with every transfer
-    as it is delivered or dropped.
+    ``kind_bytes`` (message bytes per kind and status), ``class_messages`` (message bytes
+    per link class and status, a message counting once in every class its route
+    crosses), and the totals ``bytes_sent``, ``bytes_delivered``, ``bytes_dropped``.
+    ``listeners`` are called with every transfer as it is delivered or dropped.
     """
 
     def __init__(
@@ -92,6 +93,9 @@ class Network:
         self.link_bytes: dict[Hop, float] = defaultdict(float)
         self.class_bytes: dict[str, float] = defaultdict(float)
         self.kind_bytes: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"sent": 0, DELIVERED: 0, DROPPED: 0}
+        )
+        self.class_messages: dict[str, dict[str, int]] = defaultdict(
             lambda: {"sent": 0, DELIVERED: 0, DROPPED: 0}
         )
         self.bytes_sent = 0
@@ -148,6 +152,8 @@ class Network:
         self.transfers.append(transfer)
         self.bytes_sent += transfer.size
         self.kind_bytes[kind]["sent"] += transfer.size
+        for name in self._classes(transfer):
+            self.class_messages[name]["sent"] += transfer.size
         if any(frozenset(h) in self.down for h in hops) or self.down_nodes.intersection(path):
             self._finish(transfer, DROPPED)
             return transfer.done
@@ -258,6 +264,10 @@ class Network:
         self._remove(np.flatnonzero(finished).tolist(), DELIVERED)
         self._reallocate()
 
+    def _classes(self, transfer: Transfer) -> set[str]:
+        """The link classes (``end-edge``, …) the route of ``transfer`` crosses."""
+        return {self.topology.link_class(*hop) for hop in transfer.hops}
+
     def _finish(self, transfer: Transfer, status: str) -> None:
         now = self.env.now
         if status == DELIVERED:
@@ -272,6 +282,8 @@ class Network:
         transfer.status = status
         transfer.active = False
         self.kind_bytes[transfer.kind][status] += transfer.size
+        for name in self._classes(transfer):
+            self.class_messages[name][status] += transfer.size
         for hop in transfer.hops:
             self.link_bytes[hop] += transmitted
             self.class_bytes[self.topology.link_class(*hop)] += transmitted

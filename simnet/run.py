@@ -18,7 +18,9 @@ from simnet.workloads import WORKLOADS
 
 
 def network_summary(world: Any) -> dict[str, Any]:
-    """Byte and message counts of a finished world (bytes are message sizes)."""
+    """Byte and message counts of a finished world (bytes are message sizes, except
+    ``bytes_by_tier``: bytes carried, per hop). Every ``sent`` splits into ``delivered``,
+    ``dropped`` and ``in_flight`` (messages the clock stopped on)."""
     net = world.network
     statuses = [t.status for t in net.transfers]
     return {
@@ -26,8 +28,17 @@ def network_summary(world: Any) -> dict[str, Any]:
         "bytes_total": net.bytes_sent,
         "bytes_delivered": net.bytes_delivered,
         "bytes_dropped": net.bytes_dropped,
+        "bytes_in_flight": net.bytes_sent - net.bytes_delivered - net.bytes_dropped,
         "bytes_by_tier": {k: round(v) for k, v in sorted(net.class_bytes.items())},
-        "bytes_by_kind": {k: dict(v) for k, v in sorted(net.kind_bytes.items())},
+        "bytes_by_kind": _with_in_flight(net.kind_bytes),
+        "message_bytes_by_link_class": _with_in_flight(net.class_messages),
+    }
+
+
+def _with_in_flight(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {
+        key: {**c, IN_FLIGHT: c["sent"] - c[DELIVERED] - c[DROPPED]}
+        for key, c in sorted(counts.items())
     }
 
 
@@ -58,10 +69,15 @@ def run_scenario(
             dynamic_ncols=True,
         )
         workload.start()
+        until = workload.until
+        limit = scenario.time_limit_s if until is None else min(until, scenario.time_limit_s)
         try:
-            stalled = world.run(until=workload.until)
+            stopped = world.run(until=limit, idle=until is not None)
         finally:
             bar.close()
+        if stopped is None and until is None and world.env.peek() < float("inf"):
+            stopped = f"the clock reached execution.time_limit_s = {limit:g} s with events left"
+        stalled = None if workload.finished else stopped
         summary: dict[str, Any] = {
             "name": scenario.name,
             "complete": workload.finished and stalled is None,
@@ -96,15 +112,15 @@ def fault_summary(world: Any) -> dict[str, int]:
     }
 
 
-def incomplete_reason(world: Any, stalled: str | None) -> str:
-    """One line saying why a run stopped before its workload finished."""
-    if stalled is not None:
-        return stalled
+def incomplete_reason(world: Any, stopped: str | None) -> str:
+    """One line saying why a run stopped before its workload finished: the clock stalled
+    or hit its limit (``stopped``), or no event was left; and who waited for what."""
+    why = stopped or f"no event left at t = {world.env.now:.6g} s"
     waits = world.waiting()
     if not waits:
-        return f"no event left at t = {world.env.now:.6g} s and nobody waiting for a message"
+        return f"{why}; nobody was waiting for a message"
     shown = "; ".join(waits[:6]) + (f"; … {len(waits) - 6} more" if len(waits) > 6 else "")
-    return f"no event left at t = {world.env.now:.6g} s: {shown}"
+    return f"{why}: {shown}"
 
 
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:

@@ -51,12 +51,16 @@ class NetworkConfig(BaseModel):
 
 
 class ExecutionConfig(BaseModel):
-    """How the learning work runs: ``threads`` torch intra-op threads per job. Results
-    depend on it (floating-point sums), so it is part of the scenario, not of the host."""
+    """How a run is carried out: ``threads`` torch intra-op threads for the learning work
+    (results depend on it through floating-point sums, so it belongs to the scenario, not
+    to the host) and the virtual ``time_limit_s``."""
 
     model_config = ConfigDict(extra="forbid")
 
     threads: int = Field(default=1, ge=1)
+    time_limit_s: float = Field(default=1e6, gt=0)
+    """Virtual seconds after which a run that has not finished stops, marked incomplete
+    (a protocol that can never finish, e.g. every device dropping out, still ends)."""
 
 
 class ScenarioConfig(BaseModel):
@@ -93,6 +97,10 @@ class Scenario:
     @property
     def threads(self) -> int:
         return self.config.execution.threads
+
+    @property
+    def time_limit_s(self) -> float:
+        return self.config.execution.time_limit_s
 
     def world(self) -> World:
         """A fresh world for one run of this scenario."""

@@ -116,23 +116,26 @@ class World:
             return True
         return False
 
-    def run(self, until: float | None = None) -> str | None:
-        """Process events until none is left (or every event at or before ``until`` seconds).
+    def run(
+        self, until: float | None = None, idle: bool = False, stall_events: int = STALL_EVENTS
+    ) -> str | None:
+        """Process events until none is left or the next is later than ``until`` seconds
+        (with ``idle``, the clock then moves on to ``until``, as SimPy's ``run(until)``).
         Returns ``None``, or why the clock stopped early: it stalled (more than
-        :data:`STALL_EVENTS` events at one instant)."""
+        ``stall_events`` events at one instant)."""
         env = self.env
         limit = float("inf") if until is None else until
         instant, events = env.now, 0
         while (next_t := env.peek()) < float("inf") and next_t <= limit:
+            env.step()
             if env.now == instant:
                 events += 1
-                if events > STALL_EVENTS:
+                if events > stall_events:
                     return f"the clock stalled at t = {env.now!r} s ({events:,} events)"
             else:
                 instant, events = env.now, 0
-            env.step()
-        if until is not None and env.now < until:
-            env.run(until=until)  # idle until the limit, as SimPy's run(until) does
+        if idle and until is not None and env.now < until:
+            env.run(until=until)
         return None
 
     def waiting(self) -> list[str]:

@@ -137,7 +137,9 @@ def check(config: MlecsConfig, topology: Topology, source: str, seed: int, fault
     try:
         plan(config, topology, seed)
     except ValueError as exc:
-        raise InputError(source, "workload.data.samples", str(exc).splitlines()[0]) from None
+        n = len(topology.nodes_in_tier("end"))
+        message = f"too few for {n} devices ({str(exc).splitlines()[0]})"
+        raise InputError(source, "workload.data.samples", message) from None
 
 
 @dataclass(frozen=True)
