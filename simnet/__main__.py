@@ -4,4 +4,5 @@ import sys
 
 from simnet.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned sweep worker imports this module
+    sys.exit(main())

@@ -81,9 +81,11 @@ class Node:
         """Total virtual seconds spent computing."""
         self.up = True
         self.down_since: float | None = None
-        self._actors: list[simpy.Process] = []
+        # running actors and jobs, in start order (dicts as ordered sets: a crash stops
+        # them in a deterministic order)
+        self._actors: dict[simpy.Process, None] = {}
         self._restarts: list[Callable[[], Actor]] = []
-        self._jobs: set[simpy.Process] = set()
+        self._jobs: dict[simpy.Process, None] = {}
         self._waits: dict[simpy.Event, tuple[str, float]] = {}
 
     @property
@@ -101,11 +103,15 @@ class Node:
     def compute(self, flops: float) -> simpy.Process:
         """A process that waits for a free slot, then computes ``flops`` FLOPs; it fails
         with :class:`Crashed` if the node is or goes down first."""
-        job = self.env.process(self._compute(flops))
-        job.callbacks.append(_defuse_crash)
-        self._jobs.add(job)
-        job.callbacks.append(self._jobs.discard)
-        return job
+        return self._track(self.env.process(self._compute(flops)), self._jobs)
+
+    @staticmethod
+    def _track(process: simpy.Process, running: dict[simpy.Process, None]) -> simpy.Process:
+        """Keep ``process`` in ``running`` until it ends; a crash ending it is no error."""
+        running[process] = None
+        process.callbacks.append(_defuse_crash)
+        process.callbacks.append(lambda event: running.pop(event, None))
+        return process
 
     def _compute(self, flops: float) -> Generator[simpy.Event, Any, float]:
         if not self.up:
@@ -128,12 +134,9 @@ class Node:
     def start(self, actor: Actor, restart: Callable[[], Actor] | None = None) -> simpy.Process:
         """Run ``actor`` on this node; a crash stops it. ``restart`` makes the actor that
         takes over each time the node recovers."""
-        process = self.env.process(actor)
-        process.callbacks.append(_defuse_crash)
-        self._actors.append(process)
         if restart is not None:
             self._restarts.append(restart)
-        return process
+        return self._track(self.env.process(actor), self._actors)
 
     def crash(self) -> None:
         """Go down now: actors and jobs stop, the mailbox's messages are lost."""
@@ -144,7 +147,6 @@ class Node:
         for process in [*self._actors, *self._jobs]:
             if process.is_alive:
                 process.interrupt("crash")
-        self._actors = []
         self.mailbox = simpy.FilterStore(self.env)
         self.cpu = simpy.Resource(self.env, capacity=self.spec.slots)
         self._waits.clear()
@@ -156,9 +158,7 @@ class Node:
         self.up = True
         self.down_since = None
         for restart in self._restarts:
-            process = self.env.process(restart())
-            process.callbacks.append(_defuse_crash)
-            self._actors.append(process)
+            self._track(self.env.process(restart()), self._actors)
 
     def waiting(self) -> list[str]:
         """What this node's actors are waiting to receive, as ``what (since t s)``."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -166,13 +167,11 @@ def load_sweep(path: Path | str) -> Sweep:
 
 
 def _run_point(base: Path, overrides: list[str], out: Path) -> None:
-    """One point, in a worker (one torch thread: workers share the cores)."""
-    import torch
-
+    """One point, in a worker or in this process (with the scenario's
+    ``execution.threads``, whichever runs it)."""
     from simnet.run import run_scenario
     from simnet.scenario import load_scenario
 
-    torch.set_num_threads(1)
     run_scenario(load_scenario(base, overrides), out, progress=False, figures=False)
 
 
@@ -251,7 +250,10 @@ def run_sweep(
                 runner(sweep.base, sweep.overrides(point), out / point.name)
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawned, not forked: a fork of a process whose torch has run threads can
+            # deadlock in the child (OpenMP is not fork-safe)
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
                 jobs = [
                     pool.submit(runner, sweep.base, sweep.overrides(p), out / p.name) for p in todo
                 ]
