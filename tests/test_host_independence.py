@@ -67,6 +67,12 @@ def test_execution_threads_is_what_the_learning_runs_with(tmp_path, monkeypatch)
 
 
 def test_sweep_workers_do_not_change_the_results(tmp_path):
+    """Also: workers start cleanly after this process's torch has run threads (forked
+    workers could deadlock then)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    torch.randn(512, 512).matmul(torch.randn(512, 512)).sum()
+    torch.set_num_threads(threads)
     sweep = {"base": str(MOSEI_ASYNC), "set": SHORT, "grid": {"seed": [0, 1]}}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
