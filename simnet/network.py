@@ -104,6 +104,7 @@ class Network:
         self.listeners: list[Callable[[Transfer], None]] = []
         hops = [h for link in topology.links.values() for h in ((link.a, link.b), (link.b, link.a))]
         self._hop_id = {hop: i for i, hop in enumerate(hops)}
+        self._hop_class = {hop: topology.link_class(*hop) for hop in hops}
         self._capacity = np.array(
             [mbps_to_bytes_per_s(topology.link(*h).mbps(h[0])) * bandwidth_factor for h in hops]
         )
@@ -264,9 +265,10 @@ class Network:
         self._remove(np.flatnonzero(finished).tolist(), DELIVERED)
         self._reallocate()
 
-    def _classes(self, transfer: Transfer) -> set[str]:
-        """The link classes (``end-edge``, …) the route of ``transfer`` crosses."""
-        return {self.topology.link_class(*hop) for hop in transfer.hops}
+    def _classes(self, transfer: Transfer) -> dict[str, None]:
+        """The link classes (``end-edge``, …) the route of ``transfer`` crosses, in route
+        order."""
+        return dict.fromkeys(self._hop_class[hop] for hop in transfer.hops)
 
     def _finish(self, transfer: Transfer, status: str) -> None:
         now = self.env.now
@@ -286,7 +288,7 @@ class Network:
             self.class_messages[name][status] += transfer.size
         for hop in transfer.hops:
             self.link_bytes[hop] += transmitted
-            self.class_bytes[self.topology.link_class(*hop)] += transmitted
+            self.class_bytes[self._hop_class[hop]] += transmitted
         for listener in self.listeners:
             listener(transfer)
         transfer.done.succeed(transfer)
