@@ -47,19 +47,23 @@ def main() -> None:
                          "worst F1": f1["worst"], "server F1": server,
                          "wall s": summary["wall_time_s"]})  # fmt: skip
             share[method] = (
-                summary["uploaded_parameters_per_device_round"],
-                summary["device_model_parameters"],
+                summary["uploaded_parameters_per_device_round"]["mean"],
+                summary["transmitted_share"],
                 summary["bytes_by_kind"].get("lora_update", {}).get("sent", 0),
             )
     pd.set_option("display.width", 200)
     fmt = {"float_format": lambda v: f"{v:.3f}", "index": False}
     print(pd.DataFrame(rows).to_string(**fmt))
-    print("\nuploaded per device and round (simulated models, last ρ)\n")
+    print("\nuploaded per device and round, from the messages (simulated models, last ρ)\n")
     table = [
-        {"method": m, "parameters": p, "of device model": p / total, "upload bytes (all)": b}
-        for m, (p, total, b) in share.items()
-    ]
-    print(pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:.3%}"))
+        {"method": m, "parameters (mean)": p, "of device model (mean)": s["mean"],
+         "min": s["min"], "max": s["max"], "upload bytes (all)": b}
+        for m, (p, s, b) in share.items()
+    ]  # fmt: skip
+    shares = ("of device model (mean)", "min", "max")
+    formatters = {c: (lambda v: f"{v:.3%}") for c in shares}
+    formatters["parameters (mean)"] = lambda v: f"{v:,.0f}"
+    print(pd.DataFrame(table).to_string(index=False, formatters=formatters))
     print("\nreal-size SLM (meta device, no weights)\n")
     real = []
     for r in (8, 24):

@@ -4,7 +4,8 @@ objective (eq. 11) and pooling-based knowledge transfer between language models 
 * :func:`gram_volume` — V = √det(A Aᵀ) for k row vectors A ∈ ℝ^{k×n}.
 * :func:`volume_contrastive_loss` — GRAM-style in-batch contrastive loss on volumes.
 * :func:`ccl_loss` — task loss + ½(A2O + O2A).
-* :func:`pooled_kl` — Σ_i KL(teacher_i ‖ student_i) over pooled, vocabulary-free distributions.
+* :func:`pooled_kl` — Σ_i KL(teacher_i ‖ student_i) over sequence-pooled token distributions,
+  token by token for a shared vocabulary (sorted, vocabulary-free for different tokenizers).
 """
 
 from __future__ import annotations
@@ -89,33 +90,53 @@ def ccl_loss(task_loss: Tensor, anchor: Tensor, others: Tensor, temperature: flo
     return task_loss + volume_contrastive_loss(anchor, others, temperature)["total"]
 
 
-def _pooled_sorted_log_probs(logits: Tensor, pool: int, keep: int) -> Tensor:
-    """(B, S, V) logits → (B, ⌈S / pool⌉, keep) log-probabilities: sequence-pooled
-    distributions, sorted in descending order, truncated to ``keep`` and renormalised."""
+def _pooled_log_probs(logits: Tensor, pool: int) -> Tensor:
+    """(B, S, V) logits → (B, ⌈S / pool⌉, V) log-probabilities: the softmax over the
+    vocabulary averaged over consecutive windows of ``pool`` positions (the last window
+    may be shorter; it is averaged over the positions it has), in float32 log space."""
     b, s, v = logits.shape
     pooled_len = -(-s // pool)
     log_p = F.log_softmax(logits.float(), dim=-1)
     log_p = F.pad(log_p, (0, 0, 0, pooled_len * pool - s), value=float("-inf"))
     starts = torch.arange(pooled_len, device=logits.device) * pool
     counts = (s - starts).clamp(max=pool).to(log_p.dtype)
-    pooled = log_p.view(b, pooled_len, pool, v).logsumexp(dim=2) - counts.log()[:, None]
-    top = pooled.topk(keep, dim=-1).values
+    return log_p.view(b, pooled_len, pool, v).logsumexp(dim=2) - counts.log()[:, None]
+
+
+def _sorted_top(log_p: Tensor, keep: int) -> Tensor:
+    """Each distribution of ``log_p`` (..., V) sorted in descending order, cut to its
+    ``keep`` largest probabilities and renormalised: (..., keep)."""
+    top = log_p.topk(keep, dim=-1).values
     return top - top.logsumexp(dim=-1, keepdim=True)
 
 
-def pooled_kl(student_logits: Tensor, teacher_logits: Tensor, pool: int = 4) -> Tensor:
-    """Eq. 14: Σ_{i<S} KL(p_teacher,i ‖ p_student,i), mean over the batch (a scalar).
+def pooled_kl(
+    student_logits: Tensor, teacher_logits: Tensor, pool: int = 4, *, shared_vocab: bool = True
+) -> Tensor:
+    """Eq. 14: L_kt = Σ_{i=1}^{S} KL(p_teacher,i ‖ p_student,i), mean over the batch (a scalar).
 
     student_logits (B, S1, V1) is the model being trained; teacher_logits (B, S2, V2) is
-    detached, so gradients reach only the student (eq. 14's KLD(y_slm, y_llm) leaves the
-    direction open; eq. 15 uses it with the LLM as student, eq. 16 with the SLM).
-    Pooling, our choice where the paper is silent: each model's token distributions
-    (softmax over its vocabulary) are averaged over consecutive windows of ``pool``
-    positions from the start (ceil mode: the last window may be shorter); each pooled
-    distribution is sorted in descending order and its top min(V1, V2) probabilities
-    renormalised, which makes different vocabularies comparable; the first
-    S = min(⌈S1 / pool⌉, ⌈S2 / pool⌉) pooled positions are compared. Computed in float32
-    log space, so sparse distributions give no infinities.
+    detached, so gradients reach only the student. The paper writes KLD(y_i^slm, y_i^llm)
+    and leaves the direction open; here it is the forward KL with the teacher as the
+    target, Σ_v p_teacher,i(v)·(log p_teacher,i(v) − log p_student,i(v)); eq. 15 uses it
+    with the LLM as student, eq. 16 with the SLM.
+
+    Pooling (eq. 14's "pooled output logits", details ours where the paper is silent):
+    each model's token distributions (softmax over its vocabulary) are averaged over
+    consecutive windows of ``pool`` positions from the start (ceil mode: the last window
+    may be shorter), giving ⌈S1 / pool⌉ and ⌈S2 / pool⌉ pooled positions; the first
+    S = min(⌈S1 / pool⌉, ⌈S2 / pool⌉) are compared (the paper's S = min(S1, S2)).
+
+    * ``shared_vocab=True`` (default; the shipped ML-ECS, whose SLM and LLM share one
+      tokenizer): the pooled distributions are compared token by token, p(v) against
+      q(v) for the same token id v, so V1 must equal V2 (``ValueError`` otherwise).
+    * ``shared_vocab=False`` (different tokenizers, where token ids mean different
+      things): a vocabulary-free form — each pooled distribution is sorted in descending
+      order and its top min(V1, V2) probabilities renormalised, and the sorted vectors
+      are compared rank by rank. It ignores which token is which (a permutation of the
+      vocabulary does not change it), so use it only when ids cannot be matched.
+
+    Computed in float32 log space, so sparse distributions give no infinities.
     """
     if student_logits.ndim != 3 or teacher_logits.ndim != 3:
         raise ValueError(
@@ -128,9 +149,17 @@ def pooled_kl(student_logits: Tensor, teacher_logits: Tensor, pool: int = 4) -> 
         )
     if pool < 1:
         raise ValueError(f"pool must be >= 1, got {pool}")
-    keep = min(student_logits.shape[-1], teacher_logits.shape[-1])
-    student = _pooled_sorted_log_probs(student_logits, pool, keep)
-    teacher = _pooled_sorted_log_probs(teacher_logits.detach(), pool, keep)
+    v1, v2 = student_logits.shape[-1], teacher_logits.shape[-1]
+    if shared_vocab and v1 != v2:
+        raise ValueError(
+            f"shared_vocab=True needs one vocabulary, got sizes {v1} and {v2}; "
+            "pass shared_vocab=False for different tokenizers"
+        )
+    student = _pooled_log_probs(student_logits, pool)
+    teacher = _pooled_log_probs(teacher_logits.detach(), pool)
+    if not shared_vocab:
+        keep = min(v1, v2)
+        student, teacher = _sorted_top(student, keep), _sorted_top(teacher, keep)
     s = min(student.shape[1], teacher.shape[1])
     kl = F.kl_div(student[:, :s], teacher[:, :s], reduction="sum", log_target=True)
     return kl / student_logits.shape[0]

@@ -11,6 +11,8 @@ AdamW steps and returns the FLOPs it spent (counted once per step shape by
 * :meth:`Mlecs.amt` — device AMT (eq. 12): L_lb on private data, encoders + LoRA only.
 * :meth:`Mlecs.local` — the baselines' local training: L_lb, every trainable weight.
 * :meth:`Mlecs.mma` — modality-aware aggregation (eq. 13): w_j = |M_j| / Σ_i |M_i|.
+* :meth:`Mlecs.averaging_flops` — the FLOPs of a weighted average of states (MMA, and
+  Multi-FedAvg's per-key averaging), in :class:`~learning.federated.Learner`'s convention.
 * :meth:`Mlecs.se_ccl` — server SE-CCL (eqs. 15–16): a random anchor modality; LLM loss
   CCL + KL(LLM ← SLM), SLM loss L_lb + KL(SLM ← LLM) on pooled logits (eq. 14).
 """
@@ -27,6 +29,7 @@ from torch import nn
 
 from learning.aggregation import weighted_average
 from learning.data.dataset import MultimodalSplit
+from learning.federated import AGGREGATE_FLOPS_PER_ELEMENT
 from learning.flops import closure_flops
 from learning.llm import (
     LLM_DEFAULT,
@@ -211,6 +214,15 @@ class Mlecs:
         """Eq. 13: Σ_j w_j·φ_j with w_j = |M_j| / Σ_i |M_i|."""
         return weighted_average(states, [float(c) for c in modality_counts])
 
+    @staticmethod
+    def averaging_flops(states: Sequence[State]) -> int:
+        """FLOPs of averaging ``states`` key by key, each key over the states holding it
+        (MMA; Multi-FedAvg's per-key averaging): ``AGGREGATE_FLOPS_PER_ELEMENT`` (one
+        multiply-add) per element and state, as :meth:`~learning.federated.Learner.aggregate`
+        counts. For n states of E elements each: 2·E·n."""
+        elements = sum(v.numel() for state in states for v in state.values())
+        return AGGREGATE_FLOPS_PER_ELEMENT * elements
+
     def se_ccl(self, llm: UnifiedModel, slm: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
         """Server SE-CCL on the public set: eqs. 15 (LLM) and 16 (SLM), trained together.
         The anchor modality of every step is drawn up front from ``seed``."""
@@ -230,8 +242,10 @@ class Mlecs:
                 + volume_contrastive_loss(reps_l[anchor_modality], others, temperature)["total"]
             )
             logits_l, logits_s = big.logits(fused_l, labels), small.logits(fused_s, labels)
-            slm_loss = small.lm_loss(fused_s, labels) + pooled_kl(logits_s, logits_l)
-            return ccl + pooled_kl(logits_l, logits_s) + slm_loss
+            # Both backbones are built on self.tokenizer: compare token by token (eq. 14).
+            kl_s = pooled_kl(logits_s, logits_l, shared_vocab=True)
+            slm_loss = small.lm_loss(fused_s, labels) + kl_s
+            return ccl + pooled_kl(logits_l, logits_s, shared_vocab=True) + slm_loss
 
         return self._train("se_ccl", [llm, slm], loss, data, seed, per_step=anchors)
 

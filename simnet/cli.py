@@ -85,7 +85,8 @@ def _default_out(scenario: Scenario) -> Path:
 
 def _run(args: argparse.Namespace) -> int:
     from simnet.records import clear_run
-    from simnet.run import format_summary, run_scenario
+    from simnet.run import run_scenario
+    from simnet.table import format_summary
 
     scenario = load_scenario(args.scenario, args.overrides, args.seed)
     out = args.out or _default_out(scenario)

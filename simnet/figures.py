@@ -1,8 +1,9 @@
 """Figures of one run directory, drawn only from its files (see ``simnet.records``).
 
 ``write_run_figures`` writes PNGs (150 dpi; other formats on request, ``simnet plot``
-adds PDF) into ``run_dir/figures/``. Times are virtual
-seconds, byte counts are message sizes, shown in MB (10⁶ bytes).
+adds PDF) into ``run_dir/figures/``. Times are virtual seconds; bytes are shown in MB
+(10⁶ bytes), as link bytes (each hop a message crosses, what it carried there) or message
+bytes (each message once), as each axis says.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def read_messages(run_dir: Path) -> pd.DataFrame:
     """``messages.csv`` with ids as text, ``bytes`` as int and times (s) as float, NaN if empty."""
     return pd.read_csv(
         Path(run_dir) / "messages.csv",
-        dtype={"id": str, "src": str, "dst": str, "kind": str, "status": str, "route": str},
+        dtype={"id": str, "src": str, "dst": str, "kind": str, "status": str, "route": str,
+               "phase": str},  # fmt: skip
         keep_default_na=False,
         na_values={c: [""] for c in _TIME_COLUMNS},
     ).astype({"bytes": "int64", **{c: "float64" for c in _TIME_COLUMNS}})
@@ -68,34 +70,37 @@ def _class_order(name: str) -> tuple[int, ...]:
     return tuple(TIERS.index(t) if t in TIERS else len(TIERS) for t in name.split("-"))
 
 
-def cumulative_bytes_by_class(run_dir: Path) -> pd.DataFrame:
-    """Cumulative bytes per link class over virtual time.
+def cumulative_bytes_by_class(run_dir: Path, t_end: float | None = None) -> pd.DataFrame:
+    """Cumulative link bytes per phase and link class over virtual time.
 
-    Every delivered or dropped message counts its full size on every link of its route,
-    at its ``t_recv`` (delivered) or ``t_drop`` (dropped). Columns: ``t`` (s),
-    ``link_class`` (e.g. ``end-edge``), ``cumulative_bytes``; one row per class and time,
-    sorted by class (end first) then time.
+    Every message counts the bytes it ``carried`` (all of a delivered one, what a dropped
+    or unfinished one had transmitted) on every link of its route, at its ``t_recv``
+    (delivered), ``t_drop`` (dropped) or ``t_end`` (still in flight when the run stopped;
+    default: its last event), so the last values equal ``summary.json``'s
+    ``bytes_by_tier_by_phase``. Columns: ``t`` (s), ``phase``, ``link_class`` (e.g.
+    ``end-edge``), ``cumulative_bytes``; sorted by phase, class (end first), time.
     """
     tiers = node_tiers(run_dir)
     messages = read_messages(run_dir)
+    if t_end is None:
+        t_end = float(pd.concat([messages["t_recv"], messages["t_drop"]]).max())
     rows = []
     for m in messages.itertuples(index=False):
-        if m.status not in ("delivered", "dropped"):
-            continue
-        t = m.t_recv if m.status == "delivered" else m.t_drop
+        t = {"delivered": m.t_recv, "dropped": m.t_drop}.get(m.status, t_end)
         route = m.route.split(">")
         for a, b in zip(route[:-1], route[1:], strict=True):
-            rows.append((t, link_class(tiers[a], tiers[b]), m.bytes))
+            rows.append((t, m.phase, link_class(tiers[a], tiers[b]), m.carried))
     per_time = (
-        pd.DataFrame(rows, columns=["t", "link_class", "bytes"])
+        pd.DataFrame(rows, columns=["t", "phase", "link_class", "bytes"])
         .astype({"t": "float64", "bytes": "int64"})
-        .groupby(["link_class", "t"], as_index=False)["bytes"]
+        .groupby(["phase", "link_class", "t"], as_index=False)["bytes"]
         .sum()
     )
     per_time["order"] = per_time["link_class"].map(_class_order)
-    per_time = per_time.sort_values(["order", "link_class", "t"])
-    per_time["cumulative_bytes"] = per_time.groupby("link_class")["bytes"].cumsum()
-    return per_time[["t", "link_class", "cumulative_bytes"]].reset_index(drop=True)
+    per_time["phase_order"] = per_time["phase"].map(lambda p: (p != "training", p))
+    per_time = per_time.sort_values(["phase_order", "order", "link_class", "t"])
+    per_time["cumulative_bytes"] = per_time.groupby(["phase", "link_class"])["bytes"].cumsum()
+    return per_time[["t", "phase", "link_class", "cumulative_bytes"]].reset_index(drop=True)
 
 
 def _note(ax: Axes, text: str) -> None:
@@ -115,28 +120,34 @@ def save(fig: Figure, path: Path, formats: tuple[str, ...] = ("png",)) -> Path:
 
 
 def plot_bytes_per_tier(run_dir: Path, summary: dict[str, Any]) -> Figure:
-    """Step lines of cumulative MB per link class against virtual time (s)."""
-    data = cumulative_bytes_by_class(run_dir)
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    t_end = summary.get("virtual_time_s")
-    for i, (name, group) in enumerate(data.groupby("link_class", sort=False)):
-        t = [0.0, *group["t"]]
-        mb = [0.0, *(group["cumulative_bytes"] / MB)]
-        if t_end is not None and t_end > t[-1]:
-            t.append(t_end)
-            mb.append(mb[-1])
-        ax.plot(
-            t, mb, drawstyle="steps-post", linestyle=LINESTYLES[i % len(LINESTYLES)], label=name
-        )
-    if data.empty:
-        _note(ax, "no messages" if read_messages(run_dir).empty else "no bytes on links")
-    else:
-        ax.legend(title="link class", loc="upper left")
-    ax.set_xlabel("virtual time (s)")
-    ax.set_ylabel("cumulative bytes on links (MB)")
-    ax.set_title(summary.get("name", Path(run_dir).name))
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
+    """Step lines of cumulative link MB per link class against virtual time (s), one
+    panel per phase (training first)."""
+    t_end = summary.get("clock_end_s", summary.get("virtual_time_s"))
+    data = cumulative_bytes_by_class(run_dir, t_end)
+    phases = list(dict.fromkeys(data["phase"])) or ["training"]
+    fig, axes = plt.subplots(
+        len(phases), 1, squeeze=False, sharex=True, figsize=(7, 1 + 3 * len(phases)),
+        layout="constrained",
+    )  # fmt: skip
+    for ax, phase in zip(axes[:, 0], phases, strict=True):
+        rows = data[data["phase"] == phase]
+        for i, (name, group) in enumerate(rows.groupby("link_class", sort=False)):
+            t = [0.0, *group["t"]]
+            mb = [0.0, *(group["cumulative_bytes"] / MB)]
+            if t_end is not None and t_end > t[-1]:
+                t.append(t_end)
+                mb.append(mb[-1])
+            style = LINESTYLES[i % len(LINESTYLES)]
+            ax.plot(t, mb, drawstyle="steps-post", linestyle=style, label=name)
+        if rows.empty:
+            _note(ax, "no messages" if read_messages(run_dir).empty else "no bytes on links")
+        else:
+            ax.legend(title="link class", loc="upper left")
+        ax.set_ylabel(f"{phase}: link bytes,\nper hop (MB)")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+    axes[-1, 0].set_xlabel("virtual time (s)")
+    axes[0, 0].set_title(summary.get("name", Path(run_dir).name))
     return fig
 
 
@@ -191,7 +202,7 @@ def plot_bytes_per_kind(run_dir: Path, summary: dict[str, Any]) -> Figure:
         ax.bar_label(bars, fmt="%.4g", padding=3)
         ax.margins(x=0.12)
         ax.invert_yaxis()
-    ax.set_xlabel("bytes (MB)")
+    ax.set_xlabel("message bytes, each message once (MB)")
     ax.set_ylabel("message kind")
     ax.set_title(summary.get("name", Path(run_dir).name))
     return fig

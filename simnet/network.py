@@ -43,7 +43,9 @@ class Transfer:
 
     ``size`` in bytes, times in virtual seconds; ``t_recv`` is ``None`` unless delivered and
     ``t_drop`` is ``None`` unless dropped; ``remaining`` is the bytes not yet transmitted
-    when it was dropped.
+    when it was dropped; ``carried`` the bytes it put on each link of its route (``size``
+    once delivered, what it had transmitted when dropped or when the run stopped);
+    ``phase`` what the workload says it belongs to (``training``, ``inference``, …).
     """
 
     id: int
@@ -55,6 +57,8 @@ class Transfer:
     path: tuple[str, ...]
     data: Any = None
     status: str = IN_FLIGHT
+    phase: str = "training"
+    carried: int = 0
     t_recv: float | None = None
     t_drop: float | None = None
     hops: tuple[Hop, ...] = ()
@@ -90,8 +94,13 @@ class Network:
         self.transfers: list[Transfer] = []
         self.down: set[frozenset[str]] = set()
         self.down_nodes: set[str] = set()
-        self.link_bytes: dict[Hop, float] = defaultdict(float)
-        self.class_bytes: dict[str, float] = defaultdict(float)
+        self.default_phase = "training"
+        self.phases: dict[str, str] = {}
+        """Phase of each message kind that is not in ``default_phase`` (set by workloads)."""
+        self.link_bytes: dict[Hop, int] = defaultdict(int)
+        self.class_bytes: dict[str, int] = defaultdict(int)
+        self.phase_bytes: dict[str, int] = defaultdict(int)
+        self.phase_class_bytes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.kind_bytes: dict[str, dict[str, int]] = defaultdict(
             lambda: {"sent": 0, DELIVERED: 0, DROPPED: 0}
         )
@@ -149,10 +158,12 @@ class Network:
             remaining=float(size),
             done=self.env.event(),
             hop_ids=np.array([self._hop_id[h] for h in hops], dtype=np.intp),
+            phase=self.phases.get(kind, self.default_phase),
         )
         self.transfers.append(transfer)
         self.bytes_sent += transfer.size
         self.kind_bytes[kind]["sent"] += transfer.size
+        self.phase_bytes[transfer.phase] += transfer.size
         for name in self._classes(transfer):
             self.class_messages[name]["sent"] += transfer.size
         if any(frozenset(h) in self.down for h in hops) or self.down_nodes.intersection(path):
@@ -274,21 +285,35 @@ class Network:
         now = self.env.now
         if status == DELIVERED:
             transfer.t_recv = now
-            transmitted = float(transfer.size)
             transfer.remaining = 0.0
             self.bytes_delivered += transfer.size
+            self._carry(transfer, transfer.size)
         else:
             transfer.t_drop = now
-            transmitted = transfer.size - transfer.remaining if transfer.active else 0.0
             self.bytes_dropped += transfer.size
+            self._carry(transfer, transfer.size - transfer.remaining if transfer.active else 0)
         transfer.status = status
         transfer.active = False
         self.kind_bytes[transfer.kind][status] += transfer.size
         for name in self._classes(transfer):
             self.class_messages[name][status] += transfer.size
-        for hop in transfer.hops:
-            self.link_bytes[hop] += transmitted
-            self.class_bytes[self._hop_class[hop]] += transmitted
         for listener in self.listeners:
             listener(transfer)
         transfer.done.succeed(transfer)
+
+    def _carry(self, transfer: Transfer, sent: float) -> None:
+        """Count ``sent`` bytes of ``transfer`` (rounded to whole bytes) on every link of
+        its route."""
+        transfer.carried = min(transfer.size, max(0, round(sent)))
+        for hop in transfer.hops:
+            self.link_bytes[hop] += transfer.carried
+            self.class_bytes[self._hop_class[hop]] += transfer.carried
+            self.phase_class_bytes[transfer.phase][self._hop_class[hop]] += transfer.carried
+
+    def settle(self) -> None:
+        """Count what the transfers still in flight have carried so far; call once, when
+        the clock has stopped (link counters then include in-flight bytes)."""
+        self._advance()
+        for i, transfer in enumerate(self._active):
+            transfer.remaining = max(0.0, float(self._remaining[i]))
+            self._carry(transfer, transfer.size - transfer.remaining)

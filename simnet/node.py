@@ -79,6 +79,8 @@ class Node:
         self.cpu = simpy.Resource(env, capacity=spec.slots)
         self.busy_s = 0.0
         """Total virtual seconds spent computing."""
+        self.last_active = 0.0
+        """Virtual time (s) its last computation ended (0 if none)."""
         self.up = True
         self.down_since: float | None = None
         # running actors and jobs, in start order (dicts as ordered sets: a crash stops
@@ -127,7 +129,9 @@ class Node:
         except simpy.Interrupt:
             if started is not None:
                 self.busy_s += self.env.now - started
+                self.last_active = self.env.now
             raise Crashed(self.id) from None
+        self.last_active = self.env.now
         return duration
 
     # ------------------------------------------------------------------ actors, crashes

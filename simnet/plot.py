@@ -7,8 +7,8 @@ latency terms per placement, when the run had an inference phase) and
 Sweep (a directory with ``results.csv``; rows of incomplete runs, ``complete`` false,
 are left out): ``knob_<metric>`` — each headline metric against the swept knob, one
 line per other swept setting, mean ± standard deviation over seeds;
-``accuracy_vs_time`` — one line per run; ``transmitted_share`` (ML-ECS: share of a
-device model's parameters uploaded per round, per method, log scale);
+``accuracy_vs_time`` — one line per run; ``transmitted_share`` (ML-ECS: mean over devices
+of the share of a device model's parameters uploaded per round, per method, log scale);
 ``latency_breakdown`` (Mega-CE² inference, per run). Every axis states its unit.
 """
 
@@ -125,9 +125,9 @@ def sweep_figures(sweep_dir: Path) -> list[Path]:
     if fig is not None:
         written.append(save(fig, out / "accuracy_vs_time", FORMATS))
     method = next((c for c in swept if c.split(".")[-1] == "method"), None)
-    if "transmitted_share" in table and method is not None:
+    if "transmitted_share.mean" in table and method is not None:
         fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-        shares = table.groupby(method)["transmitted_share"].mean() * 100
+        shares = table.groupby(method)["transmitted_share.mean"].mean() * 100
         sent = shares[shares > 0]
         ax.bar(sent.index, sent)
         for x, value in enumerate(sent):

@@ -37,6 +37,8 @@ MESSAGE_COLUMNS = [
     "status",
     "t_drop",
     "route",
+    "phase",
+    "carried",
 ]
 METRIC_COLUMNS = ["t", "node", "metric", "value"]
 COMPLETE_MARKER = "summary.json"
@@ -78,7 +80,7 @@ def messages_csv(transfers: Iterable[Transfer]) -> str:
         (
             [
                 t.id, t.src, t.dst, t.kind, t.size, _time(t.t_send), _time(t.t_recv),
-                t.status, _time(t.t_drop), ">".join(t.path),
+                t.status, _time(t.t_drop), ">".join(t.path), t.phase, t.carried,
             ]
             for t in transfers
         ),

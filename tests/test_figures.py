@@ -13,11 +13,11 @@ from simnet.figures import cumulative_bytes_by_class, write_run_figures
 PNG = b"\x89PNG"
 
 MESSAGES = """\
-id,src,dst,kind,bytes,t_send,t_recv,status,t_drop,route
-0,end0,cloud,data,1000,0.0,1.5,delivered,,end0>edge0>cloud
-1,end1,edge0,data,500,0.5,1.0,delivered,,end1>edge0
-2,cloud,end1,model,2000,1.0,,dropped,2.0,cloud>edge0>end1
-3,end0,end1,data,300,2.5,,in_flight,,end0>edge0>end1
+id,src,dst,kind,bytes,t_send,t_recv,status,t_drop,route,phase,carried
+0,end0,cloud,data,1000,0.0,1.5,delivered,,end0>edge0>cloud,training,1000
+1,end1,edge0,data,500,0.5,1.0,delivered,,end1>edge0,inference,500
+2,cloud,end1,model,2000,1.0,,dropped,2.0,cloud>edge0>end1,training,1200
+3,end0,end1,data,300,2.5,,in_flight,,end0>edge0>end1,training,100
 """
 
 METRICS = """\
@@ -55,24 +55,26 @@ def make_run(
     return run_dir
 
 
-def test_cumulative_bytes_count_every_link_of_the_route(tmp_path: Path) -> None:
-    data = cumulative_bytes_by_class(make_run(tmp_path))
-    rows = [tuple(r) for r in data[["link_class", "t", "cumulative_bytes"]].itertuples(index=False)]
+def test_cumulative_bytes_count_what_each_message_carried_on_every_link(tmp_path: Path) -> None:
+    data = cumulative_bytes_by_class(make_run(tmp_path), t_end=3.0)
+    columns = ["phase", "link_class", "t", "cumulative_bytes"]
+    rows = [tuple(r) for r in data[columns].itertuples(index=False)]
     assert rows == [
-        ("end-edge", 1.0, 500),  # message 1 at its t_recv
-        ("end-edge", 1.5, 1500),  # message 0, first hop
-        ("end-edge", 2.0, 3500),  # message 2 (dropped) at its t_drop, last hop
-        ("edge-cloud", 1.5, 1000),  # message 0, second hop
-        ("edge-cloud", 2.0, 3000),  # message 2, first hop; message 3 is in flight
+        ("training", "end-edge", 1.5, 1000),  # message 0, first hop, at its t_recv
+        ("training", "end-edge", 2.0, 2200),  # message 2 (dropped): the 1,200 B it carried
+        ("training", "end-edge", 3.0, 2400),  # message 3 (in flight): 100 B on both hops
+        ("training", "edge-cloud", 1.5, 1000),  # message 0, second hop
+        ("training", "edge-cloud", 2.0, 2200),  # message 2, first hop
+        ("inference", "end-edge", 1.0, 500),  # message 1, a phase of its own
     ]
-    assert list(data.columns) == ["t", "link_class", "cumulative_bytes"]
+    assert list(data.columns) == ["t", "phase", "link_class", "cumulative_bytes"]
 
 
 def test_cumulative_bytes_of_no_messages_is_empty(tmp_path: Path) -> None:
     header = MESSAGES.splitlines()[0] + "\n"
     data = cumulative_bytes_by_class(make_run(tmp_path, messages=header))
     assert data.empty
-    assert list(data.columns) == ["t", "link_class", "cumulative_bytes"]
+    assert list(data.columns) == ["t", "phase", "link_class", "cumulative_bytes"]
 
 
 def test_write_run_figures_writes_pngs_in_order(tmp_path: Path) -> None:

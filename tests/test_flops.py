@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from learning import flops
 from learning.flops import (
@@ -96,9 +97,81 @@ def test_frozen_parameters_change_the_count_and_the_cache_key():
     assert train_step_flops(model, batch, nn.L1Loss(), "sgd") == 288
 
 
-def test_optimizer_constants():
-    assert OPTIMIZER_FLOPS == {"sgd": 2, "sgd_momentum": 4, "adam": 13, "adamw": 13}
-    assert WEIGHT_DECAY_FLOPS == {"sgd": 2, "sgd_momentum": 2, "adam": 2, "adamw": 1}
+OPTIMIZERS = {
+    "sgd": lambda ps, wd: torch.optim.SGD(ps, lr=0.1, weight_decay=wd, foreach=False),
+    "sgd_momentum": lambda ps, wd: torch.optim.SGD(
+        ps, lr=0.1, momentum=0.9, weight_decay=wd, foreach=False
+    ),
+    "adam": lambda ps, wd: torch.optim.Adam(ps, lr=0.1, weight_decay=wd, foreach=False),
+    "adamw": lambda ps, wd: torch.optim.AdamW(ps, lr=0.1, weight_decay=wd, foreach=False),
+}
+_aten = torch.ops.aten
+
+
+def _op_flops(func, args, kwargs) -> int | None:
+    """FLOPs per element of one elementwise aten op, read off its definition (a multiply
+    or an add is 1); None for an op this table does not know."""
+    packet = func.overloadpacket
+    if packet in (_aten.add, _aten.add_, _aten.sub, _aten.sub_):  # self ± alpha·other
+        return 1 + int(kwargs.get("alpha", 1) != 1)
+    if packet in (_aten.mul, _aten.mul_, _aten.div, _aten.div_, _aten.sqrt, _aten.sqrt_):
+        return 1
+    if packet in (_aten.lerp, _aten.lerp_):  # self + weight·(end − self)
+        return 3
+    if packet in (_aten.addcmul, _aten.addcmul_, _aten.addcdiv, _aten.addcdiv_):
+        return 2 + int(kwargs.get("value", 1) != 1)  # self + value·t1 ∘ t2
+    if packet in (_aten.clone, _aten.copy_, _aten.detach, _aten.alias, _aten.zeros_like):
+        return 0
+    return None
+
+
+class _ElementwiseCounter(TorchDispatchMode):
+    """Sums _op_flops over the ops whose result has ``numel`` elements (the parameter's;
+    the scalar step counter and bias corrections are per tensor, not per element)."""
+
+    def __init__(self, numel: int) -> None:
+        super().__init__()
+        self.numel, self.total, self.unknown = numel, 0, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if isinstance(out, torch.Tensor) and out.numel() == self.numel:
+            cost = _op_flops(func, args, kwargs)
+            if cost is None:
+                self.unknown.append(str(func))
+            else:
+                self.total += cost * self.numel
+        return out
+
+
+def _measured_update_flops(name: str, weight_decay: float, numel: int = 7) -> int:
+    """FLOPs of torch's own update of one ``numel``-element parameter, counted op by op on
+    the second step (SGD's momentum buffer is a plain copy of the gradient on the first)."""
+    param = nn.Parameter(torch.randn(numel))
+    optimizer = OPTIMIZERS[name]([param], weight_decay)
+    for _ in range(2):
+        param.grad = torch.randn(numel)
+        with _ElementwiseCounter(numel) as counter:
+            optimizer.step()
+    assert counter.unknown == [], f"ops without a hand FLOP count: {counter.unknown}"
+    return counter.total
+
+
+def test_every_optimizer_constant_is_measured():
+    assert set(OPTIMIZER_FLOPS) == set(WEIGHT_DECAY_FLOPS) == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_constants_match_torchs_update_ops(name: str):
+    numel = 7
+    plain = _measured_update_flops(name, 0.0, numel)
+    decayed = _measured_update_flops(name, 0.01, numel)
+    assert plain == OPTIMIZER_FLOPS[name] * numel
+    assert decayed - plain == WEIGHT_DECAY_FLOPS[name] * numel
+
+
+def test_unknown_optimizer_is_rejected():
     with pytest.raises(ValueError, match="optimizer"):
         train_step_flops(nn.Linear(2, 1), (torch.randn(3, 2), torch.randn(3)), nn.L1Loss(), "lbfgs")
 

@@ -152,23 +152,26 @@ def test_contrastive_loss_rejects_mismatched_shapes() -> None:
 # --- pooled_kl ---------------------------------------------------------------------------
 
 
-def np_pooled_kl(student: np.ndarray, teacher: np.ndarray, pool: int) -> float:
-    """Loops over the documented recipe: softmax, window mean, sort, top-m, renormalise."""
+def np_pooled_kl(student: np.ndarray, teacher: np.ndarray, pool: int, sort: bool) -> float:
+    """Loops over the documented recipe: softmax, window mean, then (``sort``: different
+    tokenizers) sort, top-m, renormalise; KL(teacher ‖ student) summed, batch mean."""
 
-    def pooled_sorted(logits: np.ndarray, keep: int) -> list[list[np.ndarray]]:
+    def pooled(logits: np.ndarray, keep: int) -> list[list[np.ndarray]]:
         out = []
         for seq in logits:
             probs = np.exp(seq - seq.max(-1, keepdims=True))
             probs /= probs.sum(-1, keepdims=True)
             rows = []
             for start in range(0, len(seq), pool):
-                top = np.sort(probs[start : start + pool].mean(0))[::-1][:keep]
-                rows.append(top / top.sum())
+                row = probs[start : start + pool].mean(0)
+                if sort:
+                    row = np.sort(row)[::-1][:keep]
+                rows.append(row / row.sum())
             out.append(rows)
         return out
 
     keep = min(student.shape[-1], teacher.shape[-1])
-    s_rows, t_rows = pooled_sorted(student, keep), pooled_sorted(teacher, keep)
+    s_rows, t_rows = pooled(student, keep), pooled(teacher, keep)
     total = 0.0
     for s_seq, t_seq in zip(s_rows, t_rows, strict=True):
         for p_s, p_t in zip(s_seq, t_seq, strict=False):  # zip stops at S = min(S1', S2')
@@ -176,37 +179,91 @@ def np_pooled_kl(student: np.ndarray, teacher: np.ndarray, pool: int) -> float:
     return total / len(student)
 
 
-def test_pooled_kl_is_zero_for_identical_logits() -> None:
+@pytest.mark.parametrize("shared_vocab", [True, False])
+def test_pooled_kl_is_zero_for_identical_logits(shared_vocab: bool) -> None:
     logits = torch.randn(3, 10, 7, generator=torch.Generator().manual_seed(3))
-    assert pooled_kl(logits, logits.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    got = pooled_kl(logits, logits.clone(), shared_vocab=shared_vocab)
+    assert got.item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(("s1", "s2", "v", "pool"), [(9, 13, 7, 4), (5, 5, 6, 1), (7, 3, 5, 2)])
+def test_pooled_kl_shared_vocabulary_matches_numpy_token_by_token(
+    s1: int, s2: int, v: int, pool: int
+) -> None:
+    gen = torch.Generator().manual_seed(s1 + v)
+    student = 2 * torch.randn(2, s1, v, generator=gen)
+    teacher = 2 * torch.randn(2, s2, v, generator=gen)
+    got = pooled_kl(student, teacher, pool)  # shared_vocab=True is the default
+    assert got.ndim == 0 and got.item() > 0
+    expected = np_pooled_kl(student.double().numpy(), teacher.double().numpy(), pool, sort=False)
+    assert got.item() == pytest.approx(expected, rel=1e-4)
+    # The sorted form is a different number for the same logits.
+    sorted_form = np_pooled_kl(student.double().numpy(), teacher.double().numpy(), pool, sort=True)
+    assert abs(expected - sorted_form) > 1e-3 * expected
 
 
 @pytest.mark.parametrize(("s1", "v1", "s2", "v2", "pool"), [(9, 11, 13, 7, 4), (5, 6, 5, 6, 1)])
-def test_pooled_kl_matches_numpy_with_different_lengths_and_vocabularies(
+def test_pooled_kl_different_vocabularies_match_numpy_sorted_form(
     s1: int, v1: int, s2: int, v2: int, pool: int
 ) -> None:
     gen = torch.Generator().manual_seed(s1 + v1)
     student = 2 * torch.randn(2, s1, v1, generator=gen)
     teacher = 2 * torch.randn(2, s2, v2, generator=gen)
-    got = pooled_kl(student, teacher, pool)
+    got = pooled_kl(student, teacher, pool, shared_vocab=False)
     assert got.ndim == 0 and got.item() > 0
-    expected = np_pooled_kl(student.double().numpy(), teacher.double().numpy(), pool)
+    expected = np_pooled_kl(student.double().numpy(), teacher.double().numpy(), pool, sort=True)
     assert got.item() == pytest.approx(expected, rel=1e-4)
 
 
-def test_pooled_kl_ignores_vocabulary_order() -> None:
+def test_pooled_kl_shared_vocabulary_sees_swapped_tokens() -> None:
+    # One position, one pooled window: the pooled distributions are the softmaxes.
+    teacher = torch.tensor([[[5.0, 0.0, -1.0]]])
+    student = torch.tensor([[[0.0, 5.0, -1.0]]])
+    p = np.exp([5.0, 0.0, -1.0]) / np.exp([5.0, 0.0, -1.0]).sum()
+    q = np.exp([0.0, 5.0, -1.0]) / np.exp([0.0, 5.0, -1.0]).sum()
+    by_hand = float(np.sum(p * np.log(p / q)))  # ≈ 4.93
+    assert by_hand > 4.5
+    assert pooled_kl(student, teacher).item() == pytest.approx(by_hand, rel=1e-5)
+    # The vocabulary-free form cannot tell the two apart (same sorted probabilities).
+    assert pooled_kl(student, teacher, shared_vocab=False).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_pooled_kl_shared_vocabulary_depends_on_vocabulary_order() -> None:
+    gen = torch.Generator().manual_seed(4)
+    student, teacher = torch.randn(2, 6, 5, generator=gen), torch.randn(2, 8, 5, generator=gen)
+    order = torch.tensor([3, 0, 4, 1, 2])
+    permuted = teacher[..., order]
+    plain, swapped = pooled_kl(student, teacher).item(), pooled_kl(student, permuted).item()
+    assert swapped == pytest.approx(
+        np_pooled_kl(student.double().numpy(), permuted.double().numpy(), 4, sort=False), rel=1e-4
+    )
+    assert abs(swapped - plain) > 1e-2
+    # Permuting both sides alike relabels tokens and changes nothing.
+    both = pooled_kl(student[..., order], permuted).item()
+    assert both == pytest.approx(plain, rel=1e-5)
+
+
+def test_pooled_kl_sorted_form_ignores_vocabulary_order_for_different_tokenizers() -> None:
     gen = torch.Generator().manual_seed(4)
     student, teacher = torch.randn(2, 6, 9, generator=gen), torch.randn(2, 8, 5, generator=gen)
     permuted = teacher[..., torch.randperm(5, generator=gen)]
-    expected = pooled_kl(student, teacher).item()
-    assert pooled_kl(student, permuted).item() == pytest.approx(expected, rel=1e-5)
+    expected = pooled_kl(student, teacher, shared_vocab=False).item()
+    assert expected > 0
+    got = pooled_kl(student, permuted, shared_vocab=False).item()
+    assert got == pytest.approx(expected, rel=1e-5)
 
 
-def test_pooled_kl_trains_only_the_student() -> None:
+def test_pooled_kl_shared_vocabulary_rejects_different_vocabulary_sizes() -> None:
+    with pytest.raises(ValueError, match="shared_vocab"):
+        pooled_kl(torch.randn(2, 4, 9), torch.randn(2, 4, 5))
+
+
+@pytest.mark.parametrize(("v2", "shared_vocab"), [(9, True), (12, False)])
+def test_pooled_kl_trains_only_the_student(v2: int, shared_vocab: bool) -> None:
     gen = torch.Generator().manual_seed(5)
     student = torch.randn(2, 6, 9, generator=gen, requires_grad=True)
-    teacher = torch.randn(2, 7, 12, generator=gen, requires_grad=True)
-    pooled_kl(student, teacher, pool=2).backward()
+    teacher = torch.randn(2, 7, v2, generator=gen, requires_grad=True)
+    pooled_kl(student, teacher, pool=2, shared_vocab=shared_vocab).backward()
     assert teacher.grad is None
     assert torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
 

@@ -41,6 +41,47 @@ def _header(data: bytes) -> tuple[int, dict]:
     return n, json.loads(data[8 : 8 + n].decode("utf-8"))
 
 
+# safetensors' dtype codes and element sizes (from its format specification).
+ST_DTYPES = {
+    torch.float64: ("F64", 8),
+    torch.int64: ("I64", 8),
+    torch.float32: ("F32", 4),
+    torch.int32: ("I32", 4),
+    torch.float16: ("F16", 2),
+    torch.uint8: ("U8", 1),
+}
+
+
+def _hand_header(msg: Message, wire: dict[str, torch.Tensor], codec: str = "none",
+                 codec_meta: dict | None = None) -> tuple[dict, int]:  # fmt: skip
+    """The safetensors header a message should have, built from the documented envelope
+    and the wire tensors' dtypes and shapes: data laid out by decreasing element size,
+    then name (safetensors' order, unambiguous for the dtypes used here). Returns the
+    header and the number of data bytes."""
+    envelope = {
+        "src": msg.src, "dst": msg.dst, "kind": msg.kind, "id": msg.id,
+        "size_bytes": msg.size_bytes, "meta": msg.meta, "codec": codec,
+        "codec_meta": codec_meta or {},
+    }  # fmt: skip
+    header: dict = {
+        "__metadata__": {"simnet": json.dumps(envelope, sort_keys=True, separators=(",", ":"))}
+    }
+    offset = 0
+    for name in sorted(wire, key=lambda n: (-ST_DTYPES[wire[n].dtype][1], n)):
+        code, size = ST_DTYPES[wire[name].dtype]
+        nbytes = math.prod(wire[name].shape) * size
+        header[name] = {"dtype": code, "shape": list(wire[name].shape),
+                        "data_offsets": [offset, offset + nbytes]}  # fmt: skip
+        offset += nbytes
+    return header, offset
+
+
+def _hand_size(header: dict, data_bytes: int) -> int:
+    """8-byte length + the compact JSON header padded with spaces to 8 bytes + the data."""
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    return 8 + -(-len(text) // 8) * 8 + data_bytes
+
+
 def test_round_trip_exact_without_codec() -> None:
     payload = _payload()
     got = decode(encode(Message("end0", "edge0", "update", payload)))
@@ -65,21 +106,54 @@ def test_non_contiguous_shared_and_grad_tensors_encode() -> None:
     assert torch.equal(got["p"], p.detach()) and not got["p"].requires_grad
 
 
-def test_wire_size_is_encoded_length_and_grows() -> None:
+def test_wire_size_is_the_hand_computed_safetensors_length() -> None:
+    g = torch.Generator().manual_seed(5)
+    payload = {
+        "w": torch.randn(3, 4, generator=g),
+        "h": torch.randn(5, generator=g).to(torch.float16),
+        "idx": torch.arange(7),
+        "m": torch.tensor([1, 2, 3], dtype=torch.uint8),
+    }
+    msg = Message("end0", "edge0", "update", payload, meta={"round": 2, "s": 'a "q"'}, id=9)
+    header, data = _hand_header(msg, payload)
+    assert data == 3 * 4 * 4 + 5 * 2 + 7 * 8 + 3 * 1
+    assert wire_size(msg) == _hand_size(header, data)
+    n, parsed = _header(encode(msg))
+    assert parsed == header and n % 8 == 0
+    # fp16 sends w as float16 and records its original dtype in the codec facts.
+    wire = {**payload, "w": payload["w"].half()}
+    facts = {"tensors": json.dumps({"w": "float32"})}
+    header16, data16 = _hand_header(msg, wire, "fp16", facts)
+    assert data16 == data - 3 * 4 * 2
+    assert wire_size(msg, get_codec("fp16")) == _hand_size(header16, data16)
+    assert _header(encode(msg, get_codec("fp16")))[1] == header16
+
+
+def test_wire_size_grows_with_the_payload() -> None:
     small = Message("a", "b", "k", {"x": torch.zeros(100)})
     large = Message("a", "b", "k", {"x": torch.zeros(1000)})
-    assert wire_size(small) == len(encode(small))
-    assert wire_size(large) == len(encode(large))
     growth = wire_size(large) - wire_size(small)
     # 900 more float32 values; the header only changes by a few digits (+ 8-byte padding).
     assert 900 * 4 <= growth <= 900 * 4 + 16
-    assert wire_size(large, get_codec("fp16")) == len(encode(large, get_codec("fp16")))
 
 
-def test_encoding_is_deterministic() -> None:
-    msg = Message("a", "b", "k", _payload(), meta={"z": 1, "a": 2})
-    assert encode(msg) == encode(msg)
-    assert encode(msg, get_codec("int8")) == encode(msg, get_codec("int8"))
+@pytest.mark.parametrize("codec", ["none", "int8", "topk:0.5"])
+def test_encoding_ignores_key_order_and_layout_but_not_values(codec: str) -> None:
+    payload = _payload()
+    # The same tensors inserted in the opposite order, as fresh copies, one non-contiguous.
+    reordered = {name: payload[name].clone() for name in reversed(list(payload))}
+    reordered["w"] = payload["w"].t().contiguous().t()
+    assert not reordered["w"].is_contiguous() and list(reordered) != list(payload)
+    meta_a = {"z": 1, "a": {"y": 2, "b": [1, 2]}}
+    meta_b = {"a": {"b": [1, 2], "y": 2}, "z": 1}
+    a = encode(Message("a", "b", "k", payload, meta=meta_a), get_codec(codec))
+    b = encode(Message("a", "b", "k", reordered, meta=meta_b), get_codec(codec))
+    assert a == b
+    # One changed value changes the bytes but not the length.
+    changed = {**payload, "w": payload["w"].clone()}
+    changed["w"][0, 0] += 1.0
+    c = encode(Message("a", "b", "k", changed, meta=meta_a), get_codec(codec))
+    assert c != a and len(c) == len(a)
 
 
 def test_declared_size_for_payload_less_messages() -> None:
@@ -87,9 +161,9 @@ def test_declared_size_for_payload_less_messages() -> None:
     assert wire_size(Message("a", "b", "data", meta={"flow": 1}, size_bytes=5)) == 5
     got = decode(encode(Message("a", "b", "data", size_bytes=7)))
     assert got.size_bytes == 7 and got.payload == {}
-    # An envelope-only message still has a real encoded size.
+    # An envelope-only message still has a real encoded size: length + header, no data.
     bare = Message("a", "b", "ack")
-    assert wire_size(bare) == len(encode(bare)) > 0
+    assert wire_size(bare) == _hand_size(_hand_header(bare, {})[0], 0) > 8
     with pytest.raises(ValueError):
         Message("a", "b", "k", {"x": torch.ones(1)}, size_bytes=10)
     with pytest.raises(ValueError):

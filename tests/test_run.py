@@ -33,7 +33,8 @@ def test_dumbbell_matches_hand_computed_times(tmp_path):
     out = run(tmp_path, DUMBBELL)
     msgs = rows(out / "messages.csv")
     assert list(msgs[0]) == [
-        "id", "src", "dst", "kind", "bytes", "t_send", "t_recv", "status", "t_drop", "route"
+        "id", "src", "dst", "kind", "bytes", "t_send", "t_recv", "status", "t_drop", "route",
+        "phase", "carried",
     ]  # fmt: skip
     got = {int(m["id"]): m for m in msgs}
     # two 5 MB flows share the bottleneck: 0.625 MB/s each -> 8 s

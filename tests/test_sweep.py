@@ -124,7 +124,7 @@ def test_plot_of_a_method_sweep_draws_shares_and_latency(tmp_path):
         terms = {"feature_s": 0.01, "upload_s": 0.02, "compute_s": 0.0, "download_s": 0.01}
         summary = {"name": method, "inference": {"edge": terms}}
         (run / "summary.json").write_text(json.dumps(summary))
-        rows.append({"run": run.name, "workload.method": method, "transmitted_share": share,
+        rows.append({"run": run.name, "workload.method": method, "transmitted_share.mean": share,
                      "device_f1_macro.mean": 0.5 + i / 10})  # fmt: skip
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
     (out / "sweep.yaml").write_text(yaml.safe_dump({"grid": {"workload.method": []}, "zip": {}}))

@@ -34,6 +34,9 @@ from simnet.protocols.payload import split_payload
 
 TERMS = ("feature_s", "upload_s", "compute_s", "download_s")
 """The terms of a request's latency, in seconds, in order."""
+PHASE = "inference"
+KINDS = ("infer_features", "infer_raw", "infer_result")
+"""The message kinds of inference requests: their traffic is the ``inference`` phase."""
 
 
 @dataclass(frozen=True)

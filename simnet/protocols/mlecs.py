@@ -7,13 +7,15 @@ Round r, method ``ml_ecs``:
 2. device j (from round 2 on, after loading the ``server_lora`` of round r − 1): CCL on
    its public share with anchors s', AMT on its private data, evaluation on its private
    test data → ``lora_update`` (its LoRA, meta ``modalities`` = |M_j|) to the server;
-3. server, once every update is in: MMA (w_j = |M_j| / Σ|M_i|) into its SLM, SE-CCL
+3. server, once every update is in: MMA (w_j = |M_j| / Σ|M_i|) into its SLM, charged
+   2 FLOPs per received element (:meth:`~learning.mlecs.Mlecs.averaging_flops`), SE-CCL
    (LLM and SLM), evaluation on the public test set → ``server_lora`` to every device.
 
 Variants: ``no_mma`` (uniform weights), ``no_se_ccl`` (step 3 without SE-CCL),
 ``multi_fedavg`` (no CCL, no representations; devices train locally — every trainable
 weight, L_lb — upload LoRA and their modality encoders, the server averages each tensor
-over the devices holding it, weighted by samples, and sends each device its part back),
+over the devices holding it, weighted by samples — charged like MMA — and sends each
+device its part back),
 ``standalone`` (the same local training, no messages).
 
 With ``deadline_s`` the server closes a round ``deadline_s`` after its broadcast with the
@@ -154,6 +156,7 @@ class MlecsServer:
 
     def _aggregate(self, updates: list, r: int) -> Process:
         states = [m.payload for m in updates]
+        yield self.ctx.compute(self.node, Mlecs.averaging_flops(states))
         if self.method == "multi_fedavg":
             merged = average_by_key(states, [m.meta["samples"] for m in updates])
             for m in updates:

@@ -28,6 +28,8 @@ class WorkloadRun(ABC):
         self.world = world
         self.advance = advance
         self.finished = False
+        self.finished_at: float | None = None
+        """Virtual time (s) at which the workload finished."""
 
     @abstractmethod
     def start(self) -> None:
@@ -49,8 +51,9 @@ class WorkloadRun(ABC):
         run: whatever was reached)."""
 
     def finish(self, _: Any = None) -> None:
-        """Mark the workload finished (usable as a SimPy callback)."""
-        self.finished = True
+        """Mark the workload finished now (usable as a SimPy callback)."""
+        if not self.finished:
+            self.finished, self.finished_at = True, self.world.env.now
 
 
 Check = Callable[[Any, Topology, str, int, bool], None]

@@ -39,6 +39,8 @@ from simnet.protocols.cloud import (
 )
 from simnet.protocols.context import Context, Process
 from simnet.protocols.hierarchical import Aggregator, Edge, End, EndData, RoundRules
+from simnet.protocols.inference import KINDS as INFERENCE_KINDS
+from simnet.protocols.inference import PHASE as INFERENCE_PHASE
 from simnet.protocols.inference import Server, breakdown, run_requests
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun
@@ -309,6 +311,7 @@ class FederatedRun(WorkloadRun):
             seed,
         )
         self.ctx = Context(world, learner, seed)
+        world.network.phases.update(dict.fromkeys(INFERENCE_KINDS, INFERENCE_PHASE))
         self.server: Cloud | FlatServer | CentralServer
         self.cloud_id, self.children = roles(world.topology)
         ends = ends_in_order(self.children)

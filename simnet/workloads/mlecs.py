@@ -31,7 +31,6 @@ from simnet.protocols.mlecs import (
     Device,
     DeviceActor,
     MlecsServer,
-    shared_state,
     standalone_process,
 )
 from simnet.topology.graph import Topology
@@ -48,6 +47,12 @@ MODALITIES = {"fall": ("acce", "rgb", "depth"), "mosei": ("text", "audio", "visi
 NEUTRAL_BAND = 0.5
 """MOSEI-shaped sentiment y becomes a class: negative if y < −0.5, positive if y > 0.5,
 neutral otherwise."""
+UPLOAD_SPREADS = {
+    "device_model_parameters": "model_parameters",
+    "uploaded_parameters_per_device_round": "uploaded_parameters_per_round",
+    "transmitted_share": "transmitted_share",
+}
+"""Summary keys given as {mean, min, max} over the devices, from each device's entry."""
 
 
 class _Strict(BaseModel):
@@ -258,27 +263,38 @@ class MlecsRun(WorkloadRun):
             self.finish()
 
     def summary(self) -> dict[str, Any]:
-        device = self.devices[0].model
-        shared = sum(v.numel() for v in shared_state(device, self.config.method).values())
-        total = sum(p.numel() for p in device.parameters())
+        uploads = {d.node: self._uploads(d) for d in self.devices}
         out: dict[str, Any] = {
             "method": self.config.method,
             "devices": {
-                d.node: {"modalities": list(d.private.modalities), **d.metrics}
+                d.node: {"modalities": list(d.private.modalities), **d.metrics, **uploads[d.node]}
                 for d in self.devices
             },
             "device_f1_macro": self._spread("f1_macro"),
             "device_accuracy": self._spread("accuracy"),
             "server": self.server.metrics,
             "server_late_updates": self.server.late,
-            "uploaded_parameters_per_device_round": 0
-            if self.config.method == "standalone"
-            else shared,
-            "device_model_parameters": total,
             "parameters_by_kind": dict(sorted(self.ctx.parameters.items())),
         }
-        out["transmitted_share"] = out["uploaded_parameters_per_device_round"] / total
+        for key, per_device in UPLOAD_SPREADS.items():
+            values = np.array([u[per_device] for u in uploads.values()], dtype=float)
+            out[key] = {"mean": float(values.mean()), "min": float(values.min()),
+                        "max": float(values.max())}  # fmt: skip
         return out
+
+    def _uploads(self, device: Device) -> dict[str, float]:
+        """What ``device`` uploaded, from the ``lora_update`` messages it sent: tensor
+        elements per round it sent one (0 if it never did), and their share of its own
+        model's parameters (its encoders make models of different modalities differ)."""
+        rounds, elements = self.ctx.sent.get((device.node, "lora_update"), (0, 0))
+        per_round = elements / rounds if rounds else 0.0
+        total = sum(p.numel() for p in device.model.parameters())
+        return {
+            "model_parameters": total,
+            "uploaded_rounds": rounds,
+            "uploaded_parameters_per_round": per_round,
+            "transmitted_share": per_round / total,
+        }
 
     def _spread(self, metric: str) -> dict[str, float] | None:
         """Mean, best and worst of ``metric`` over the devices evaluated at least once."""

@@ -176,6 +176,7 @@ class TrafficRun(WorkloadRun):
             planned += generated_transfers(config.generate, world.topology, world.rng)
         self.planned = sorted(planned, key=lambda t: t.at)  # stable: file order breaks ties
         self.ended = 0
+        world.network.default_phase = "traffic"
         world.network.listeners.append(self._on_finish)
 
     @property
