@@ -22,7 +22,7 @@ import yaml  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from simnet.topology.graph import TIERS, link_class  # noqa: E402
+from simnet.topology.graph import class_order, link_class  # noqa: E402
 
 ACCURACY_METRICS = ("acc2_non0", "f1_non0", "mae", "accuracy", "f1_macro")
 """Metrics of ``metrics.csv`` drawn in ``accuracy_vs_time.png``, in subplot order."""
@@ -65,11 +65,6 @@ def read_messages(run_dir: Path) -> pd.DataFrame:
     ).astype({"bytes": "int64", **{c: "float64" for c in _TIME_COLUMNS}})
 
 
-def _class_order(name: str) -> tuple[int, ...]:
-    """Sort key of a link class such as ``end-edge``: by tier, end first."""
-    return tuple(TIERS.index(t) if t in TIERS else len(TIERS) for t in name.split("-"))
-
-
 def cumulative_bytes_by_class(run_dir: Path, t_end: float | None = None) -> pd.DataFrame:
     """Cumulative link bytes per phase and link class over virtual time.
 
@@ -96,7 +91,7 @@ def cumulative_bytes_by_class(run_dir: Path, t_end: float | None = None) -> pd.D
         .groupby(["phase", "link_class", "t"], as_index=False)["bytes"]
         .sum()
     )
-    per_time["order"] = per_time["link_class"].map(_class_order)
+    per_time["order"] = per_time["link_class"].map(class_order)
     per_time["phase_order"] = per_time["phase"].map(lambda p: (p != "training", p))
     per_time = per_time.sort_values(["phase_order", "order", "link_class", "t"])
     per_time["cumulative_bytes"] = per_time.groupby(["phase", "link_class"])["bytes"].cumsum()

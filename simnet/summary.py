@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from simnet.network import DELIVERED, DROPPED, IN_FLIGHT
+from simnet.topology.graph import class_order
 from simnet.world import World
 
 FAULT_COUNTS = ("crash", "recovery", "dropout", "retry", "gave_up", "skipped_push")
@@ -41,11 +42,14 @@ def network_summary(world: World) -> dict[str, Any]:
         "bytes_by_kind": _with_in_flight(net.kind_bytes),
         "message_bytes_by_link_class": _with_in_flight(net.class_messages),
         "link_bytes_total": sum(net.class_bytes.values()),
-        "bytes_by_tier": dict(sorted(net.class_bytes.items())),
-        "bytes_by_tier_by_phase": {
-            p: dict(sorted(net.phase_class_bytes[p].items())) for p in phases
-        },
+        "bytes_by_tier": _by_class(net.class_bytes),
+        "bytes_by_tier_by_phase": {p: _by_class(net.phase_class_bytes[p]) for p in phases},
     }
+
+
+def _by_class(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` in link-class order (end first)."""
+    return {k: counts[k] for k in sorted(counts, key=lambda c: (class_order(c), c))}
 
 
 def _with_in_flight(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:

@@ -65,6 +65,11 @@ def link_class(tier_a: str, tier_b: str) -> str:
     return f"{lo}-{hi}"
 
 
+def class_order(name: str) -> tuple[int, ...]:
+    """Sort key of a link class such as ``end-edge``: by tier, end first."""
+    return tuple(TIERS.index(t) if t in TIERS else len(TIERS) for t in name.split("-"))
+
+
 class Topology:
     """Nodes and links of a platform, as a networkx graph with cached static routes."""
 
