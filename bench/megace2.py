@@ -5,8 +5,9 @@ traffic per tier, and the inference latency breakdown.
 
 Runs ``scenarios/mosei_{async,sync,flat,cloud_only}.yaml`` one after another (a few minutes
 each on 2 cores; running them in parallel on 2 cores slows each several-fold) and prints two
-tables. Byte columns count training messages only (not the inference phase's ``infer_*``),
-on every link of their routes, in MB (10⁶ bytes); times are virtual seconds.
+tables. Byte columns are the training phase's link bytes (``bytes_by_tier_by_phase``: every
+link of a message's route, what it carried there; inference traffic apart), in MB (10⁶
+bytes); times are virtual seconds.
 """
 
 from __future__ import annotations
@@ -19,23 +20,10 @@ import pandas as pd
 
 from simnet.protocols.inference import TERMS
 from simnet.run import run_scenario
-from simnet.scenario import Scenario, load_scenario
+from simnet.scenario import load_scenario
 
 SCENARIOS = ("async", "sync", "flat", "cloud_only")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def training_bytes(scenario: Scenario, run_dir: Path) -> dict[str, float]:
-    """MB per link class of the run's non-inference messages."""
-    messages = pd.read_csv(run_dir / "messages.csv")
-    messages = messages[~messages["kind"].str.startswith("infer")]
-    totals: dict[str, float] = {}
-    for route, size in zip(messages["route"], messages["bytes"], strict=True):
-        hops = route.split(">")
-        for a, b in zip(hops, hops[1:], strict=False):
-            link = scenario.topology.link_class(a, b)
-            totals[link] = totals.get(link, 0.0) + size / 1e6
-    return totals
 
 
 def main() -> None:
@@ -49,7 +37,8 @@ def main() -> None:
         scenario = load_scenario(ROOT / "scenarios" / f"mosei_{name}.yaml", args.set)
         summary = run_scenario(scenario, out / name, progress=True, figures=False)
         cloud, target = summary["cloud"], summary["target"]
-        mb = training_bytes(scenario, out / name)
+        link_bytes = summary["bytes_by_tier_by_phase"].get("training", {})
+        mb = {link: size / 1e6 for link, size in link_bytes.items()}
         rows.append({
             "scenario": name,
             "acc2_non0": cloud["acc2_non0"], "f1_non0": cloud["f1_non0"], "mae": cloud["mae"],
