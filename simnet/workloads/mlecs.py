@@ -2,7 +2,8 @@
 
 Devices are the topology's end nodes, the server its first cloud node. The protocol is in
 :mod:`simnet.protocols.mlecs`, the learning in :mod:`learning.mlecs`; docs/mlecs.md maps
-the paper's equations to both.
+the paper's equations to both. Those two (and transformers, peft behind them) are imported
+only when a run is built, so loading or validating any scenario stays fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,18 +24,14 @@ from learning.data import (
     public_private_split,
 )
 from learning.data.dataset import MultimodalDataset, MultimodalSplit
-from learning.llm import BackboneSpec
-from learning.mlecs import Mlecs, MlecsSettings
 from simnet.errors import InputError
 from simnet.protocols.context import Context
-from simnet.protocols.mlecs import (
-    Device,
-    DeviceActor,
-    MlecsServer,
-    standalone_process,
-)
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun
+
+if TYPE_CHECKING:
+    from learning.mlecs import MlecsSettings
+    from simnet.protocols.mlecs import Device
 
 TASKS = {
     "fall": (("walking", "falling", "lying"), "The sensors show the person"),
@@ -183,6 +180,9 @@ def _dataset(cfg: DataConfig, seed: int, samples: int) -> MultimodalDataset:
 
 
 def settings(config: MlecsConfig) -> MlecsSettings:
+    from learning.llm import BackboneSpec
+    from learning.mlecs import MlecsSettings
+
     answers, prompt = TASKS[config.data.task]
     m = config.model
     spec = {
@@ -206,6 +206,9 @@ class MlecsRun(WorkloadRun):
     progress_unit = "round"
 
     def __init__(self, config: MlecsConfig, world: Any, advance: Any) -> None:
+        from learning.mlecs import Mlecs
+        from simnet.protocols.mlecs import Device, MlecsServer
+
         super().__init__(config, world, advance)
         seed = world.seed
         data = plan(config, world.topology, seed)
@@ -237,6 +240,8 @@ class MlecsRun(WorkloadRun):
         return self.config.rounds * (len(self.devices) if self.config.method == "standalone" else 1)
 
     def start(self) -> None:
+        from simnet.protocols.mlecs import DeviceActor, standalone_process
+
         cfg, seed, nodes = self.config, self.world.seed, self.world.nodes
         if cfg.method == "standalone":
             done = []
