@@ -44,7 +44,7 @@ def run_scenario(
         )
         workload.start()
         until = workload.until
-        limit = scenario.time_limit_s if until is None else min(until, scenario.time_limit_s)
+        limit = scenario.time_limit_s if until is None else until  # a stop time the user set
         try:
             stopped = world.run(until=limit, idle=until is not None)
         finally:

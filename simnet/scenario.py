@@ -60,7 +60,8 @@ class ExecutionConfig(BaseModel):
     threads: int = Field(default=1, ge=1)
     time_limit_s: float = Field(default=1e6, gt=0)
     """Virtual seconds after which a run that has not finished stops, marked incomplete
-    (a protocol that can never finish, e.g. every device dropping out, still ends)."""
+    (a protocol that can never finish, e.g. every device dropping out, still ends); a
+    traffic workload's own ``until`` replaces it."""
 
 
 class ScenarioConfig(BaseModel):
