@@ -186,3 +186,34 @@ def test_a_protocol_that_never_ends_stops_at_the_time_limit(tmp_path):
         "the clock reached execution.time_limit_s = 40 s with events left"
     )
     assert summary["cloud"]["version"] == 0 and summary["faults"]["skipped_push"] > 0
+
+
+def test_an_answer_to_a_request_from_before_a_crash_is_not_taken_for_a_new_one(tmp_path):
+    """edge0 goes down while the cloud's answer to its push is in flight (0.53 s) and comes
+    back at 1.5 s and pulls again. The cloud keeps resending the old answer (1.03 s: edge0
+    down; 2.03 s: delivered). edge0 must run one round per answer to its *current*
+    request; taking the old answer too would leave it with two requests outstanding."""
+    from test_federated import scenario
+
+    path = scenario(
+        tmp_path,
+        edge={"deadline_s": 2.0},
+        cloud={"mode": "async", "updates": 12, "deadline_s": 2.0},
+    )
+    data = yaml.safe_load(path.read_text())
+    data["faults"] = {
+        "nodes": [{"node": "edge0", "at": 0.53, "state": "down"},
+                  {"node": "edge0", "at": 1.5, "state": "up"}],
+        "retry": {"timeout_s": 0.5, "attempts": 6},
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    summary = run_scenario(load_scenario(path), out, progress=False, figures=False)
+    assert summary["complete"], summary.get("incomplete_reason")
+    after = [m for m in rows(out / "messages.csv") if float(m["t_send"]) >= 1.5]
+    answers = [m for m in after if m["kind"] == "global_model" and m["dst"] == "edge0"
+               and m["status"] == "delivered"]  # fmt: skip
+    stale = [m for m in answers if float(m["t_send"]) == pytest.approx(0.53 + 0.5 + 1.0)]
+    assert len(stale) == 1  # the resent answer from before the crash
+    rounds = {m["t_send"] for m in after if m["kind"] == "model" and m["src"] == "edge0"}
+    assert len(rounds) == len(answers) - 1

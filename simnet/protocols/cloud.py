@@ -101,6 +101,8 @@ class Cloud(CloudModel):
         """Updates that arrived for an older version than the current (sync: after their
         round closed), not merged."""
         self.sizes: dict[str, int] = {}
+        self.requests: dict[str, int] = {}
+        """The latest request number heard from each edge; an answer carries it."""
         self.staleness: list[int] = []
         self.round: dict[str, Message] = {}
         self.round_closes: float | None = None
@@ -125,6 +127,7 @@ class Cloud(CloudModel):
                 yield from self._close_round()
                 continue
             self.sizes[message.src] = message.meta["samples"]
+            self.requests[message.src] = message.meta["request"]
             if message.kind == "model_request" or self.done:
                 self._answer(message.src)
             elif self.mode == "async":
@@ -154,7 +157,10 @@ class Cloud(CloudModel):
             self.ctx.post(self.node, edge, "stop")
             self.stopped.add(edge)
         else:
-            self.ctx.post(self.node, edge, "global_model", self.state, version=self.version)
+            request = self.requests[edge]
+            self.ctx.post(
+                self.node, edge, "global_model", self.state, version=self.version, request=request
+            )
 
     def _merge_async(self, message: Message) -> Process:
         tau = self.version - message.meta["version"]

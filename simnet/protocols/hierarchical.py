@@ -182,6 +182,8 @@ class Edge:
         self.tests: list[MultimodalSplit] = []
         self._local: tuple[MultimodalSplit, MultimodalSplit] | None = None
         self.metrics: dict[str, float] = {}
+        self.request = 0
+        """Number of the edge's latest pull or push (kept across crashes)."""
         self.state: State | None = None
         """The edge's latest model: the global one it pulled, then its aggregate (the base
         of its personalised model)."""
@@ -189,14 +191,16 @@ class Edge:
     def process(self) -> Process:
         """The edge's actor, from the start or after a recovery (it pulls again)."""
         yield from self._receive_features()
-        ctx, edge, node = self.ctx, self.edge, self.ctx.node(self.edge)
-        if not (yield from ctx.deliver(edge, self.cloud, "model_request", samples=self.samples)):
+        ctx, node = self.ctx, self.ctx.node(self.edge)
+        if not (yield from self._request("model_request", None, {})):
             return
         while True:
             message = yield node.receive(kind_is("global_model", "stop"))
             if message.kind == "stop":
                 self.rounds.stop()
                 return
+            if message.meta["request"] != self.request:
+                continue  # the answer to a request from before a crash: superseded
             self.state = message.payload
             state, trained = yield from self.rounds.run_round(message.payload)
             self._take_late_features()
@@ -206,9 +210,15 @@ class Edge:
             else:
                 yield from self._personalize(state)
                 kind, payload, meta = "edge_update", state, {"version": message.meta["version"]}
-            meta["samples"] = self.samples
-            if not (yield from ctx.deliver(self.edge, self.cloud, kind, payload, **meta)):
+            if not (yield from self._request(kind, payload, meta)):
                 return
+
+    def _request(self, kind: str, payload: State | None, meta: dict) -> Process:
+        """Pull (``model_request``) or push (``edge_update``, also a pull) under a new
+        request number, which the cloud's answer carries; returns whether it got through."""
+        self.request += 1
+        meta = {**meta, "samples": self.samples, "request": self.request}
+        return (yield from self.ctx.deliver(self.edge, self.cloud, kind, payload, **meta))
 
     def _receive_features(self) -> Process:
         """Wait for every end's features (the edge's local data and held-out samples); with
