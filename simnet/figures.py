@@ -8,7 +8,6 @@ bytes (each message once), as each axis says.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from simnet.records import load_summary  # noqa: E402
 from simnet.topology.graph import class_order, link_class  # noqa: E402
 
 ACCURACY_METRICS = ("acc2_non0", "f1_non0", "mae", "accuracy", "f1_macro")
@@ -41,11 +41,12 @@ _TIME_COLUMNS = ("t_send", "t_recv", "t_drop")
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    """``summary.json`` of ``run_dir``; ``ValueError`` if the run is not complete."""
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
+    """``summary.json`` of ``run_dir`` (an incomplete run's too: its figures show how far
+    it got); ``ValueError`` if there is none, the run was never written up."""
+    summary = load_summary(run_dir)
+    if summary is None:
         raise ValueError(f"{run_dir}: not a complete run (no summary.json)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return summary
 
 
 def node_tiers(run_dir: Path) -> dict[str, str]:
@@ -208,7 +209,7 @@ def write_run_figures(run_dir: Path, formats: tuple[str, ...] = ("png",)) -> lis
 
     Order: ``bytes_per_tier``, ``accuracy_vs_time`` (only if ``metrics.csv`` has an
     accuracy metric), ``bytes_per_kind``, each in ``formats``. ``ValueError`` if the run
-    is not complete.
+    has no ``summary.json``.
     """
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)

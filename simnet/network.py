@@ -62,6 +62,8 @@ class Transfer:
     t_recv: float | None = None
     t_drop: float | None = None
     hops: tuple[Hop, ...] = ()
+    classes: tuple[str, ...] = ()
+    """The link classes (``end-edge``, …) its route crosses, each once, in route order."""
     remaining: float = 0.0
     active: bool = False
     done: simpy.Event | None = field(default=None, repr=False)
@@ -73,7 +75,8 @@ class Network:
 
     :meth:`send` returns a SimPy event that succeeds with the :class:`Transfer` once it is
     delivered or dropped (look at ``transfer.status``). Counters: ``link_bytes`` (bytes
-    transmitted per directed hop), ``class_bytes`` (per link class such as ``end-edge``),
+    transmitted per directed hop), ``phase_class_bytes`` (per phase and link class such as
+    ``end-edge``; ``class_bytes`` sums the phases), ``phase_bytes`` (message bytes per phase),
     ``kind_bytes`` (message bytes per kind and status), ``class_messages`` (message bytes
     per link class and status, a message counting once in every class its route
     crosses), and the totals ``bytes_sent``, ``bytes_delivered``, ``bytes_dropped``.
@@ -98,7 +101,6 @@ class Network:
         self.phases: dict[str, str] = {}
         """Phase of each message kind that is not in ``default_phase`` (set by workloads)."""
         self.link_bytes: dict[Hop, int] = defaultdict(int)
-        self.class_bytes: dict[str, int] = defaultdict(int)
         self.phase_bytes: dict[str, int] = defaultdict(int)
         self.phase_class_bytes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.kind_bytes: dict[str, dict[str, int]] = defaultdict(
@@ -159,12 +161,13 @@ class Network:
             done=self.env.event(),
             hop_ids=np.array([self._hop_id[h] for h in hops], dtype=np.intp),
             phase=self.phases.get(kind, self.default_phase),
+            classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
         )
         self.transfers.append(transfer)
         self.bytes_sent += transfer.size
         self.kind_bytes[kind]["sent"] += transfer.size
         self.phase_bytes[transfer.phase] += transfer.size
-        for name in self._classes(transfer):
+        for name in transfer.classes:
             self.class_messages[name]["sent"] += transfer.size
         if any(frozenset(h) in self.down for h in hops) or self.down_nodes.intersection(path):
             self._finish(transfer, DROPPED)
@@ -204,6 +207,15 @@ class Network:
         self._advance()
         self._remove([i for i, t in enumerate(self._active) if hit(t)], DROPPED)
         self._reallocate()
+
+    @property
+    def class_bytes(self) -> dict[str, int]:
+        """Bytes carried per link class, all phases together."""
+        out: dict[str, int] = defaultdict(int)
+        for by_class in self.phase_class_bytes.values():
+            for name, carried in by_class.items():
+                out[name] += carried
+        return dict(out)
 
     @property
     def in_flight(self) -> int:
@@ -276,11 +288,6 @@ class Network:
         self._remove(np.flatnonzero(finished).tolist(), DELIVERED)
         self._reallocate()
 
-    def _classes(self, transfer: Transfer) -> dict[str, None]:
-        """The link classes (``end-edge``, …) the route of ``transfer`` crosses, in route
-        order."""
-        return dict.fromkeys(self._hop_class[hop] for hop in transfer.hops)
-
     def _finish(self, transfer: Transfer, status: str) -> None:
         now = self.env.now
         if status == DELIVERED:
@@ -295,7 +302,7 @@ class Network:
         transfer.status = status
         transfer.active = False
         self.kind_bytes[transfer.kind][status] += transfer.size
-        for name in self._classes(transfer):
+        for name in transfer.classes:
             self.class_messages[name][status] += transfer.size
         for listener in self.listeners:
             listener(transfer)
@@ -307,7 +314,6 @@ class Network:
         transfer.carried = min(transfer.size, max(0, round(sent)))
         for hop in transfer.hops:
             self.link_bytes[hop] += transfer.carried
-            self.class_bytes[self._hop_class[hop]] += transfer.carried
             self.phase_class_bytes[transfer.phase][self._hop_class[hop]] += transfer.carried
 
     def settle(self) -> None:

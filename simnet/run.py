@@ -51,11 +51,10 @@ def run_scenario(
             bar.close()
         if stopped is None and until is None and world.env.peek() < float("inf"):
             stopped = f"the clock reached execution.time_limit_s = {limit:g} s with events left"
-        stalled = None if workload.finished else stopped
         world.network.settle()
         summary: dict[str, Any] = {
             "name": scenario.name,
-            "complete": workload.finished and stalled is None,
+            "complete": workload.finished,
             "mode": "sim",
             "seed": scenario.seed,
             "threads": scenario.threads,
@@ -69,7 +68,7 @@ def run_scenario(
     finally:
         torch.set_num_threads(threads)
     if not summary["complete"]:
-        summary = {**summary, "incomplete_reason": incomplete_reason(world, stalled)}
+        summary = {**summary, "incomplete_reason": incomplete_reason(world, stopped)}
     write_run(out_dir, scenario.as_run(), world.network.transfers, world.metrics, summary)
     if figures:
         write_run_figures(out_dir)

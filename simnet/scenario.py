@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from simnet import link_overrides as link_classes
 from simnet.codecs import get_codec
 from simnet.errors import InputError
-from simnet.faults import Dropout, FaultsConfig, node_events
+from simnet.faults import Dropout, FaultsConfig, NodeEvent, node_events
 from simnet.topology.graph import Topology
 from simnet.topology.load import load_topology
 from simnet.validation import parse
@@ -86,6 +86,8 @@ class Scenario:
     config: ScenarioConfig
     topology: Topology
     workload: BaseModel
+    node_events: list[NodeEvent]
+    """The node events of ``faults`` (listed and traced), in time order."""
 
     @property
     def name(self) -> str:
@@ -115,7 +117,7 @@ class Scenario:
             latency_factor=net.latency_factor,
             codec=get_codec(net.codec),
             link_events=events,
-            node_events=node_events(faults, self.topology, self.source, Path(".")),
+            node_events=self.node_events,
             dropout=dropout and Dropout(dropout.tier, dropout.probability, self.seed),
             retry=faults.retry,
         )
@@ -201,4 +203,4 @@ def load_scenario(path: Path | str, overrides: list[str] = (), seed: int | None 
     dropout = faults.dropout.probability if faults.dropout else 0.0
     faulty = bool(crashes or config.network.events or dropout > 0)
     WORKLOADS[kind].check(workload, topology, source, config.seed, faulty)
-    return Scenario(source, config, topology, workload)
+    return Scenario(source, config, topology, workload, crashes)

@@ -42,7 +42,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,8 @@ class Sweep:
 
     path: Path
     config: SweepConfig
+    loaded: dict[int, Scenario] = field(default_factory=dict, repr=False)
+    """Each point's scenario, loaded once (by index)."""
 
     @property
     def base(self) -> Path:
@@ -135,16 +137,17 @@ class Sweep:
         return fixed + [_assign(k, v) for k, v in point.values.items()]
 
     def scenario(self, point: Point) -> Scenario:
-        """The scenario ``point`` runs."""
+        """The scenario ``point`` runs (loaded on first use)."""
         from simnet.scenario import load_scenario
 
-        return load_scenario(self.base, self.overrides(point))
+        if point.index not in self.loaded:
+            self.loaded[point.index] = load_scenario(self.base, self.overrides(point))
+        return self.loaded[point.index]
 
 
 def load_sweep(path: Path | str) -> Sweep:
     """Read and check a sweep file: every point's scenario must load (a bad key gives an
     :class:`InputError` naming the sweep file and the key)."""
-    from simnet.scenario import load_scenario
 
     path = Path(path)
     sweep = Sweep(path, parse(SweepConfig, read_yaml(path, "sweep file"), str(path)))
@@ -153,7 +156,7 @@ def load_sweep(path: Path | str) -> Sweep:
     keys = [*sweep.config.set, *sweep.config.grid, *sweep.config.zip]
     for point in sweep.points():
         try:
-            load_scenario(sweep.base, sweep.overrides(point))
+            sweep.scenario(point)
         except InputError as exc:
             key = next((k for k in keys if exc.field.startswith(k) or k in exc.field), None)
             if key is None and exc.source == "--set":

@@ -77,12 +77,6 @@ class World:
                 lambda _, e=node_event: self.set_node(e.node, e.up)
             )
 
-    @property
-    def faulty(self) -> bool:
-        """Whether anything can fail in this world (links, nodes, drop-outs)."""
-        p = self.dropout.probability if self.dropout else 0.0
-        return bool(self.link_events or self.node_events or p > 0)
-
     def metric(self, node: str, metric: str, value: float) -> None:
         """Record ``metric`` of ``node`` at the current virtual time."""
         self.metrics.append(MetricRow(self.env.now, node, metric, float(value)))

@@ -37,10 +37,16 @@ class Context:
         self.learner = learner
         self.seed = seed
         self.counter = 0
-        self.parameters: dict[str, int] = {}
-        """Tensor elements sent, by message kind."""
         self.sent: dict[tuple[str, str], tuple[int, int]] = {}
         """Messages sent and their tensor elements, by (sender, kind)."""
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        """Tensor elements sent, by message kind."""
+        out: dict[str, int] = {}
+        for (_, kind), (_, elements) in self.sent.items():
+            out[kind] = out.get(kind, 0) + elements
+        return out
 
     def next_seed(self) -> int:
         """A fresh training seed, deterministic in the order the simulation asks."""
@@ -53,11 +59,10 @@ class Context:
     def send(
         self, src: str, dst: str, kind: str, payload: State | None = None, **meta: Any
     ) -> simpy.Event:
-        """Send a message of real tensors once; counts their elements under ``kind`` and
-        the message and its elements under ``(src, kind)``."""
+        """Send a message of real tensors once; counts the message and its tensor elements
+        under ``(src, kind)``."""
         payload = dict(payload or {})
         count = sum(t.numel() for t in payload.values())
-        self.parameters[kind] = self.parameters.get(kind, 0) + count
         messages, elements = self.sent.get((src, kind), (0, 0))
         self.sent[(src, kind)] = (messages + 1, elements + count)
         return self.node(src).send(Message(src, dst, kind, payload, meta))
