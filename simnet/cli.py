@@ -1,4 +1,5 @@
-"""Command line: ``python -m simnet run|validate SCENARIO``, ``sweep SWEEP``, ``plot DIR``."""
+"""Command line: ``python -m simnet run|validate|live SCENARIO``, ``sweep SWEEP``,
+``plot DIR``, ``compare SIM_RUN LIVE_RUN``."""
 
 from __future__ import annotations
 
@@ -49,6 +50,30 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
     run.add_argument("--no-figures", action="store_true", help="do not write figures/")
     scenario_command("validate", "check a scenario and its topology without running it")
+    live = scenario_command(
+        "live",
+        "run a scenario's actors for real: OS processes exchanging messages over ZeroMQ "
+        "through emulated links, in wall-clock time",
+    )
+    live.add_argument("--out", type=Path, help="run directory (default: runs/NAME-live-…)")
+    live.add_argument(
+        "--processes", type=int, help="OS processes to spread the nodes over (default: cores)"
+    )
+    live.add_argument(
+        "--shaping", choices=["app", "none"], default="app",
+        help="app: messages cross every link of their route with its latency and a paced, "
+        "fairly shared capacity (default); none: straight to the receiver",
+    )  # fmt: skip
+    live.add_argument(
+        "--curve", action="store_true",
+        help="authenticate nodes with CURVE key pairs (written to OUT/keys unless --keys)",
+    )  # fmt: skip
+    live.add_argument("--keys", type=Path, help="folder of CURVE key pairs, one per node")
+    live.add_argument("--hosts", type=Path, help="YAML file mapping node ids to host:port")
+    live.add_argument(
+        "--time-limit", type=float, default=600.0, help="wall-clock seconds (default 600)"
+    )
+    live.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
     sweep = commands.add_parser(
         "sweep",
         help="run a grid of scenario variants (resumable) and tabulate them",
@@ -70,15 +95,26 @@ def _parser() -> argparse.ArgumentParser:
         description="Write figures/ of a run directory or of a sweep directory.",
     )
     plot.add_argument("directory", type=Path, metavar="DIR", help="run or sweep directory")
+    compare = commands.add_parser(
+        "compare",
+        help="compare a simulated run with a live run of the same scenario",
+        description="Join the messages of two run directories, print transfer-time errors "
+        "per size class and kind, round times and final metrics, and write compare.csv and "
+        "compare.png.",
+    )
+    compare.add_argument("sim", type=Path, metavar="SIM_RUN", help="simulated run directory")
+    compare.add_argument("live", type=Path, metavar="LIVE_RUN", help="live run directory")
+    compare.add_argument("--out", type=Path, help="where compare.csv/.png go (default: LIVE_RUN)")
     return parser
 
 
-def _default_out(scenario: Scenario) -> Path:
+def _default_out(scenario: Scenario, mode: str = "") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path("runs") / f"{scenario.name}-{stamp}"
+    name = f"{scenario.name}-{mode}" if mode else scenario.name
+    out = Path("runs") / f"{name}-{stamp}"
     suffix = 1
     while out.exists():
-        out = Path("runs") / f"{scenario.name}-{stamp}-{suffix}"
+        out = Path("runs") / f"{name}-{stamp}-{suffix}"
         suffix += 1
     return out
 
@@ -148,10 +184,46 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live(args: argparse.Namespace) -> int:
+    from simnet.live.launch import live_run
+    from simnet.table import format_summary
+
+    scenario = load_scenario(args.scenario, args.overrides, args.seed)
+    out = args.out or _default_out(scenario, "live")
+    if out.exists() and (out / "summary.json").exists():
+        raise InputError("--out", "", f"{out} already holds a run; choose another directory")
+    if args.processes is not None and args.processes < 2:
+        raise InputError("--processes", "", "a live run needs at least 2 processes")
+    summary = live_run(
+        str(args.scenario), args.overrides, args.seed, out, args.processes, args.shaping,
+        args.curve, args.keys, args.hosts, args.time_limit, progress=not args.quiet,
+    )  # fmt: skip
+    if not args.quiet:
+        print(format_summary(summary, out))
+    if not summary["complete"]:
+        print(f"incomplete run: {summary['incomplete_reason']}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from simnet.compare import compare_runs, format_comparison
+
+    print(format_comparison(compare_runs(args.sim, args.live, args.out or args.live)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for a user mistake)."""
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "validate": _validate, "sweep": _sweep, "plot": _plot}[args.command]
+    handler = {
+        "run": _run,
+        "validate": _validate,
+        "sweep": _sweep,
+        "plot": _plot,
+        "compare": _compare,
+        "live": _live,
+    }[args.command]
     try:
         return handler(args)
     except InputError as exc:

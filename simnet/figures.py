@@ -59,8 +59,15 @@ def read_messages(run_dir: Path) -> pd.DataFrame:
     """``messages.csv`` with ids as text, ``bytes`` as int and times (s) as float, NaN if empty."""
     return pd.read_csv(
         Path(run_dir) / "messages.csv",
-        dtype={"id": str, "src": str, "dst": str, "kind": str, "status": str, "route": str,
-               "phase": str},  # fmt: skip
+        dtype={
+            "id": str,
+            "src": str,
+            "dst": str,
+            "kind": str,
+            "status": str,
+            "route": str,
+            "phase": str,
+        },  # fmt: skip
         keep_default_na=False,
         na_values={c: [""] for c in _TIME_COLUMNS},
     ).astype({"bytes": "int64", **{c: "float64" for c in _TIME_COLUMNS}})

@@ -31,6 +31,8 @@ class Message:
     round-trips through JSON, so tuples come back as lists and keys as strings).
     ``size_bytes``: a declared size in bytes, only for payload-less, network-only messages
     (traffic studies). ``id``: assigned by the network (-1 until then).
+    Transport facts, not part of the encoding: ``reply_to`` (the id of the message this one
+    answers) and ``t_send`` (seconds; set on delivery).
     """
 
     src: str
@@ -40,6 +42,8 @@ class Message:
     meta: dict[str, Any] = field(default_factory=dict)
     size_bytes: int | None = None
     id: int = -1
+    reply_to: int | None = None
+    t_send: float | None = None
 
     def __post_init__(self) -> None:
         _check_size(self)

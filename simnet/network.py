@@ -29,12 +29,9 @@ from typing import Any
 import numpy as np
 import simpy
 
+from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
 from simnet.maxmin import REL_TOL, max_min_rates
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
-
-DELIVERED = "delivered"
-DROPPED = "dropped"
-IN_FLIGHT = "in_flight"
 
 
 @dataclass

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import simpy
 
+from simnet.actor import Crashed, KindFilter
 from simnet.codecs import Codec
 from simnet.message import Message, decode, encode
 from simnet.network import DELIVERED, Network, Transfer
@@ -15,33 +15,6 @@ from simnet.topology.graph import Node as NodeSpec
 
 Actor = Generator[simpy.Event, Any, Any]
 """A node's behaviour: a generator of SimPy events (a process)."""
-
-
-class Crashed(Exception):
-    """The node computing a job went down before the job finished."""
-
-
-@dataclass(frozen=True)
-class KindFilter:
-    """A mailbox filter accepting messages of ``kinds`` (of round ``round`` if given);
-    reads as what it waits for."""
-
-    kinds: tuple[str, ...]
-    round: int | None = None
-
-    def __call__(self, message: Message) -> bool:
-        return message.kind in self.kinds and (
-            self.round is None or message.meta.get("round") == self.round
-        )
-
-    def __str__(self) -> str:
-        kinds = " or ".join(self.kinds)
-        return kinds if self.round is None else f"{kinds} of round {self.round}"
-
-
-def kind_is(*kinds: str, round: int | None = None) -> KindFilter:  # noqa: A002
-    """A mailbox filter accepting messages of ``kinds`` (of round ``round`` if given)."""
-    return KindFilter(kinds, round)
 
 
 def _defuse_crash(event: simpy.Event) -> None:
@@ -194,6 +167,7 @@ class Node:
         transfer.data = None  # the receiver owns the message now; keep the log light
         received = decode(data) if data is not None else original
         received.id = transfer.id
+        received.reply_to, received.t_send = original.reply_to, transfer.t_send
         self.directory[transfer.dst].mailbox.put(received)
 
     def receive(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simnet.actor import kind_is
 from simnet.errors import InputError
 from simnet.faults import Dropout, NodeEvent, RetryConfig, read_trace
 from simnet.message import Message
-from simnet.node import kind_is
 from simnet.protocols.context import Context
+from simnet.sim_runtime import SimRuntime
 from simnet.topology.graph import Link, Node, Topology
 from simnet.world import World
 
@@ -108,13 +109,14 @@ def _later(w: World, at: float, action):
 def test_deliver_resends_with_backoff_then_gives_up(up_at, sends, outcome, counts):
     events = [NodeEvent(0.0, "c", False)] + ([NodeEvent(up_at, "c", True)] if up_at else [])
     w = chain(node_events=events, retry=RetryConfig(timeout_s=0.5, attempts=3))
-    ctx = Context(w, learner=None, seed=0)
+    runtime = SimRuntime(w)
+    ctx = Context(runtime, learner=None, seed=0)
     result = []
 
-    def sender():
-        result.append((yield from ctx.deliver("a", "c", "update")))
+    async def sender():
+        result.append(await ctx.deliver("a", "c", "update"))
 
-    w.env.process(sender())
+    runtime.spawn(sender())
     w.run()
     assert result == [outcome]
     assert [t.t_send for t in w.network.transfers] == sends

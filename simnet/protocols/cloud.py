@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from learning.aggregation import StalenessRule, staleness_factor
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
+from simnet.actor import kind_is
 from simnet.message import Message
-from simnet.node import kind_is
-from simnet.protocols.context import Context, Process
+from simnet.protocols.context import Context
 from simnet.protocols.hierarchical import REPORTED, Aggregator, concat
 
 
@@ -55,23 +55,24 @@ class CloudModel:
     ) -> None:
         self.ctx = ctx
         self.node = node
+        self.api = ctx.node(node)
         self.test = test
         self.advance = advance
         self.state: State = ctx.learner.initial
         self.version = 0
         self.history: list[tuple[float, dict[str, float]]] = []
 
-    def publish(self, state: State) -> None:
+    async def publish(self, state: State) -> None:
         """Adopt ``state`` as the next version and evaluate it."""
         self.state = state
         self.version += 1
-        self.evaluate()
+        await self.evaluate()
 
-    def evaluate(self) -> None:
-        metrics = self.ctx.learner.evaluate(self.state, self.test)
-        self.history.append((self.ctx.world.env.now, metrics))
+    async def evaluate(self) -> None:
+        metrics = await self.api.job(self.ctx.learner.evaluate, self.state, self.test)
+        self.history.append((self.api.now, metrics))
         self.ctx.record(self.node, metrics, REPORTED)
-        self.ctx.world.metric(self.node, "version", self.version)
+        self.api.metric("version", self.version)
 
 
 class Cloud(CloudModel):
@@ -113,31 +114,31 @@ class Cloud(CloudModel):
     def done(self) -> bool:
         return self.merged >= self.updates
 
-    def process(self) -> Process:
+    async def process(self) -> None:
         """Answer first pulls at once; an edge's update is also its next pull."""
-        self.evaluate()
-        node = self.ctx.node(self.node)
+        await self.evaluate()
+        node = self.api
         while len(self.stopped) < len(self.edges):
-            message = yield node.receive(kind_is("model_request", "edge_update"), self._wait())
+            message = await node.receive(kind_is("model_request", "edge_update"), self._wait())
             if message is None:  # a deadline passed
                 if self.done:
                     for edge in self.edges:
                         self._answer(edge)
                     return
-                yield from self._close_round()
+                await self._close_round()
                 continue
             self.sizes[message.src] = message.meta["samples"]
             self.requests[message.src] = message.meta["request"]
             if message.kind == "model_request" or self.done:
                 self._answer(message.src)
             elif self.mode == "async":
-                yield from self._merge_async(message)
+                await self._merge_async(message)
                 self._answer(message.src)
             elif message.meta["version"] != self.version:
                 self.late += 1
                 self._answer(message.src)
             else:
-                yield from self._collect_sync(message)
+                await self._collect_sync(message)
 
     def _wait(self) -> float | None:
         """Seconds to wait for the next message before acting on a deadline (``None``:
@@ -147,7 +148,7 @@ class Cloud(CloudModel):
         if self.done:
             return self.deadline_s
         if self.round_closes is not None:
-            return max(0.0, self.round_closes - self.ctx.world.env.now)
+            return max(0.0, self.round_closes - self.api.now)
         return None
 
     def _answer(self, edge: str) -> None:
@@ -162,38 +163,42 @@ class Cloud(CloudModel):
                 self.node, edge, "global_model", self.state, version=self.version, request=request
             )
 
-    def _merge_async(self, message: Message) -> Process:
+    async def _merge_async(self, message: Message) -> None:
         tau = self.version - message.meta["version"]
         mean = sum(self.sizes.values()) / len(self.sizes)
         alpha = self.rule.weight(tau, message.meta["samples"], mean)
-        state, flops = self.ctx.learner.merge(self.state, message.payload, alpha)
-        yield self.ctx.compute(self.node, flops)
+        state, flops = await self.api.job(
+            self.ctx.learner.merge, self.state, message.payload, alpha
+        )
+        await self.api.compute(flops)
         self.staleness.append(tau)
-        self.ctx.world.metric(self.node, "staleness", tau)
-        self.ctx.world.metric(self.node, "alpha", alpha)
+        self.api.metric("staleness", tau)
+        self.api.metric("alpha", alpha)
         self.merged += 1
         self.advance(1)
-        self.publish(state)
+        await self.publish(state)
 
-    def _collect_sync(self, message: Message) -> Process:
+    async def _collect_sync(self, message: Message) -> None:
         if not self.round and self.deadline_s is not None:
-            self.round_closes = self.ctx.world.env.now + self.deadline_s
+            self.round_closes = self.api.now + self.deadline_s
         self.round[message.src] = message
         self.pending.append(message.src)
         if len(self.round) == len(self.edges):
-            yield from self._close_round()
+            await self._close_round()
 
-    def _close_round(self) -> Process:
+    async def _close_round(self) -> None:
         """Average the round's updates (in edge order), publish, answer their senders."""
         updates = [self.round[e] for e in self.edges if e in self.round]
         samples = [m.meta["samples"] for m in updates]
-        state, flops = self.ctx.learner.aggregate([m.payload for m in updates], samples)
-        yield self.ctx.compute(self.node, flops)
+        state, flops = await self.api.job(
+            self.ctx.learner.aggregate, [m.payload for m in updates], samples
+        )
+        await self.api.compute(flops)
         self.staleness.extend(0 for _ in updates)
         self.merged += len(updates)
         self.advance(len(updates))
         self.round, self.round_closes = {}, None
-        self.publish(state)
+        await self.publish(state)
         pending, self.pending = self.pending, []
         for edge in pending:
             self._answer(edge)
@@ -214,15 +219,15 @@ class FlatServer(CloudModel):
         self.aggregator = aggregator
         self.rounds = rounds
 
-    def process(self) -> Process:
-        self.evaluate()
+    async def process(self) -> None:
+        await self.evaluate()
         for _ in range(self.rounds):
-            state, trained = yield from self.aggregator.run_round(self.state)
+            state, trained = await self.aggregator.run_round(self.state)
             self.advance(1)
             if trained:
-                self.publish(state)
+                await self.publish(state)
             else:  # no end's update came: nothing to publish
-                self.ctx.world.count(self.node, "empty_round")
+                self.api.count("empty_round")
         self.aggregator.stop()
 
 
@@ -248,31 +253,33 @@ class CentralServer(CloudModel):
         self.epochs = epochs
         self.deadline_s = deadline_s
 
-    def process(self) -> Process:
-        self.evaluate()
-        node = self.ctx.node(self.node)
-        env = self.ctx.world.env
+    async def process(self) -> None:
+        await self.evaluate()
+        node = self.api
         arrived: set[str] = set()
         until = None
         while len(arrived) < len(self.data):
-            left = None if until is None else until - env.now
-            message = yield node.receive(kind_is("raw_media"), left)
+            left = None if until is None else until - node.now
+            message = await node.receive(kind_is("raw_media"), left)
             if message is None:
                 break
             arrived.add(message.src)
             if until is None and self.deadline_s is not None:
-                until = env.now + self.deadline_s
+                until = node.now + self.deadline_s
         train = concat([split for end, split in self.data.items() if end in arrived])
-        yield self.ctx.compute(self.node, self.feature_flops * len(train))
+        await node.compute(self.feature_flops * len(train))
         for _ in range(self.epochs):
-            state, flops = self.ctx.learner.local_update(self.state, train, self.ctx.next_seed())
-            yield self.ctx.compute(self.node, flops)
+            state, flops = await node.job(
+                self.ctx.learner.local_update, self.state, train, self.ctx.next_seed()
+            )
+            await node.compute(flops)
             self.advance(1)
-            self.publish(state)
+            await self.publish(state)
 
 
-def raw_upload_process(ctx: Context, end: str, cloud: str, samples: int, raw_bytes: int) -> Process:
+async def raw_upload(ctx: Context, end: str, cloud: str, samples: int, raw_bytes: int) -> bool:
     """An end device of cloud-only training: upload ``samples`` × ``raw_bytes`` bytes of raw
     media (not materialised: the message declares its size; resent if dropped)."""
-    message = Message(end, cloud, "raw_media", size_bytes=samples * raw_bytes)
-    yield from ctx.retrying(end, lambda: ctx.node(end).send(message))
+    node = ctx.node(end)
+    size = samples * raw_bytes
+    return await ctx.retrying(end, lambda: node.send(cloud, "raw_media", size_bytes=size))

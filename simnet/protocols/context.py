@@ -1,10 +1,11 @@
-"""What every protocol shares: the world, the learning side, seeds, and sending with the
-protocol's policy for dropped messages.
+"""What every protocol shares: the runtime's nodes, the learning side, seeds, and sending
+with the protocol's policy for dropped messages.
 
 Two ways to send (DESIGN rule 7: a dropped message is seen by its sender):
 
-* :meth:`Context.send` — once; the returned event yields the transfer, whose ``status``
-  says whether it was delivered. For messages tied to a round, which a deadline covers.
+* :meth:`Context.send` — once; awaiting what it returns gives the delivery, whose
+  ``status`` says whether it was delivered. For messages tied to a round, which a deadline
+  covers.
 * :meth:`Context.deliver` / :meth:`Context.post` — resend after ``timeout_s · 2^k``
   (k = 0, 1, …, at most ``attempts`` times, ``faults.retry``) until delivered, then give
   up and count it. ``deliver`` waits for the outcome; ``post`` leaves it to a background
@@ -13,27 +14,22 @@ Two ways to send (DESIGN rule 7: a dropped message is seen by its sender):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import simpy
 import torch
 
-from simnet.message import Message
-from simnet.network import DELIVERED
-from simnet.node import Node
-from simnet.world import World
+from simnet.actor import DELIVERED, Delivery, NodeApi, Runtime
 
-Process = Generator[simpy.Event, Any, Any]
 State = dict[str, torch.Tensor]
 
 
 class Context:
-    """The world, the learning side (a :class:`~learning.federated.Learner` or an ML-ECS
-    :class:`~learning.mlecs.Mlecs`), the metric recorder, node seeds, sending."""
+    """The runtime, the learning side (a :class:`~learning.federated.Learner` or an ML-ECS
+    :class:`~learning.mlecs.Mlecs`), node seeds, sending."""
 
-    def __init__(self, world: World, learner: Any, seed: int) -> None:
-        self.world = world
+    def __init__(self, runtime: Runtime, learner: Any, seed: int) -> None:
+        self.runtime = runtime
         self.learner = learner
         self.seed = seed
         self.counter = 0
@@ -49,30 +45,30 @@ class Context:
         return out
 
     def next_seed(self) -> int:
-        """A fresh training seed, deterministic in the order the simulation asks."""
+        """A fresh training seed, deterministic in the order the run asks."""
         self.counter += 1
         return self.seed * 1_000_003 + self.counter
 
-    def node(self, node_id: str) -> Node:
-        return self.world.nodes[node_id]
+    def node(self, node_id: str) -> NodeApi:
+        return self.runtime.node(node_id)
 
     def send(
         self, src: str, dst: str, kind: str, payload: State | None = None, **meta: Any
-    ) -> simpy.Event:
+    ) -> Awaitable[Delivery]:
         """Send a message of real tensors once; counts the message and its tensor elements
         under ``(src, kind)``."""
         payload = dict(payload or {})
         count = sum(t.numel() for t in payload.values())
         messages, elements = self.sent.get((src, kind), (0, 0))
         self.sent[(src, kind)] = (messages + 1, elements + count)
-        return self.node(src).send(Message(src, dst, kind, payload, meta))
+        return self.node(src).send(dst, kind, payload, **meta)
 
-    def deliver(
+    async def deliver(
         self, src: str, dst: str, kind: str, payload: State | None = None, **meta: Any
-    ) -> Process:
+    ) -> bool:
         """Send, resending a dropped message by the retry policy; returns whether it was
         delivered (a give-up is counted as ``gave_up``)."""
-        return (yield from self.retrying(src, lambda: self.send(src, dst, kind, payload, **meta)))
+        return await self.retrying(src, lambda: self.send(src, dst, kind, payload, **meta))
 
     def post(
         self, src: str, dst: str, kind: str, payload: State | None = None, **meta: Any
@@ -80,29 +76,34 @@ class Context:
         """:meth:`deliver` without waiting: the first attempt leaves now, resends are a
         background actor's."""
         attempt = lambda: self.send(src, dst, kind, payload, **meta)  # noqa: E731
-        self.node(src).start(self.retrying(src, attempt, attempt()))
+        self.node(src).spawn(self.retrying(src, attempt, attempt()))
 
-    def retrying(
-        self, src: str, attempt: Callable[[], simpy.Event], first: simpy.Event | None = None
-    ) -> Process:
-        """Run ``attempt`` (a send from ``src``; ``first`` if already made) until its
-        transfer is delivered or the retry policy gives up; returns whether delivered."""
-        transfer = yield first if first is not None else attempt()
-        for delay in self.world.retry.delays():
-            if transfer.status == DELIVERED:
+    async def retrying(
+        self,
+        src: str,
+        attempt: Callable[[], Awaitable[Delivery]],
+        first: Awaitable[Delivery] | None = None,
+    ) -> bool:
+        """Run ``attempt`` (a send from ``src``; ``first`` if already made) until it is
+        delivered or the retry policy gives up; returns whether delivered."""
+        node = self.node(src)
+        delivery = await (first if first is not None else attempt())
+        for delay in self.runtime.retry_delays():
+            if delivery.status == DELIVERED:
                 return True
-            yield self.world.env.timeout(delay)
-            self.world.count(src, "retry")
-            transfer = yield attempt()
-        if transfer.status == DELIVERED:
+            await node.sleep(delay)
+            node.count("retry")
+            delivery = await attempt()
+        if delivery.status == DELIVERED:
             return True
-        self.world.count(src, "gave_up")
+        node.count("gave_up")
         return False
 
-    def compute(self, node_id: str, flops: float) -> simpy.Process:
+    def compute(self, node_id: str, flops: float) -> Awaitable[float]:
         return self.node(node_id).compute(flops)
 
     def record(self, node_id: str, metrics: dict[str, float], keys: tuple[str, ...]) -> None:
+        node = self.node(node_id)
         for key in keys:
             if key in metrics:
-                self.world.metric(node_id, key, metrics[key])
+                node.metric(key, metrics[key])

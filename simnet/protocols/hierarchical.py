@@ -1,4 +1,4 @@
-"""Three-tier (Mega-CE²) and two-tier (FedAvg) training as SimPy processes.
+"""Three-tier (Mega-CE²) and two-tier (FedAvg) training as actors.
 
 Roles and the messages they exchange (``kind``):
 
@@ -38,10 +38,9 @@ import torch
 
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
+from simnet.actor import DELIVERED, kind_is
 from simnet.message import Message
-from simnet.network import DELIVERED
-from simnet.node import kind_is
-from simnet.protocols.context import Context, Process
+from simnet.protocols.context import Context
 from simnet.protocols.payload import payload_split, split_payload
 
 REPORTED = ("acc2_non0", "f1_non0", "mae", "corr", "accuracy", "f1_macro")
@@ -81,29 +80,31 @@ class End:
         self.feature_flops = feature_flops
         self.features_sent = False
 
-    def process(self) -> Process:
+    async def process(self) -> None:
         """The end's actor, from the start or after a recovery."""
         ctx, end, data = self.ctx, self.end, self.data
-        if not self.features_sent:
-            yield ctx.compute(end, self.feature_flops * (len(data.train) + len(data.test)))
-            payload = {**split_payload("upload", data.upload), **split_payload("test", data.test)}
-            yield from ctx.deliver(end, self.parent, "features", payload, samples=len(data.train))
-            self.features_sent = True
         node = ctx.node(end)
+        if not self.features_sent:
+            await node.compute(self.feature_flops * (len(data.train) + len(data.test)))
+            payload = {**split_payload("upload", data.upload), **split_payload("test", data.test)}
+            await ctx.deliver(end, self.parent, "features", payload, samples=len(data.train))
+            self.features_sent = True
         while True:
-            message = yield node.receive(kind_is("model", "stop"))
+            message = await node.receive(kind_is("model", "stop"))
             if message.kind == "stop":
                 return
             r = message.meta["round"]
-            if ctx.world.sits_out(end, r):
+            if node.sits_out(r):
                 continue
-            state, flops = ctx.learner.local_update(message.payload, data.train, ctx.next_seed())
-            yield ctx.compute(end, flops)
-            transfer = yield ctx.send(
+            state, flops = await node.job(
+                ctx.learner.local_update, message.payload, data.train, ctx.next_seed()
+            )
+            await node.compute(flops)
+            delivery = await ctx.send(
                 end, self.parent, "end_update", state, round=r, samples=len(data.train)
             )
-            if transfer.status != DELIVERED:
-                ctx.world.count(end, "gave_up")
+            if delivery.status != DELIVERED:
+                node.count("gave_up")
 
 
 class Aggregator:
@@ -121,7 +122,7 @@ class Aggregator:
         self.round = 0
         self.late = self.used_late = self.dropped = 0
 
-    def run_round(self, state: State) -> Process:
+    async def run_round(self, state: State) -> tuple[State, int]:
         """Broadcast ``state``; return (averaged state, samples behind it); ``(state, 0)``
         when no update came."""
         self.round += 1
@@ -130,11 +131,10 @@ class Aggregator:
         updates: list[Message] = []
         waiting = set(self.ends)
         node = self.ctx.node(self.node)
-        env = self.ctx.world.env
-        deadline = None if self.rules.deadline_s is None else env.now + self.rules.deadline_s
+        deadline = None if self.rules.deadline_s is None else node.now + self.rules.deadline_s
         while waiting:
-            left = None if deadline is None else deadline - env.now
-            message = yield node.receive(kind_is("end_update"), left)
+            left = None if deadline is None else deadline - node.now
+            message = await node.receive(kind_is("end_update"), left)
             if message is None:
                 break
             if message.meta["round"] == self.round:
@@ -149,8 +149,10 @@ class Aggregator:
         if not updates:
             return state, 0
         samples = [m.meta["samples"] for m in updates]
-        merged, flops = self.ctx.learner.aggregate([m.payload for m in updates], samples)
-        yield self.ctx.compute(self.node, flops)
+        merged, flops = await node.job(
+            self.ctx.learner.aggregate, [m.payload for m in updates], samples
+        )
+        await node.compute(flops)
         return merged, sum(samples)
 
     def stop(self) -> None:
@@ -188,39 +190,39 @@ class Edge:
         """The edge's latest model: the global one it pulled, then its aggregate (the base
         of its personalised model)."""
 
-    def process(self) -> Process:
+    async def process(self) -> None:
         """The edge's actor, from the start or after a recovery (it pulls again)."""
-        yield from self._receive_features()
-        ctx, node = self.ctx, self.ctx.node(self.edge)
-        if not (yield from self._request("model_request", None, {})):
+        await self._receive_features()
+        node = self.ctx.node(self.edge)
+        if not await self._request("model_request", None, {}):
             return
         while True:
-            message = yield node.receive(kind_is("global_model", "stop"))
+            message = await node.receive(kind_is("global_model", "stop"))
             if message.kind == "stop":
                 self.rounds.stop()
                 return
             if message.meta["request"] != self.request:
                 continue  # the answer to a request from before a crash: superseded
             self.state = message.payload
-            state, trained = yield from self.rounds.run_round(message.payload)
+            state, trained = await self.rounds.run_round(message.payload)
             self._take_late_features()
             if trained == 0:  # nothing new to push: pull again
-                ctx.world.count(self.edge, "skipped_push")
+                node.count("skipped_push")
                 kind, payload, meta = "model_request", None, {}
             else:
-                yield from self._personalize(state)
+                await self._personalize(state)
                 kind, payload, meta = "edge_update", state, {"version": message.meta["version"]}
-            if not (yield from self._request(kind, payload, meta)):
+            if not await self._request(kind, payload, meta):
                 return
 
-    def _request(self, kind: str, payload: State | None, meta: dict) -> Process:
+    async def _request(self, kind: str, payload: State | None, meta: dict) -> bool:
         """Pull (``model_request``) or push (``edge_update``, also a pull) under a new
         request number, which the cloud's answer carries; returns whether it got through."""
         self.request += 1
         meta = {**meta, "samples": self.samples, "request": self.request}
-        return (yield from self.ctx.deliver(self.edge, self.cloud, kind, payload, **meta))
+        return await self.ctx.deliver(self.edge, self.cloud, kind, payload, **meta)
 
-    def _receive_features(self) -> Process:
+    async def _receive_features(self) -> None:
         """Wait for every end's features (the edge's local data and held-out samples); with
         a deadline, for at most ``deadline_s`` after the first arrived."""
         node = self.ctx.node(self.edge)
@@ -228,9 +230,9 @@ class Edge:
         until = None
         while len(self.heard) < len(self.rounds.ends):
             if self.heard and deadline_s is not None and until is None:
-                until = self.ctx.world.env.now + deadline_s
-            left = None if until is None else until - self.ctx.world.env.now
-            message = yield node.receive(kind_is("features"), left)
+                until = node.now + deadline_s
+            left = None if until is None else until - node.now
+            message = await node.receive(kind_is("features"), left)
             if message is None:
                 break
             self._add_features(message)
@@ -254,22 +256,22 @@ class Edge:
             self._local = concat(self.uploads), concat(self.tests)
         return self._local
 
-    def _personalize(self, state: State) -> Process:
+    async def _personalize(self, state: State) -> None:
         """Tune the adapter on the edge's data with ``state`` frozen; evaluate (an edge
         that has no end's features yet has nothing to do either on)."""
-        learner = self.ctx.learner
+        learner, node = self.ctx.learner, self.ctx.node(self.edge)
         self.state = state
         if not self.uploads:
             return
         train, test = self.local_data()
         if self.adapter is None:
-            self.metrics = learner.evaluate(state, test)
+            self.metrics = await node.job(learner.evaluate, state, test)
         else:
-            self.adapter, flops = learner.tune_adapter(
-                state, self.adapter, train, self.ctx.next_seed()
+            self.adapter, flops = await node.job(
+                learner.tune_adapter, state, self.adapter, train, self.ctx.next_seed()
             )
-            yield self.ctx.compute(self.edge, flops)
-            self.metrics = learner.evaluate_personal(state, self.adapter, test)
+            await node.compute(flops)
+            self.metrics = await node.job(learner.evaluate_personal, state, self.adapter, test)
         self.ctx.record(self.edge, self.metrics, REPORTED)
 
 

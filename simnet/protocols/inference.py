@@ -11,31 +11,34 @@ placed at the **cloud** c (cloud-only): no feature step on the end; ``upload_s``
 the raw media (``raw_bytes`` declared bytes) u → c; ``compute_s`` = queue +
 (F_feat + F_fwd) / flops_c with the cloud model; ``download_s`` c → u.
 F_fwd is the counted forward FLOPs of the real model on that one sample, whose real
-prediction the result message carries. Requests arrive as a Poisson process of
-``rate_per_s`` over the ends in turn; each node computes ``slots`` jobs at a time, so a
-busy edge queues. A request whose message is dropped, or whose server crashes while
-computing it, fails (it is counted, not retried).
+prediction the result message carries (it answers the upload: ``reply_to``). Requests
+arrive as a Poisson process of ``rate_per_s`` over the ends in turn; each node computes
+``slots`` jobs at a time, so a busy edge queues. Each server runs a :func:`serve` actor. A
+request whose message is dropped, or whose answer does not come within ``timeout_s`` of
+the upload's delivery (its server crashed), fails (it is counted, not retried).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
+from simnet.actor import DELIVERED, Crashed, NodeApi, ReplyFilter, kind_is
 from simnet.message import Message
-from simnet.network import DELIVERED
-from simnet.node import Crashed
-from simnet.protocols.context import Context, Process
-from simnet.protocols.payload import split_payload
+from simnet.protocols.context import Context
+from simnet.protocols.payload import payload_split, split_payload
 
 TERMS = ("feature_s", "upload_s", "compute_s", "download_s")
 """The terms of a request's latency, in seconds, in order."""
 PHASE = "inference"
-KINDS = ("infer_features", "infer_raw", "infer_result")
+REQUESTS = {"infer_features": "edge", "infer_raw": "cloud"}
+"""The request kinds and the placement each belongs to."""
+RESULT = "infer_result"
+KINDS = (*REQUESTS, RESULT)
 """The message kinds of inference requests: their traffic is the ``inference`` phase."""
 
 
@@ -48,80 +51,118 @@ class Server:
     adapter: State | None
 
 
-def _exchange(ctx: Context, message: Message) -> Process:
-    """Send ``message`` and take it out of the receiver's mailbox once delivered; returns
-    whether it was."""
-    transfer = yield ctx.node(message.src).send(message)
-    if transfer.status != DELIVERED:
-        return False
-    yield ctx.node(message.dst).receive(lambda m: m.id == transfer.id)
-    return True
-
-
-def request(
+async def serve(
     ctx: Context,
-    placement: str,
-    end: str,
+    node_id: str,
+    servers: Callable[[str, str], Server],
+    samples: dict[str, MultimodalSplit],
+    feature_flops: float,
+) -> None:
+    """A server's actor: answer every request that comes, each in the background.
+    ``servers(placement, end)`` gives the model serving ``end``; a raw request names its
+    sample's index among the end's held-out ``samples`` (the server has the media)."""
+    node = ctx.node(node_id)
+    while True:
+        message = await node.receive(kind_is(*REQUESTS))
+        placement = REQUESTS[message.kind]
+        if placement == "edge":
+            sample = payload_split("x", message.payload)
+        else:
+            sample = samples[message.src].subset([message.meta["sample"]])
+        server = servers(placement, message.src)
+        node.spawn(_answer(ctx, node, message, server, sample, feature_flops))
+
+
+async def _answer(
+    ctx: Context,
+    node: NodeApi,
+    request: Message,
     server: Server,
     sample: MultimodalSplit,
     feature_flops: float,
+) -> None:
+    prediction, forward = await node.job(ctx.learner.infer, server.state, server.adapter, sample)
+    extra = feature_flops if request.kind == "infer_raw" else 0.0
+    try:
+        await node.compute(extra + forward)
+    except Crashed:
+        return
+    node.send(request.src, RESULT, {"y": prediction}, reply_to=request.id)
+
+
+async def request(
+    node: NodeApi,
+    placement: str,
+    server: str,
+    sample: MultimodalSplit,
+    index: int,
+    feature_flops: float,
     raw_bytes: int,
-) -> Process:
-    """One request; returns its latency terms (seconds), or ``None`` if it failed."""
-    env = ctx.world.env
-    marks = [env.now]
+    timeout_s: float | None,
+) -> dict[str, float] | None:
+    """One request of end ``node`` for its held-out sample ``index``; returns its latency
+    terms (seconds), or ``None`` if it failed (a message dropped, the end down, no answer
+    within ``timeout_s`` of the upload's delivery)."""
+    marks = [node.now]
     try:
         if placement == "edge":
-            yield ctx.compute(end, feature_flops)
-            marks.append(env.now)
-            upload = Message(end, server.node, "infer_features", split_payload("x", sample))
+            await node.compute(feature_flops)
+            upload = node.send(server, "infer_features", split_payload("x", sample))
         else:
-            marks.append(env.now)
-            upload = Message(end, server.node, "infer_raw", size_bytes=raw_bytes)
-        if not (yield from _exchange(ctx, upload)):
-            return None
-        marks.append(env.now)
-        prediction, forward = ctx.learner.infer(server.state, server.adapter, sample)
-        extra = feature_flops if placement == "cloud" else 0.0
-        yield ctx.compute(server.node, extra + forward)
-        marks.append(env.now)
-        result = Message(server.node, end, "infer_result", {"y": prediction})
-        if not (yield from _exchange(ctx, result)):
-            return None
+            upload = node.send(server, "infer_raw", size_bytes=raw_bytes, sample=index)
     except Crashed:
         return None
-    marks.append(env.now)
+    marks.append(node.now)
+    delivery = await upload
+    if delivery.status != DELIVERED:
+        return None
+    result = await node.receive(ReplyFilter(RESULT, delivery.id), timeout_s)
+    if result is None:
+        return None
+    marks += [delivery.t_recv, result.t_send, node.now]
     return dict(zip(TERMS, np.diff(marks).tolist(), strict=True))
 
 
-def run_requests(
+async def run_requests(
     ctx: Context,
     placement: str,
-    servers: Callable[[str], Server],
+    servers: Callable[[str], str],
     samples: dict[str, MultimodalSplit],
-    count: int,
-    rate_per_s: float,
+    gaps: np.ndarray,
     feature_flops: float,
     raw_bytes: int,
+    timeout_s: float | None,
     advance: Callable[[float], None],
-) -> Process:
-    """``count`` Poisson requests over the ends of ``samples`` in turn, each for the next
-    of its held-out samples; returns every request's terms, ``None`` for a failed one
-    (``advance(1)`` as each ends)."""
-    env = ctx.world.env
+    local: Callable[[str], bool] = lambda end: True,
+) -> list[dict[str, float] | None]:
+    """Requests ``gaps`` (seconds) apart over the ends of ``samples`` in turn, each for
+    the next of its held-out samples, to ``servers(end)``; returns every request's terms,
+    ``None`` for a failed one (``advance(1)`` as each ends). Only the ends ``local``
+    takes issue theirs (the rest belong to another process of a live run)."""
     ends = list(samples)
-    gaps = ctx.world.rng.exponential(1.0 / rate_per_s, size=count)
-    running = []
+    running: list[Awaitable[dict[str, float] | None]] = []
+    clock = ctx.node(ends[0])
     for i, gap in enumerate(gaps):
-        yield env.timeout(float(gap))
+        await clock.sleep(float(gap))
         end = ends[i % len(ends)]
+        if not local(end):
+            continue
         data = samples[end]
-        sample = data.subset([(i // len(ends)) % len(data)])
-        job = request(ctx, placement, end, servers(end), sample, feature_flops, raw_bytes)
-        running.append(env.process(job))
-        running[-1].callbacks.append(lambda _: advance(1))
-    yield env.all_of(running)
-    return [p.value for p in running]
+        index = (i // len(ends)) % len(data)
+        job = request(
+            ctx.node(end), placement, servers(end), data.subset([index]), index, feature_flops,
+            raw_bytes, timeout_s,
+        )  # fmt: skip
+        running.append(ctx.runtime.spawn(_counted(job, advance)))
+    return [await handle for handle in running]
+
+
+async def _counted(
+    job: Awaitable[dict[str, float] | None], advance: Callable[[float], None]
+) -> dict[str, float] | None:
+    result = await job
+    advance(1)
+    return result
 
 
 def breakdown(results: list[dict[str, float] | None]) -> dict[str, float]:

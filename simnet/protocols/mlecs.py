@@ -1,4 +1,4 @@
-"""ML-ECS rounds (Algorithm 1) between a server and its devices, as SimPy processes.
+"""ML-ECS rounds (Algorithm 1) between a server and its devices, as actors.
 
 Round r, method ``ml_ecs``:
 
@@ -38,9 +38,9 @@ from learning.data.dataset import MultimodalSplit
 from learning.llm import load_lora_state
 from learning.llm.unified import ENCODERS, UnifiedModel
 from learning.mlecs import Mlecs, State
-from simnet.network import DELIVERED
-from simnet.node import kind_is
-from simnet.protocols.context import Context, Process
+from simnet.actor import DELIVERED, kind_is
+from simnet.message import Message
+from simnet.protocols.context import Context
 
 REPORTED = ("accuracy", "f1_macro")
 
@@ -107,6 +107,7 @@ class MlecsServer:
         deadline_s: float | None = None,
     ) -> None:
         self.ctx, self.learner, self.node = ctx, learner, node
+        self.api = ctx.node(node)
         self.devices, self.method, self.rounds = devices, method, rounds
         self.public, self.public_test = public, public_test
         self.seed, self.advance = seed, advance
@@ -118,34 +119,34 @@ class MlecsServer:
         self.late = 0
         """Updates that came after their round closed (discarded)."""
 
-    def process(self) -> Process:
+    async def process(self) -> None:
         for r in range(1, self.rounds + 1):
             if self.method != "multi_fedavg":
-                anchors, flops = self.learner.represent(self.llm, self.public)
-                yield self.ctx.compute(self.node, flops)
+                anchors, flops = await self.api.job(self.learner.represent, self.llm, self.public)
+                await self.api.compute(flops)
                 for d in self.devices:
                     self.ctx.send(self.node, d.node, "representations", {"s": anchors}, round=r)
             else:
                 for d in self.devices:
                     self.ctx.send(self.node, d.node, "round_start", round=r)
-            updates = yield from self._collect(r)
+            updates = await self._collect(r)
             if updates:
-                yield from self._aggregate(updates, r)
+                await self._aggregate(updates, r)
             else:
-                self.ctx.world.count(self.node, "empty_round")
+                self.api.count("empty_round")
             self.advance(1)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "stop")
 
-    def _collect(self, r: int) -> Process:
+    async def _collect(self, r: int) -> list[Message]:
         """Round ``r``'s updates, in device order: all of them, or those in by the deadline."""
-        node, env = self.ctx.node(self.node), self.ctx.world.env
-        until = None if self.deadline_s is None else env.now + self.deadline_s
+        node = self.api
+        until = None if self.deadline_s is None else node.now + self.deadline_s
         order = [d.node for d in self.devices]
-        updates: dict[str, object] = {}
+        updates: dict[str, Message] = {}
         while len(updates) < len(self.devices):
-            left = None if until is None else until - env.now
-            message = yield node.receive(kind_is("lora_update"), left)
+            left = None if until is None else until - node.now
+            message = await node.receive(kind_is("lora_update"), left)
             if message is None:
                 break
             if message.meta["round"] == r:
@@ -154,25 +155,32 @@ class MlecsServer:
                 self.late += 1
         return [updates[n] for n in order if n in updates]
 
-    def _aggregate(self, updates: list, r: int) -> Process:
+    async def _aggregate(self, updates: list[Message], r: int) -> None:
         states = [m.payload for m in updates]
-        yield self.ctx.compute(self.node, Mlecs.averaging_flops(states))
+        await self.api.compute(Mlecs.averaging_flops(states))
         if self.method == "multi_fedavg":
-            merged = average_by_key(states, [m.meta["samples"] for m in updates])
+            samples = [m.meta["samples"] for m in updates]
+            merged = await self.api.job(average_by_key, states, samples)
             for m in updates:
                 part = {k: v for k, v in merged.items() if k in m.payload}
                 self.ctx.send(self.node, m.src, "server_lora", part, round=r)
             return
         counts = [1 if self.method == "no_mma" else m.meta["modalities"] for m in updates]
-        load_lora_state(self.slm.lm, self.learner.mma(states, counts))
+        await self.api.job(self._merge, states, counts)
         if self.method != "no_se_ccl":
-            flops = self.learner.se_ccl(self.llm, self.slm, self.public, self.seed * 1000 + r)
-            yield self.ctx.compute(self.node, flops)
-        self.metrics = self.learner.evaluate(self.llm, self.public_test)
+            flops = await self.api.job(
+                self.learner.se_ccl, self.llm, self.slm, self.public, self.seed * 1000 + r
+            )
+            await self.api.compute(flops)
+        self.metrics = await self.api.job(self.learner.evaluate, self.llm, self.public_test)
         self.ctx.record(self.node, self.metrics, REPORTED)
         shipped = Mlecs.lora(self.slm)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "server_lora", shipped, round=r)
+
+    def _merge(self, states: list[State], counts: list[int]) -> None:
+        """MMA of the devices' LoRA into the SLM."""
+        load_lora_state(self.slm.lm, self.learner.mma(states, counts))
 
 
 class DeviceActor:
@@ -186,67 +194,70 @@ class DeviceActor:
         self.server, self.method, self.seed = server, method, seed
         self.deadline_s = deadline_s
 
-    def process(self) -> Process:
+    async def process(self) -> None:
         ctx, learner, device, seed = self.ctx, self.learner, self.device, self.seed
         node = ctx.node(device.node)
         uploaded = 0  # the last round whose upload was delivered (since the last start)
         while True:
-            message = yield node.receive(kind_is("representations", "round_start", "stop"))
+            message = await node.receive(kind_is("representations", "round_start", "stop"))
             if message.kind == "stop":
                 return
             r = message.meta["round"]
-            yield from self._load_server_lora(r, waits=uploaded == r - 1 and r > 1)
-            if ctx.world.sits_out(device.node, r):
+            await self._load_server_lora(r, waits=uploaded == r - 1 and r > 1)
+            if node.sits_out(r):
                 continue
+            own = seed + 2 * r + 1  # the seed of training on its private data
             if message.kind == "representations":
-                flops = learner.ccl(device.model, device.public, message.payload["s"], seed + 2 * r)
-                flops += learner.amt(device.model, device.private, seed + 2 * r + 1)
+                anchors = message.payload["s"]
+                flops = await node.job(learner.ccl, device.model, device.public, anchors, own - 1)
+                flops += await node.job(learner.amt, device.model, device.private, own)
             else:  # Multi-FedAvg: plain local training
-                flops = learner.local(device.model, device.private, seed + 2 * r + 1)
-            yield ctx.compute(device.node, flops)
-            device.metrics = learner.evaluate(device.model, device.test)
+                flops = await node.job(learner.local, device.model, device.private, own)
+            await node.compute(flops)
+            device.metrics = await node.job(learner.evaluate, device.model, device.test)
             ctx.record(device.node, device.metrics, REPORTED)
             meta = {
                 "round": r,
                 "modalities": len(device.private.modalities),
                 "samples": len(device.private),
             }
-            shared = shared_state(device.model, self.method)
-            transfer = yield ctx.send(device.node, self.server, "lora_update", shared, **meta)
-            if transfer.status == DELIVERED:
+            shared = await node.job(shared_state, device.model, self.method)
+            delivery = await ctx.send(device.node, self.server, "lora_update", shared, **meta)
+            if delivery.status == DELIVERED:
                 uploaded = r
             else:
-                ctx.world.count(device.node, "gave_up")
+                node.count("gave_up")
 
-    def _load_server_lora(self, r: int, waits: bool) -> Process:
+    async def _load_server_lora(self, r: int, waits: bool) -> None:
         """Load the newest ``server_lora`` received; if ``waits``, first wait (at most
         ``deadline_s``) for round r − 1's."""
         node = self.ctx.node(self.device.node)
         received = node.take(kind_is("server_lora"))
         if waits and not any(m.meta["round"] == r - 1 for m in received):
-            back = yield node.receive(kind_is("server_lora", round=r - 1), self.deadline_s)
+            back = await node.receive(kind_is("server_lora", round=r - 1), self.deadline_s)
             received += [] if back is None else [back]
         if received:
             newest = max(received, key=lambda m: m.meta["round"])
-            load_shared(self.device.model, newest.payload)
+            await node.job(load_shared, self.device.model, newest.payload)
 
 
-def standalone_process(
+async def standalone(
     ctx: Context,
     learner: Mlecs,
     device: Device,
     rounds: int,
     seed: int,
     advance: Callable[[float], None],
-) -> Process:
+) -> None:
     """Standalone: local training on private data each round, no messages (a recovered
     device goes on with the rounds it has not done; a round it sits out counts as done)."""
+    node = ctx.node(device.node)
     while device.rounds_done < rounds:
         r = device.rounds_done + 1
-        if not ctx.world.sits_out(device.node, r):
-            flops = learner.local(device.model, device.private, seed + 2 * r + 1)
-            yield ctx.compute(device.node, flops)
-            device.metrics = learner.evaluate(device.model, device.test)
+        if not node.sits_out(r):
+            flops = await node.job(learner.local, device.model, device.private, seed + 2 * r + 1)
+            await node.compute(flops)
+            device.metrics = await node.job(learner.evaluate, device.model, device.test)
             ctx.record(device.node, device.metrics, REPORTED)
         device.rounds_done = r
         advance(1)

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from simnet.actor import Runtime
+from simnet.sim_runtime import SimRuntime
 from simnet.topology.graph import Topology
 from simnet.world import World
 
@@ -17,23 +19,31 @@ class WorkloadRun(ABC):
     """One run of a workload in a :class:`World`.
 
     ``advance(n)`` moves the progress bar by ``n`` of ``progress_total`` ``progress_unit``.
+    Actors run on ``runtime`` (by default the world's SimPy clock).
     The workload sets ``finished`` when it has done all it set out to do; a run whose
     workload has not finished when the clock stops is incomplete (DESIGN rule 7).
     """
 
     progress_unit = "it"
 
-    def __init__(self, config: Any, world: World, advance: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        config: Any,
+        world: World,
+        advance: Callable[[float], None],
+        runtime: Runtime | None = None,
+    ) -> None:
         self.config = config
         self.world = world
         self.advance = advance
+        self.runtime = runtime or SimRuntime(world)
         self.finished = False
         self.finished_at: float | None = None
         """Virtual time (s) at which the workload finished."""
 
     @abstractmethod
     def start(self) -> None:
-        """Spawn the workload's processes in ``world.env``."""
+        """Start the workload's actors on ``runtime``."""
 
     @property
     @abstractmethod
@@ -53,7 +63,7 @@ class WorkloadRun(ABC):
     def finish(self, _: Any = None) -> None:
         """Mark the workload finished now (usable as a SimPy callback)."""
         if not self.finished:
-            self.finished, self.finished_at = True, self.world.env.now
+            self.finished, self.finished_at = True, self.runtime.now
 
 
 Check = Callable[[Any, Topology, str, int, bool], None]

@@ -29,19 +29,14 @@ from learning.data.dataset import MultimodalDataset
 from learning.federated import Learner
 from learning.models import MODELS, build_model
 from learning.train import TrainConfig
+from simnet.actor import Actor
 from simnet.errors import InputError
-from simnet.protocols.cloud import (
-    CentralServer,
-    Cloud,
-    FlatServer,
-    MergeRule,
-    raw_upload_process,
-)
-from simnet.protocols.context import Context, Process
+from simnet.protocols.cloud import CentralServer, Cloud, FlatServer, MergeRule, raw_upload
+from simnet.protocols.context import Context
 from simnet.protocols.hierarchical import Aggregator, Edge, End, EndData, RoundRules
 from simnet.protocols.inference import KINDS as INFERENCE_KINDS
 from simnet.protocols.inference import PHASE as INFERENCE_PHASE
-from simnet.protocols.inference import Server, breakdown, run_requests
+from simnet.protocols.inference import Server, breakdown, run_requests, serve
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun
 
@@ -143,10 +138,13 @@ class TargetConfig(_Strict):
 class InferenceConfig(_Strict):
     """After training: ``requests`` inference requests per placement (``edge``: features
     up, the edge's personalised model; ``cloud``: raw media up, the cloud model), Poisson
-    at ``rate_per_s`` over the ends; placements run one after the other."""
+    at ``rate_per_s`` over the ends; placements run one after the other. A request whose
+    answer has not come ``timeout_s`` after its upload arrived fails (none: it waits as
+    long as it takes; required when the scenario has faults)."""
 
     requests: int = Field(default=100, ge=1)
     rate_per_s: float = Field(default=20.0, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
     placements: list[Literal["edge", "cloud"]] = Field(
         default_factory=lambda: ["edge", "cloud"], min_length=1
     )
@@ -240,6 +238,10 @@ def check(
     n_ends = len(topology.nodes_in_tier("end"))
     if data.source == "synthetic" and data.train < 2 * n_ends:
         raise InputError(source, "workload.data.train", f"too few samples for {n_ends} ends")
+    if faulty and inference is not None and inference.timeout_s is None:
+        raise InputError(
+            source, "workload.inference.timeout_s", "required when the scenario has faults"
+        )
     for tier, modes in DEADLINES.items():
         rules = getattr(config, tier)
         if faulty and config.cloud.mode in modes and rules.deadline_s is None:
@@ -298,8 +300,10 @@ class FederatedRun(WorkloadRun):
 
     progress_unit = "step"
 
-    def __init__(self, config: FederatedConfig, world: Any, advance: Any) -> None:
-        super().__init__(config, world, advance)
+    def __init__(
+        self, config: FederatedConfig, world: Any, advance: Any, runtime: Any = None
+    ) -> None:
+        super().__init__(config, world, advance, runtime)
         seed = world.seed
         dataset = load_data(config.data, seed)
         dims = dataset.feature_dims()
@@ -310,13 +314,13 @@ class FederatedRun(WorkloadRun):
             config.edge.adapter_training.train_config(),
             seed,
         )
-        self.ctx = Context(world, learner, seed)
+        self.ctx = Context(self.runtime, learner, seed)
         world.network.phases.update(dict.fromkeys(INFERENCE_KINDS, INFERENCE_PHASE))
         self.server: Cloud | FlatServer | CentralServer
         self.cloud_id, self.children = roles(world.topology)
         ends = ends_in_order(self.children)
         self.data = end_datasets(dataset, ends, config.partition, seed)
-        self.actors: list[tuple[str, Callable[[], Process]]] = []
+        self.actors: list[tuple[str, Callable[[], Actor]]] = []
         """(node, entry) of every end and edge: started by start(), again on recovery."""
         self.aggregators: list[Aggregator] = []
         self.edges: list[Edge] = []
@@ -328,7 +332,7 @@ class FederatedRun(WorkloadRun):
             raw = config.end.raw_bytes_per_sample
             for end in ends:
                 n = len(self.data[end].train)
-                upload = partial(raw_upload_process, self.ctx, end, self.cloud_id, n, raw)
+                upload = partial(raw_upload, self.ctx, end, self.cloud_id, n, raw)
                 self.actors.append((end, upload))
             train = {end: self.data[end].train for end in ends}
             self.server = CentralServer(
@@ -366,38 +370,48 @@ class FederatedRun(WorkloadRun):
         return self.config.cloud.updates + requests
 
     def start(self) -> None:
-        nodes = self.world.nodes
         for node, entry in self.actors:
-            nodes[node].start(entry(), restart=entry)
-        training = nodes[self.cloud_id].start(self.server.process())
-        if self.config.inference is None:
-            training.callbacks.append(self.finish)
-        else:
-            self.world.env.process(self._inference(training)).callbacks.append(self.finish)
+            self.runtime.start(node, entry)
+        self.runtime.start(self.cloud_id, self._serve)
 
-    def _inference(self, training: Any) -> Process:
-        """Once training is over, each placement's requests in turn."""
-        yield training
-        cfg, end_cfg = self.config.inference, self.config.end
-        edges = {e.edge: e for e in self.edges}
-        samples = {end: data.test for end, data in self.data.items()}
+    async def _serve(self) -> None:
+        """The cloud: training, then inference requests, then the workload is done."""
+        await self.server.process()
+        if self.config.inference is not None:
+            await self._inference()
+        self.finish()
 
-        def server(placement: str) -> Callable[[str], Server]:
-            """Where an end's request goes; an edge that never got a model serves the
-            cloud's (it was stopped before its first pull was answered)."""
+    def _servers(self) -> Callable[[str, str], Server]:
+        """Which model serves an end's requests of a placement: the cloud's, or its edge's
+        personalised one (an edge that never got a model serves the cloud's: it was
+        stopped before its first pull was answered)."""
+        parent = {end: edge for edge in self.edges for end in edge.rounds.ends}
+
+        def server(placement: str, end: str) -> Server:
             if placement == "cloud":
-                return lambda end: Server(self.cloud_id, self.server.state, None)
-            parent = {end: edges[edge] for edge, group in self.children.items() for end in group}
-            return lambda end: Server(
-                parent[end].edge,
-                self.server.state if parent[end].state is None else parent[end].state,
-                parent[end].adapter,
-            )
+                return Server(self.cloud_id, self.server.state, None)
+            edge = parent[end]
+            state = self.server.state if edge.state is None else edge.state
+            return Server(edge.edge, state, edge.adapter)
 
+        return server
+
+    async def _inference(self, local: Callable[[str], bool] = lambda node: True) -> None:
+        """Each placement's requests in turn, from the ends ``local`` takes."""
+        cfg, end_cfg = self.config.inference, self.config.end
+        samples = {end: data.test for end, data in self.data.items()}
+        features, raw = end_cfg.feature_flops_per_sample, end_cfg.raw_bytes_per_sample
+        servers = self._servers()
+        parent = {end: edge.edge for edge in self.edges for end in edge.rounds.ends}
         for placement in cfg.placements:
-            results = yield from run_requests(
-                self.ctx, placement, server(placement), samples, cfg.requests, cfg.rate_per_s,
-                end_cfg.feature_flops_per_sample, end_cfg.raw_bytes_per_sample, self.advance,
+            hosts = [self.cloud_id] if placement == "cloud" else [e.edge for e in self.edges]
+            for host in filter(local, hosts):
+                self.runtime.start(host, partial(serve, self.ctx, host, servers, samples, features))
+            gaps = self.world.rng.exponential(1.0 / cfg.rate_per_s, size=cfg.requests)
+            target = (lambda end: self.cloud_id) if placement == "cloud" else parent.__getitem__
+            results = await run_requests(
+                self.ctx, placement, target, samples, gaps, features, raw, cfg.timeout_s,
+                self.advance, local,
             )  # fmt: skip
             self.inference[placement] = breakdown(results)
 

@@ -205,11 +205,11 @@ class MlecsRun(WorkloadRun):
 
     progress_unit = "round"
 
-    def __init__(self, config: MlecsConfig, world: Any, advance: Any) -> None:
+    def __init__(self, config: MlecsConfig, world: Any, advance: Any, runtime: Any = None) -> None:
         from learning.mlecs import Mlecs
         from simnet.protocols.mlecs import Device, MlecsServer
 
-        super().__init__(config, world, advance)
+        super().__init__(config, world, advance, runtime)
         seed = world.seed
         data = plan(config, world.topology, seed)
         pool, parts = data.pool, data.parts
@@ -217,7 +217,7 @@ class MlecsRun(WorkloadRun):
         ids = world.topology.nodes_in_tier("end")
         dims = {m: int(x.shape[-1]) for m, x in pool.features.items()}
         self.learner = Mlecs(dims, settings(config), seed)
-        self.ctx = Context(world, self.learner, seed)
+        self.ctx = Context(self.runtime, self.learner, seed)
         public = pool.subset(parts["public_train"])
         self.devices = [
             Device(
@@ -240,30 +240,30 @@ class MlecsRun(WorkloadRun):
         return self.config.rounds * (len(self.devices) if self.config.method == "standalone" else 1)
 
     def start(self) -> None:
-        from simnet.protocols.mlecs import DeviceActor, standalone_process
+        from simnet.protocols.mlecs import DeviceActor
 
-        cfg, seed, nodes = self.config, self.world.seed, self.world.nodes
-        if cfg.method == "standalone":
-            done = []
-            for k, d in enumerate(self.devices):
-                entry = partial(
-                    standalone_process, self.ctx, self.learner, d, cfg.rounds, seed + 100 * k,
-                    self.advance,
-                )  # fmt: skip
-                done.append(nodes[d.node].start(entry(), restart=entry))
-            finishing = self.world.env.all_of(done)
-            finishing.callbacks.append(self._finish_standalone)
-            return
+        cfg, seed = self.config, self.world.seed
         for k, d in enumerate(self.devices):
-            actor = DeviceActor(
-                self.ctx, self.learner, d, self.server_id, cfg.method, seed + 100 * k,
-                cfg.deadline_s,
-            )  # fmt: skip
-            nodes[d.node].start(actor.process(), restart=actor.process)
-        nodes[self.server_id].start(self.server.process()).callbacks.append(self.finish)
+            if cfg.method == "standalone":
+                entry = partial(self._standalone, d, seed + 100 * k)
+            else:
+                entry = DeviceActor(
+                    self.ctx, self.learner, d, self.server_id, cfg.method, seed + 100 * k,
+                    cfg.deadline_s,
+                ).process  # fmt: skip
+            self.runtime.start(d.node, entry)
+        if cfg.method != "standalone":
+            self.runtime.start(self.server_id, self._serve)
 
-    def _finish_standalone(self, _: Any) -> None:
-        """Finished once every device has done its rounds (a crash ends a process early)."""
+    async def _serve(self) -> None:
+        await self.server.process()
+        self.finish()
+
+    async def _standalone(self, device: Any, seed: int) -> None:
+        """A standalone device's rounds; the workload is done once every device's are."""
+        from simnet.protocols.mlecs import standalone
+
+        await standalone(self.ctx, self.learner, device, self.config.rounds, seed, self.advance)
         if all(d.rounds_done == self.config.rounds for d in self.devices):
             self.finish()
 

@@ -8,16 +8,13 @@ Traffic messages carry no tensors: each is charged exactly its declared size.
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any, Literal
 
 import numpy as np
-import simpy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simnet.actor import DELIVERED, Delivery
 from simnet.errors import InputError
-from simnet.message import Message
-from simnet.network import DELIVERED, Transfer
 from simnet.topology.graph import Topology
 from simnet.topology.routing import NoRouteError
 from simnet.workloads.base import WorkloadRun
@@ -169,8 +166,10 @@ class TrafficRun(WorkloadRun):
 
     progress_unit = "msg"
 
-    def __init__(self, config: TrafficConfig, world: Any, advance: Any) -> None:
-        super().__init__(config, world, advance)
+    def __init__(
+        self, config: TrafficConfig, world: Any, advance: Any, runtime: Any = None
+    ) -> None:
+        super().__init__(config, world, advance, runtime)
         planned = list(config.transfers)
         if config.generate is not None:
             planned += generated_transfers(config.generate, world.topology, world.rng)
@@ -188,19 +187,22 @@ class TrafficRun(WorkloadRun):
         return self.config.until
 
     def start(self) -> None:
-        self.world.env.process(self._send_all())
+        self.runtime.spawn(self._send_all())
         if self.config.until is not None:
             self.world.env.timeout(self.config.until).callbacks.append(self.finish)
 
-    def _send_all(self) -> Generator[simpy.Event, Any, None]:
-        env = self.world.env
+    async def _send_all(self) -> None:
+        """Each transfer at its time; its message's id is its index in :attr:`planned`."""
+        runtime = self.runtime
         for t in self.planned:
-            if t.at > env.now:
-                yield env.timeout(t.at - env.now)
-            message = Message(src=t.src, dst=t.dst, kind=t.kind, size_bytes=t.bytes)
-            self.world.nodes[t.src].send(message)
+            if not runtime.hosts(t.src):
+                continue
+            node = runtime.node(t.src)
+            if t.at > node.now:
+                await node.sleep(t.at - node.now)
+            node.send(t.dst, t.kind, size_bytes=t.bytes)
 
-    def _on_finish(self, transfer: Transfer) -> None:
+    def _on_finish(self, transfer: Delivery) -> None:
         self.advance(1)
         self.ended += 1
         if self.ended == len(self.planned):

@@ -1,0 +1,190 @@
+"""The actor API: everything a protocol may use to act as a node.
+
+A node's behaviour is an ``async def`` coroutine that awaits only what a :class:`NodeApi`
+gives it — the time, sending, receiving (with an optional timeout), computing FLOPs,
+sleeping, learning jobs, background actors — and records metrics. Two runtimes drive
+the same coroutines: :mod:`simnet.sim_runtime` on SimPy's virtual clock, and
+:mod:`simnet.live` on asyncio loops over ZeroMQ in wall-clock time. Protocol modules
+import this module, never SimPy or ZeroMQ.
+
+Rules both runtimes keep:
+
+* ``send`` sends at once; awaiting what it returns gives the :class:`Delivery`
+  (``status`` :data:`DELIVERED` or :data:`DROPPED`, the times in seconds).
+* ``receive`` gives the oldest mailbox message that ``accept`` takes; with ``timeout``
+  (seconds), ``None`` if none came in time.
+* ``compute(F)`` holds one of the node's slots for ``F / FLOP/s`` seconds; it raises
+  :class:`Crashed` if the node goes down first.
+* ``job(fn, *args)`` runs a learning step (training, averaging, evaluation) and gives
+  its result; it takes no time of its own (its FLOPs are charged by ``compute``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import torch
+
+from simnet.message import Message
+
+DELIVERED = "delivered"
+DROPPED = "dropped"
+IN_FLIGHT = "in_flight"
+
+T = TypeVar("T")
+Actor = Coroutine[Any, Any, Any]
+"""A node's behaviour: a coroutine awaiting only the actor API."""
+Accept = Callable[[Message], bool]
+
+
+class Crashed(Exception):
+    """The node computing a job went down before the job finished."""
+
+
+class Delivery(Protocol):
+    """What awaiting a send gives: the message's id, status and times (seconds)."""
+
+    id: int
+    status: str
+    t_send: float
+    t_recv: float | None
+
+
+@dataclass(frozen=True)
+class KindFilter:
+    """A mailbox filter accepting messages of ``kinds`` (of round ``round`` if given);
+    reads as what it waits for."""
+
+    kinds: tuple[str, ...]
+    round: int | None = None
+
+    def __call__(self, message: Message) -> bool:
+        return message.kind in self.kinds and (
+            self.round is None or message.meta.get("round") == self.round
+        )
+
+    def __str__(self) -> str:
+        kinds = " or ".join(self.kinds)
+        return kinds if self.round is None else f"{kinds} of round {self.round}"
+
+
+def kind_is(*kinds: str, round: int | None = None) -> KindFilter:  # noqa: A002
+    """A mailbox filter accepting messages of ``kinds`` (of round ``round`` if given)."""
+    return KindFilter(kinds, round)
+
+
+@dataclass(frozen=True)
+class ReplyFilter:
+    """A mailbox filter accepting the ``kind`` message that answers message ``to``."""
+
+    kind: str
+    to: int
+
+    def __call__(self, message: Message) -> bool:
+        return message.kind == self.kind and message.reply_to == self.to
+
+    def __str__(self) -> str:
+        return f"{self.kind} answering message {self.to}"
+
+
+class NodeApi(ABC):
+    """One node as its actors see it (see the module doc for the rules)."""
+
+    id: str
+    tier: str
+
+    @property
+    @abstractmethod
+    def now(self) -> float:
+        """The current time, seconds since the run started."""
+
+    @abstractmethod
+    def send(
+        self,
+        dst: str,
+        kind: str,
+        payload: dict[str, torch.Tensor] | None = None,
+        *,
+        size_bytes: int | None = None,
+        reply_to: int | None = None,
+        **meta: Any,
+    ) -> Awaitable[Delivery]:
+        """Send a message now (``size_bytes``: a declared size for a payload-less one;
+        ``reply_to``: the id of the message it answers); await it for its delivery."""
+
+    @abstractmethod
+    def receive(
+        self, accept: Accept | None = None, timeout: float | None = None
+    ) -> Awaitable[Message | None]:
+        """The oldest message ``accept`` takes (``None`` after ``timeout`` seconds)."""
+
+    @abstractmethod
+    def take(self, accept: Accept) -> list[Message]:
+        """Remove and return, oldest first, every queued message ``accept`` takes."""
+
+    @abstractmethod
+    def compute(self, flops: float) -> Awaitable[float]:
+        """Compute ``flops`` FLOPs on one of the node's slots; gives the seconds it took."""
+
+    @abstractmethod
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Let ``seconds`` pass."""
+
+    @abstractmethod
+    def spawn(self, actor: Actor) -> Awaitable[Any]:
+        """Run ``actor`` in the background on this node (a crash of the node stops it);
+        await the handle for its result."""
+
+    @abstractmethod
+    def job(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run the learning step ``fn(*args)``; await it for its result."""
+
+    @abstractmethod
+    def metric(self, name: str, value: float) -> None:
+        """Record ``name`` = ``value`` for this node now (a ``metrics.csv`` row)."""
+
+    @abstractmethod
+    def count(self, what: str) -> None:
+        """Count one fault-related event ``what`` (``retry``, ``gave_up``, …) here."""
+
+    @abstractmethod
+    def sits_out(self, round_: int) -> bool:
+        """Whether this device drops out of round ``round_`` (``faults.dropout``)."""
+
+    @abstractmethod
+    def waiting(self) -> list[str]:
+        """What this node's actors wait to receive, one phrase each."""
+
+
+class Runtime(ABC):
+    """What a workload needs to start actors: nodes, background coroutines, retries."""
+
+    @property
+    @abstractmethod
+    def now(self) -> float:
+        """The current time, seconds since the run started."""
+
+    @abstractmethod
+    def node(self, node_id: str) -> NodeApi:
+        """The actor API of ``node_id``."""
+
+    @abstractmethod
+    def start(self, node_id: str, entry: Callable[[], Actor]) -> Awaitable[Any]:
+        """Run ``entry()`` as an actor of ``node_id``; after each recovery of the node from
+        a crash, ``entry()`` again. Await the handle for the first run's result."""
+
+    @abstractmethod
+    def spawn(self, actor: Actor) -> Awaitable[Any]:
+        """Run ``actor`` tied to no node (a crash stops it not); await it for its result."""
+
+    def hosts(self, node_id: str) -> bool:
+        """Whether this runtime runs ``node_id``'s actors (a simulation runs every node's;
+        a process of a live run only its own)."""
+        return True
+
+    @abstractmethod
+    def retry_delays(self) -> list[float]:
+        """Seconds to wait before each resend of a dropped message (``faults.retry``)."""

@@ -1,0 +1,1 @@
+"""Live mode: the same actors over real ZeroMQ sockets in wall-clock time."""

@@ -1,0 +1,398 @@
+"""One OS process of a live run: its nodes' actors, mailboxes and outgoing links.
+
+Every process builds the same world and workload from the scenario and its seed, then
+starts the actors of the nodes it hosts only (:meth:`Host.hosts`). A message is encoded
+as in the simulation (safetensors; a declared size is padded with zeros to that size),
+cut into chunks, and crosses its route hop by hop: the process hosting a hop's tail node
+paces the chunk on that link (:mod:`simnet.live.links`) and hands it to the next node —
+in its own process, or over ZeroMQ to the mailbox of the node's process. The destination
+reassembles the message, puts it in the node's mailbox and acknowledges it to the
+sender, whose ``send`` then completes. With ``shaping = "none"`` a message goes straight
+to the destination's mailbox as one frame pair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import struct
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import zmq.asyncio
+
+from simnet.actor import DELIVERED, Actor, Runtime
+from simnet.live.links import Chunk, Link, chunk_bytes
+from simnet.live.mailbox import Mailbox, start_authenticator
+from simnet.live.node import LiveNode
+from simnet.live.wire import BadFrame, Header, Reassembly, chunks
+from simnet.message import ENVELOPE_KEY, Message, decode, encode
+from simnet.scenario import load_scenario
+from simnet.topology.graph import mbps_to_bytes_per_s
+from simnet.workloads import WORKLOADS
+
+T = TypeVar("T")
+MAX_FRAME_BYTES = 64 << 20
+"""Largest frame a mailbox accepts, bytes."""
+REPORT_S = 0.1
+"""Seconds between two progress reports to the launcher."""
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """What one process runs: the scenario (file, overrides, seed), its ``index``, the
+    node → process ``assignment``, how links are emulated, CURVE ``keys`` (a folder or
+    ``None``) and node → endpoint ``addresses`` to bind (``None``: a free loopback port)."""
+
+    scenario: str
+    overrides: tuple[str, ...]
+    seed: int | None
+    index: int
+    assignment: dict[str, int]
+    shaping: str
+    keys: str | None
+    addresses: dict[str, str] | None
+
+
+@dataclass
+class LiveDelivery:
+    """The outcome of a live send (times in seconds since the run started)."""
+
+    id: int
+    dst: str
+    status: str
+    t_send: float
+    t_recv: float | None
+
+
+def padded(message: Message, data: bytes) -> bytes:
+    """What crosses the wire: the encoded message, padded with zeros to a declared size."""
+    size = message.size_bytes or 0
+    return data + bytes(max(0, size - len(data)))
+
+
+def unpadded(data: bytes) -> Message:
+    """Inverse of :func:`padded` ∘ encode."""
+    (n,) = struct.unpack("<Q", data[:8])
+    envelope = json.loads(json.loads(data[8 : 8 + n])["__metadata__"][ENVELOPE_KEY])
+    return decode(data[: 8 + n] if envelope["size_bytes"] is not None else data)
+
+
+class Host(Runtime):
+    """The runtime of one process of a live run."""
+
+    def __init__(self, plan: HostPlan) -> None:
+        self.plan = plan
+        scenario = load_scenario(plan.scenario, list(plan.overrides), plan.seed)
+        self.scenario = scenario
+        self.world = scenario.world()
+        self.topology = self.world.topology
+        self.local = [n for n, k in plan.assignment.items() if k == plan.index]
+        self.local_set = frozenset(self.local)
+        self.error: BaseException | None = None
+        self.nodes = {n: LiveNode(self, spec) for n, spec in self.topology.nodes.items()}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.t0 = 0.0
+        self.metrics: list[tuple[float, str, str, float]] = []
+        self.faults: Counter[str] = Counter()
+        self.sent: dict[int, dict[str, Any]] = {}
+        """Message rows of the sends from this process, by id."""
+        self.received: dict[int, float] = {}
+        """Receive times (s) of the messages delivered to this process's nodes, by id."""
+        self.dropped: dict[int, float] = {}
+        """Times (s) a link emulated here dropped a message, by id."""
+        self.pending: dict[int, asyncio.Future] = {}
+        self.links: dict[tuple[str, str], Link] = {}
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.outboxes: dict[tuple[str, str], asyncio.Queue] = {}
+        self.reassembly = Reassembly(1 << 31)
+        self.progress = 0.0
+        self.tasks: set[asyncio.Task] = set()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="simnet-job")
+        self.ids: Callable[[], int] = itertools.count(plan.index * 1_000_000_000).__next__
+        kind = WORKLOADS[scenario.workload.kind]  # type: ignore[attr-defined]
+        self.workload = kind.Run(scenario.workload, self.world, self._advance, self)
+        if scenario.workload.kind == "traffic":  # type: ignore[attr-defined]
+            # a transfer's id is its index in the plan; this process sends its sources' own
+            mine = (i for i, t in enumerate(self.workload.planned) if self.hosts(t.src))
+            self.ids = mine.__next__
+
+    # ------------------------------------------------------------------ Runtime
+    @property
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def node(self, node_id: str) -> LiveNode:
+        return self.nodes[node_id]
+
+    def hosts(self, node_id: str) -> bool:
+        return node_id in self.local_set
+
+    def start(self, node_id: str, entry: Callable[[], Actor]) -> asyncio.Future:
+        if not self.hosts(node_id):
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return self.task(entry())
+
+    def spawn(self, actor: Actor) -> asyncio.Task:
+        return self.task(actor)
+
+    def retry_delays(self) -> list[float]:
+        return list(self.world.retry.delays())
+
+    def task(self, actor: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``actor`` as a task kept until it ends (an error in it is reported)."""
+        task = asyncio.get_running_loop().create_task(actor)
+        self.tasks.add(task)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.error = task.exception()
+
+    async def run_job(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a learning job on the process's one job thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def metric(self, node: str, name: str, value: float) -> None:
+        self.metrics.append((self.now, node, name, float(value)))
+
+    def _advance(self, n: float) -> None:
+        self.progress += n
+
+    # ------------------------------------------------------------------ messages
+    def send(self, message: Message) -> asyncio.Future:
+        """Send ``message`` now; the future gives its :class:`LiveDelivery`."""
+        loop = asyncio.get_running_loop()
+        message.id = self.ids()
+        data = padded(message, encode(message, self.world.codec))
+        path = self.topology.path(message.src, message.dst)
+        t_send = self.now
+        self.sent[message.id] = {
+            "id": message.id, "src": message.src, "dst": message.dst, "kind": message.kind,
+            "size": len(data), "t_send": t_send, "path": path,
+            "phase": self.world.network.phases.get(message.kind, self.world.network.default_phase),
+        }  # fmt: skip
+        future = loop.create_future()
+        self.pending[message.id] = future
+        header = Header(
+            "data", message.src, message.dst, message.kind, message.id, len(data), 0, 0, t_send,
+            message.reply_to, message.src,
+        )  # fmt: skip
+        if self.plan.shaping == "none" or len(path) < 2:
+            piece = replace_checksum(header, data)
+            self._hand_over(message.src, message.dst, piece, data, loop.time())
+        else:
+            link = self._link(path[0], path[1])
+            for head, piece in chunks(header, data, chunk_bytes(link.bytes_per_s)):
+                self._forward(path[0], head, piece, loop.time())
+        return future
+
+    def _link(self, a: str, b: str) -> Link:
+        if (a, b) not in self.links:
+            spec = self.topology.links[frozenset((a, b))]
+            mbps = spec.up_mbps if (spec.a, spec.b) == (a, b) else spec.down_mbps
+            factor = self.scenario.config.network
+            self.links[a, b] = Link(
+                spec.latency_ms / 1000 * factor.latency_factor,
+                mbps_to_bytes_per_s(mbps) * factor.bandwidth_factor,
+                self._drop,
+            )
+        return self.links[a, b]
+
+    def _drop(self, flow: int) -> None:
+        self.dropped.setdefault(flow, self.now)
+
+    def _link_events(self) -> None:
+        """Schedule the scenario's link events on the links this process emulates."""
+        loop = asyncio.get_running_loop()
+        for event in self.world.link_events:
+            for a, b in ((event.a, event.b), (event.b, event.a)):
+                if self.hosts(a):
+                    loop.call_at(self.t0 + event.at, self._link(a, b).set_up, event.up)
+
+    def _forward(self, at: str, header: Header, data: bytes, queued: float) -> None:
+        """A chunk is at node ``at`` (hosted here) since ``queued``: deliver it, or put it
+        on the next link of its route."""
+        if header.id in self.dropped:
+            return
+        if at == header.dst:
+            self._arrived(header, data)
+            return
+        path = self.topology.path(header.src, header.dst)
+        nxt = path[path.index(at) + 1]
+        link = self._link(at, nxt)
+        link.put(
+            Chunk(header.id, len(data), queued, lambda t: self._hand_over(at, nxt, header, data, t))
+        )
+
+    def _hand_over(self, frm: str, to: str, header: Header, data: bytes, t: float) -> None:
+        """Give a chunk that reached ``to`` at ``t`` to ``to``: here, or over ZeroMQ."""
+        if self.hosts(to):
+            self._forward(to, header, data, t)
+        else:
+            self._post(frm, to, Header(**{**header.__dict__, "hop": frm}), data)
+
+    def _post(self, frm: str, to: str, header: Header, data: bytes) -> None:
+        """Queue a frame pair on the ordered ZeroMQ channel ``frm`` → ``to``."""
+        key = (frm, to)
+        if key not in self.outboxes:
+            self.outboxes[key] = asyncio.Queue()
+            self.task(self._drain(frm, to, self.outboxes[key]))
+        self.outboxes[key].put_nowait((header, data))
+
+    async def _drain(self, frm: str, to: str, queue: asyncio.Queue) -> None:
+        mailbox = self.mailboxes[frm]
+        while True:
+            header, data = await queue.get()
+            await mailbox.send(to, header, data)
+
+    def _arrived(self, header: Header, data: bytes) -> None:
+        """A chunk reached its destination (hosted here)."""
+        try:
+            whole = self.reassembly.add(header, data)
+        except BadFrame as exc:
+            self.faults[f"bad_frame_{exc.reason}"] += 1
+            return
+        if whole is None:
+            return
+        message = unpadded(whole)
+        message.id, message.reply_to, message.t_send = header.id, header.reply_to, header.t_send
+        t_recv = self.now
+        self.received[header.id] = t_recv
+        self.nodes[header.dst].put(message)
+        delivery = LiveDelivery(header.id, header.dst, DELIVERED, header.t_send, t_recv)
+        for listener in self.world.network.listeners:
+            listener(delivery)
+        ack = Header(
+            "ack", header.src, header.dst, header.kind, header.id, 0, 0, zlib.crc32(b""), t_recv,
+            None, header.dst,
+        )  # fmt: skip
+        if self.hosts(header.src):
+            self._acked(ack)
+        else:
+            self._post(header.dst, header.src, ack, b"")
+
+    def _acked(self, ack: Header) -> None:
+        future = self.pending.pop(ack.id, None)
+        if future is not None and not future.done():
+            row = self.sent[ack.id]
+            delivery = LiveDelivery(ack.id, ack.dst, DELIVERED, row["t_send"], ack.t_send)
+            future.set_result(delivery)
+
+    async def _listen(self, mailbox: Mailbox) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            header, data = await mailbox.recv()
+            if header.type == "ack":
+                self._acked(header)
+            elif self.plan.shaping == "none":
+                self._arrived(header, data)
+            else:
+                self._forward(mailbox.node, header, data, loop.time())
+
+    # ------------------------------------------------------------------ the process
+    async def serve(self, control: Connection) -> None:
+        """Bind the mailboxes, report them, wait for the start, run, report at the end."""
+        context = zmq.asyncio.Context()
+        keys = Path(self.plan.keys) if self.plan.keys else None
+        authenticator = start_authenticator(context, keys) if keys else None
+        try:
+            for node in self.local:
+                bind = (self.plan.addresses or {}).get(node, "tcp://127.0.0.1:*")
+                box = Mailbox(context, node, bind, {}, MAX_FRAME_BYTES, keys)
+                self.mailboxes[node] = box
+            control.send(("ready", {n: m.endpoint for n, m in self.mailboxes.items()}))
+            peers, start_at = await _receive(control)
+            for box in self.mailboxes.values():
+                box.peers.update(peers)
+                self.task(self._listen(box))
+            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+            self.t0 = start_at
+            self._link_events()
+            self.workload.start()
+            while not await _stopped(control):
+                control.send(("progress", self._status()))
+                if self.error is not None:
+                    raise self.error
+            control.send(("result", self._result()))
+        finally:
+            for link in self.links.values():
+                link.close()
+            for task in list(self.tasks):
+                task.cancel()
+            for box in self.mailboxes.values():
+                await box.close()
+            if authenticator is not None:
+                authenticator.stop()
+            context.destroy(linger=0)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _status(self) -> dict[str, Any]:
+        return {
+            "progress": self.progress,
+            "planned": self.workload.progress_total,
+            "received": len(self.received),
+            "dropped": list(self.dropped),
+            "finished": self.workload.finished,
+            "finished_at": self.workload.finished_at,
+        }
+
+    def _result(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {}
+        if self.workload.finished:
+            summary = self.workload.summary()
+        rejected = Counter()
+        for box in self.mailboxes.values():
+            rejected.update(box.rejected)
+        return {
+            **self._status(),
+            "sent": list(self.sent.values()),
+            "received_at": self.received,
+            "dropped_at": self.dropped,
+            "metrics": self.metrics,
+            "faults": dict(self.faults),
+            "rejected": dict(rejected),
+            "busy_s": {n: self.nodes[n].busy_s for n in self.local},
+            "overrun_s": {n: self.nodes[n].overrun_s for n in self.local},
+            "waiting": [f"{n} waited for {w}" for n in self.local for w in self.nodes[n].waiting()],
+            "summary": summary,
+        }
+
+
+def replace_checksum(header: Header, data: bytes) -> Header:
+    """``header`` for the whole of ``data`` in one frame."""
+    return Header(**{**header.__dict__, "bytes": len(data), "checksum": zlib.crc32(data)})
+
+
+async def _receive(control: Connection) -> Any:
+    while not control.poll():
+        await asyncio.sleep(0.01)
+    return control.recv()
+
+
+async def _stopped(control: Connection) -> bool:
+    """Wait one report period; whether the launcher said stop."""
+    await asyncio.sleep(REPORT_S)
+    return control.poll() and control.recv() == "stop"
+
+
+def host_main(plan: HostPlan, control: Connection, threads: int) -> None:
+    """Entry point of a host process."""
+    torch.set_num_threads(threads)
+    try:
+        asyncio.run(Host(plan).serve(control))
+    except BaseException as exc:  # reported to the launcher, which says it in one line
+        control.send(("error", f"process {plan.index}: {type(exc).__name__}: {exc}"))

@@ -1,0 +1,148 @@
+"""The simulation runtime: actor coroutines driven on SimPy's virtual clock.
+
+Each ``await`` of the actor API becomes one SimPy event — a send's delivery, a mailbox
+get, a compute job, a timeout — so a coroutine advances exactly as the SimPy process it
+replaces: :func:`drive` turns a coroutine into a SimPy process generator that yields the
+events the coroutine awaits and throws SimPy's interrupts (a crash) into it. A learning
+job runs at once, inside the await, and adds no event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+import simpy
+import torch
+
+from simnet.actor import Accept, Actor, NodeApi, Runtime
+from simnet.message import Message
+from simnet.node import Node
+from simnet.world import World
+
+T = TypeVar("T")
+
+
+class Wait:
+    """An awaitable SimPy event: awaiting it yields the event to the driving process."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: simpy.Event) -> None:
+        self.event = event
+
+    def __await__(self) -> Generator[simpy.Event, Any, Any]:
+        return (yield self.event)
+
+
+class Ready:
+    """An awaitable with a value already known: awaiting it yields no event."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[simpy.Event, Any, Any]:
+        return self.value
+        yield  # a generator that returns at once
+
+
+def drive(actor: Actor) -> Generator[simpy.Event, Any, Any]:
+    """A SimPy process generator running ``actor``: each event it awaits is yielded to
+    SimPy, the event's value (or failure, or an interrupt) goes back into the coroutine."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            event = actor.send(value) if error is None else actor.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, error = (yield event), None
+        except Exception as exc:  # an interrupt, or a failed event: the coroutine's to handle
+            value, error = None, exc
+
+
+class SimNode(NodeApi):
+    """The actor API of one simulated :class:`~simnet.node.Node`."""
+
+    def __init__(self, world: World, node: Node) -> None:
+        self.world = world
+        self.node = node
+        self.id = node.id
+        self.tier = node.tier
+
+    @property
+    def now(self) -> float:
+        return self.world.env.now
+
+    def send(
+        self,
+        dst: str,
+        kind: str,
+        payload: dict[str, torch.Tensor] | None = None,
+        *,
+        size_bytes: int | None = None,
+        reply_to: int | None = None,
+        **meta: Any,
+    ) -> Wait:
+        message = Message(
+            self.id, dst, kind, dict(payload or {}), meta, size_bytes, reply_to=reply_to
+        )
+        return Wait(self.node.send(message))
+
+    def receive(self, accept: Accept | None = None, timeout: float | None = None) -> Wait:
+        return Wait(self.node.receive(accept, timeout))
+
+    def take(self, accept: Accept) -> list[Message]:
+        return self.node.take(accept)
+
+    def compute(self, flops: float) -> Wait:
+        return Wait(self.node.compute(flops))
+
+    def sleep(self, seconds: float) -> Wait:
+        return Wait(self.world.env.timeout(seconds))
+
+    def spawn(self, actor: Actor) -> Wait:
+        return Wait(self.node.start(drive(actor)))
+
+    def job(self, fn: Callable[..., T], *args: Any) -> Ready:
+        return Ready(fn(*args))
+
+    def metric(self, name: str, value: float) -> None:
+        self.world.metric(self.id, name, value)
+
+    def count(self, what: str) -> None:
+        self.world.count(self.id, what)
+
+    def sits_out(self, round_: int) -> bool:
+        return self.world.sits_out(self.id, round_)
+
+    def waiting(self) -> list[str]:
+        return self.node.waiting()
+
+
+class SimRuntime(Runtime):
+    """Actors of a :class:`~simnet.world.World`, on its SimPy clock."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.nodes = {node_id: SimNode(world, node) for node_id, node in world.nodes.items()}
+
+    @property
+    def now(self) -> float:
+        return self.world.env.now
+
+    def node(self, node_id: str) -> SimNode:
+        return self.nodes[node_id]
+
+    def start(self, node_id: str, entry: Callable[[], Actor]) -> Wait:
+        node = self.world.nodes[node_id]
+        return Wait(node.start(drive(entry()), restart=lambda: drive(entry())))
+
+    def spawn(self, actor: Actor) -> Wait:
+        return Wait(self.world.env.process(drive(actor)))
+
+    def retry_delays(self) -> list[float]:
+        return list(self.world.retry.delays())
