@@ -101,7 +101,6 @@ class NodeApi(ABC):
     def now(self) -> float:
         """The current time, seconds since the run started."""
 
-    @abstractmethod
     def send(
         self,
         dst: str,
@@ -114,6 +113,14 @@ class NodeApi(ABC):
     ) -> Awaitable[Delivery]:
         """Send a message now (``size_bytes``: a declared size for a payload-less one;
         ``reply_to``: the id of the message it answers); await it for its delivery."""
+        message = Message(
+            self.id, dst, kind, dict(payload or {}), meta, size_bytes, reply_to=reply_to
+        )
+        return self.post(message)
+
+    @abstractmethod
+    def post(self, message: Message) -> Awaitable[Delivery]:
+        """Send ``message`` (from this node) now; await it for its delivery."""
 
     @abstractmethod
     def receive(

@@ -13,6 +13,7 @@ from simnet.scenario import Scenario, load_scenario
 
 EXIT_INPUT_ERROR = 2
 EXIT_INCOMPLETE = 3
+EXIT_FAILED = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +123,6 @@ def _default_out(scenario: Scenario, mode: str = "") -> Path:
 def _run(args: argparse.Namespace) -> int:
     from simnet.records import clear_run
     from simnet.run import run_scenario
-    from simnet.table import format_summary
 
     scenario = load_scenario(args.scenario, args.overrides, args.seed)
     out = args.out or _default_out(scenario)
@@ -133,7 +133,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.force:
         clear_run(out)
     summary = run_scenario(scenario, out, progress=not args.quiet, figures=not args.no_figures)
-    if not args.quiet:
+    return _report(summary, out, args.quiet)
+
+
+def _report(summary: dict, out: Path, quiet: bool) -> int:
+    """Print a run's summary table (unless ``quiet``); exit status 3 if incomplete."""
+    from simnet.table import format_summary
+
+    if not quiet:
         print(format_summary(summary, out))
     if not summary["complete"]:
         print(f"incomplete run: {summary['incomplete_reason']}", file=sys.stderr)
@@ -186,7 +193,6 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _live(args: argparse.Namespace) -> int:
     from simnet.live.launch import live_run
-    from simnet.table import format_summary
 
     scenario = load_scenario(args.scenario, args.overrides, args.seed)
     out = args.out or _default_out(scenario, "live")
@@ -194,16 +200,15 @@ def _live(args: argparse.Namespace) -> int:
         raise InputError("--out", "", f"{out} already holds a run; choose another directory")
     if args.processes is not None and args.processes < 2:
         raise InputError("--processes", "", "a live run needs at least 2 processes")
-    summary = live_run(
-        str(args.scenario), args.overrides, args.seed, out, args.processes, args.shaping,
-        args.curve, args.keys, args.hosts, args.time_limit, progress=not args.quiet,
-    )  # fmt: skip
-    if not args.quiet:
-        print(format_summary(summary, out))
-    if not summary["complete"]:
-        print(f"incomplete run: {summary['incomplete_reason']}", file=sys.stderr)
-        return EXIT_INCOMPLETE
-    return 0
+    try:
+        summary = live_run(
+            str(args.scenario), args.overrides, args.seed, out, args.processes, args.shaping,
+            args.curve, args.keys, args.hosts, args.time_limit, progress=not args.quiet,
+        )  # fmt: skip
+    except (RuntimeError, OSError, ValueError) as exc:  # a process failed: no run directory
+        print(f"error: live run failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return _report(summary, out, args.quiet)
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import simpy
-import torch
 
 from simnet.actor import Accept, Actor, NodeApi, Runtime
 from simnet.message import Message
@@ -77,19 +76,7 @@ class SimNode(NodeApi):
     def now(self) -> float:
         return self.world.env.now
 
-    def send(
-        self,
-        dst: str,
-        kind: str,
-        payload: dict[str, torch.Tensor] | None = None,
-        *,
-        size_bytes: int | None = None,
-        reply_to: int | None = None,
-        **meta: Any,
-    ) -> Wait:
-        message = Message(
-            self.id, dst, kind, dict(payload or {}), meta, size_bytes, reply_to=reply_to
-        )
+    def post(self, message: Message) -> Wait:
         return Wait(self.node.send(message))
 
     def receive(self, accept: Accept | None = None, timeout: float | None = None) -> Wait:

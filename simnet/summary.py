@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from simnet.network import DELIVERED, DROPPED, IN_FLIGHT
 from simnet.topology.graph import class_order
 from simnet.world import World
@@ -96,3 +98,13 @@ def incomplete_reason(world: World, stopped: str | None) -> str:
         return f"{why}; nobody was waiting for a message"
     shown = "; ".join(waits[:6]) + (f"; … {len(waits) - 6} more" if len(waits) > 6 else "")
     return f"{why}: {shown}"
+
+
+def time_stats(seconds: np.ndarray) -> dict[str, float]:
+    """Mean, median (``p50``), 95th percentile and maximum of ``seconds``."""
+    return {
+        "mean": float(seconds.mean()),
+        "p50": float(np.percentile(seconds, 50)),
+        "p95": float(np.percentile(seconds, 95)),
+        "max": float(seconds.max()),
+    }

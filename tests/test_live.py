@@ -6,6 +6,7 @@ Tolerances here are generous (a noisy 2-core CI machine runs the processes and p
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,16 @@ def test_a_link_that_goes_down_drops_its_flows():
 
     asyncio.run(main())
     assert dropped == [7, 8]
+
+
+def test_a_live_run_stopped_by_its_time_limit_is_incomplete(tmp_path):
+    path = write(tmp_path, DUMBBELL)
+    out = subprocess.run(
+        [sys.executable, "-m", "simnet", "live", str(path), "--out", str(tmp_path / "live"),
+         "--processes", "2", "--time-limit", "0.5", "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr
+    assert "time limit of 0.5 s" in out.stderr
+    summary = json.loads((tmp_path / "live" / "summary.json").read_text())
+    assert summary["complete"] is False and summary["messages"]["in_flight"] >= 2

@@ -29,6 +29,7 @@ from simnet.live.keys import write_keys
 from simnet.network import Transfer
 from simnet.records import write_run
 from simnet.scenario import Scenario, load_scenario
+from simnet.summary import time_stats
 from simnet.world import MetricRow
 from simnet.yaml_file import read_yaml
 
@@ -281,12 +282,7 @@ def _write(
         "rejected_frames": sum(n for r in results for n in r["rejected"].values()),
     }
     if durations.size:
-        summary["transfer_time_s"] = {
-            "mean": float(durations.mean()),
-            "p50": float(np.percentile(durations, 50)),
-            "p95": float(np.percentile(durations, 95)),
-            "max": float(durations.max()),
-        }
+        summary["transfer_time_s"] = time_stats(durations)
     for r in finished:
         summary.update({k: v for k, v in r["summary"].items() if k not in summary})
     if notes:

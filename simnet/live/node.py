@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
-
 from simnet.actor import Accept, Actor, NodeApi
 from simnet.message import Message
 from simnet.topology.graph import Node as NodeSpec
@@ -45,19 +43,7 @@ class LiveNode(NodeApi):
     def now(self) -> float:
         return self.host.now
 
-    def send(
-        self,
-        dst: str,
-        kind: str,
-        payload: dict[str, torch.Tensor] | None = None,
-        *,
-        size_bytes: int | None = None,
-        reply_to: int | None = None,
-        **meta: Any,
-    ) -> asyncio.Future:
-        message = Message(
-            self.id, dst, kind, dict(payload or {}), meta, size_bytes, reply_to=reply_to
-        )
+    def post(self, message: Message) -> asyncio.Future:
         return self.host.send(message)
 
     def put(self, message: Message) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simnet.actor import DELIVERED, Delivery
 from simnet.errors import InputError
+from simnet.summary import time_stats
 from simnet.topology.graph import Topology
 from simnet.topology.routing import NoRouteError
 from simnet.workloads.base import WorkloadRun
@@ -217,10 +218,5 @@ class TrafficRun(WorkloadRun):
         )
         stats: dict[str, Any] = {"transfers_planned": len(self.planned)}
         if durations.size:
-            stats["transfer_time_s"] = {
-                "mean": float(durations.mean()),
-                "p50": float(np.percentile(durations, 50)),
-                "p95": float(np.percentile(durations, 95)),
-                "max": float(durations.max()),
-            }
+            stats["transfer_time_s"] = time_stats(durations)
         return stats
