@@ -93,7 +93,10 @@ def test_a_live_run_with_curve_keys_delivers_everything(tmp_path):
 
 
 def test_a_live_learning_run_completes_close_to_the_simulation(tmp_path):
-    sets = ["workload.cloud.updates=3", "workload.inference=null",
+    """mosei_async shortened to 3 merges and 4 inference requests per placement: the
+    cloud's scores are close to the simulated ones, every edge's entry comes from its own
+    process, and every request (issued by ends in both processes) is answered."""
+    sets = ["workload.cloud.updates=3", "workload.inference.requests=4",
             "workload.data.train=240", "workload.data.test=120"]  # fmt: skip
     path = str(ROOT / "scenarios" / "mosei_async.yaml")
     sim = run_scenario(load_scenario(path, sets), tmp_path / "sim", progress=False, figures=False)
@@ -102,8 +105,26 @@ def test_a_live_learning_run_completes_close_to_the_simulation(tmp_path):
     assert live["cloud"]["version"] == sim["cloud"]["version"] == 3
     assert abs(live["cloud"]["acc2_non0"] - sim["cloud"]["acc2_non0"]) < 0.1
     assert abs(live["cloud"]["mae"] - sim["cloud"]["mae"]) < 0.15
+    assert set(live["edges"]) == set(sim["edges"]) and all(live["edges"].values())
+    assert live["edge_samples"] == sim["edge_samples"]
+    for placement in ("edge", "cloud"):
+        assert live["inference"][placement]["requests"] == 4
+        assert live["inference"][placement]["failed"] == 0
     rows = pd.read_csv(tmp_path / "live" / "metrics.csv")
     assert sorted(rows[rows.metric == "version"].value) == [0, 1, 2, 3]
+    kinds = pd.read_csv(tmp_path / "live" / "messages.csv")["kind"].value_counts()
+    assert kinds["infer_result"] == 8 and kinds["infer_features"] == kinds["infer_raw"] == 4
+
+
+def test_a_live_ml_ecs_round_gathers_every_device(tmp_path):
+    path = str(ROOT / "scenarios" / "mlecs_mosei.yaml")
+    live = live_run(path, ["workload.rounds=1"], None, tmp_path / "live", processes=3,
+                    progress=False)  # fmt: skip
+    assert live["complete"] and live["server"]
+    assert all(d["uploaded_rounds"] == 1 for d in live["devices"].values())
+    assert live["parameters_by_kind"]["lora_update"] == sum(
+        d["uploaded_parameters_per_round"] for d in live["devices"].values()
+    )
 
 
 def test_live_refuses_node_faults_in_one_line(tmp_path):
@@ -185,3 +206,15 @@ def test_a_live_run_stopped_by_its_time_limit_is_incomplete(tmp_path):
     assert "time limit of 0.5 s" in out.stderr
     summary = json.loads((tmp_path / "live" / "summary.json").read_text())
     assert summary["complete"] is False and summary["messages"]["in_flight"] >= 2
+
+
+def test_without_shaping_messages_go_straight_to_the_receiver(tmp_path):
+    scenario = {**DUMBBELL, "name": "live_unshaped"}
+    path = write(tmp_path, scenario)
+    live = live_run(str(path), [], None, tmp_path / "live", processes=2, shaping="none",
+                    progress=False)  # fmt: skip
+    assert live["complete"] and live["shaping"] == "none"
+    rows = messages(tmp_path / "live")
+    assert (rows["status"] == "delivered").all()
+    # loopback, not a 16 Mbit/s link: 2 MB in well under the emulated second
+    assert (rows["t_recv"] - rows["t_send"]).max() < 0.5

@@ -8,7 +8,7 @@ paces the chunk on that link (:mod:`simnet.live.links`) and hands it to the next
 in its own process, or over ZeroMQ to the mailbox of the node's process. The destination
 reassembles the message, puts it in the node's mailbox and acknowledges it to the
 sender, whose ``send`` then completes. With ``shaping = "none"`` a message goes straight
-to the destination's mailbox as one frame pair.
+to the destination's mailbox (in frames of at most :data:`UNSHAPED_CHUNK` bytes).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from simnet.workloads import WORKLOADS
 T = TypeVar("T")
 MAX_FRAME_BYTES = 64 << 20
 """Largest frame a mailbox accepts, bytes."""
+UNSHAPED_CHUNK = 16 << 20
+"""Largest frame of an unshaped message (``--shaping none``), bytes."""
 REPORT_S = 0.1
 """Seconds between two progress reports to the launcher."""
 
@@ -99,6 +101,13 @@ class Host(Runtime):
         self.local = [n for n, k in plan.assignment.items() if k == plan.index]
         self.local_set = frozenset(self.local)
         self.error: BaseException | None = None
+        self.running: Counter[str] = Counter()
+        """Actors running, by local node."""
+        self.ended: set[str] = set()
+        """Local nodes whose actors have all ended."""
+        self.remote_ended: set[str] = set()
+        self.remote: dict[str, list[asyncio.Future]] = {}
+        """Handles of other processes' actors, by node: done when they have ended."""
         self.nodes = {n: LiveNode(self, spec) for n, spec in self.topology.nodes.items()}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.t0 = 0.0
@@ -138,11 +147,32 @@ class Host(Runtime):
         return node_id in self.local_set
 
     def start(self, node_id: str, entry: Callable[[], Actor]) -> asyncio.Future:
+        """Run ``entry()`` if this process hosts ``node_id``; else the handle completes
+        when the launcher says the node's actors have ended."""
         if not self.hosts(node_id):
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-        return self.task(entry())
+            future = asyncio.get_running_loop().create_future()
+            if node_id in self.remote_ended:
+                future.set_result(None)
+            else:
+                self.remote.setdefault(node_id, []).append(future)
+            return future
+        task = self.task(entry())
+        self.running[node_id] += 1
+        task.add_done_callback(lambda _: self._actor_ended(node_id))
+        return task
+
+    def _actor_ended(self, node_id: str) -> None:
+        self.running[node_id] -= 1
+        if not self.running[node_id]:
+            self.ended.add(node_id)
+
+    def _remote_ended(self, nodes: list[str]) -> None:
+        """The launcher says every actor of ``nodes`` (in other processes) has ended."""
+        self.remote_ended.update(nodes)
+        for node in nodes:
+            for future in self.remote.pop(node, []):
+                if not future.done():
+                    future.set_result(None)
 
     def spawn(self, actor: Actor) -> asyncio.Task:
         return self.task(actor)
@@ -177,12 +207,14 @@ class Host(Runtime):
         """Send ``message`` now; the future gives its :class:`LiveDelivery`."""
         loop = asyncio.get_running_loop()
         message.id = self.ids()
-        data = padded(message, encode(message, self.world.codec))
+        blob = encode(message, self.world.codec)
+        data = padded(message, blob)
         path = self.topology.path(message.src, message.dst)
         t_send = self.now
         self.sent[message.id] = {
             "id": message.id, "src": message.src, "dst": message.dst, "kind": message.kind,
-            "size": len(data), "t_send": t_send, "path": path,
+            "size": len(blob) if message.size_bytes is None else message.size_bytes,
+            "t_send": t_send, "path": path,
             "phase": self.world.network.phases.get(message.kind, self.world.network.default_phase),
         }  # fmt: skip
         future = loop.create_future()
@@ -192,8 +224,8 @@ class Host(Runtime):
             message.reply_to, message.src,
         )  # fmt: skip
         if self.plan.shaping == "none" or len(path) < 2:
-            piece = replace_checksum(header, data)
-            self._hand_over(message.src, message.dst, piece, data, loop.time())
+            for head, piece in chunks(header, data, UNSHAPED_CHUNK):
+                self._hand_over(message.src, message.dst, head, piece, loop.time())
         else:
             link = self._link(path[0], path[1])
             for head, piece in chunks(header, data, chunk_bytes(link.bytes_per_s)):
@@ -323,7 +355,7 @@ class Host(Runtime):
             self.t0 = start_at
             self._link_events()
             self.workload.start()
-            while not await _stopped(control):
+            while not await self._stopped(control):
                 control.send(("progress", self._status()))
                 if self.error is not None:
                     raise self.error
@@ -348,12 +380,11 @@ class Host(Runtime):
             "dropped": list(self.dropped),
             "finished": self.workload.finished,
             "finished_at": self.workload.finished_at,
+            "ended": sorted(self.ended),
         }
 
     def _result(self) -> dict[str, Any]:
-        summary: dict[str, Any] = {}
-        if self.workload.finished:
-            summary = self.workload.summary()
+        main = self.workload.main_node
         rejected = Counter()
         for box in self.mailboxes.values():
             rejected.update(box.rejected)
@@ -368,25 +399,26 @@ class Host(Runtime):
             "busy_s": {n: self.nodes[n].busy_s for n in self.local},
             "overrun_s": {n: self.nodes[n].overrun_s for n in self.local},
             "waiting": [f"{n} waited for {w}" for n in self.local for w in self.nodes[n].waiting()],
-            "summary": summary,
+            "summary": self.workload.summary(),
+            "main": main is not None and self.hosts(main),
+            "inference": getattr(self.workload, "inference", {}),
         }
 
-
-def replace_checksum(header: Header, data: bytes) -> Header:
-    """``header`` for the whole of ``data`` in one frame."""
-    return Header(**{**header.__dict__, "bytes": len(data), "checksum": zlib.crc32(data)})
+    async def _stopped(self, control: Connection) -> bool:
+        """Wait one report period and read the launcher's word: whether to stop."""
+        await asyncio.sleep(REPORT_S)
+        while control.poll():
+            word = control.recv()
+            if word == "stop":
+                return True
+            self._remote_ended(word[1])
+        return False
 
 
 async def _receive(control: Connection) -> Any:
     while not control.poll():
         await asyncio.sleep(0.01)
     return control.recv()
-
-
-async def _stopped(control: Connection) -> bool:
-    """Wait one report period; whether the launcher said stop."""
-    await asyncio.sleep(REPORT_S)
-    return control.poll() and control.recv() == "stop"
 
 
 def host_main(plan: HostPlan, control: Connection, threads: int) -> None:

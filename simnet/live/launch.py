@@ -3,8 +3,10 @@
 The launcher deals the topology's nodes to the processes in turn, starts them
 (:func:`~simnet.live.host.host_main`), hands every process the others' mailbox endpoints
 and one start instant on the monotonic clock, shows progress, and stops them all once
-the workload is done: a traffic run when every transfer has arrived, a learning run when
-the process hosting the cloud says its workload finished. It then merges what the
+the workload is done: a traffic run when every transfer has arrived or was dropped, a
+learning run when every process says its part of the workload finished. Each process
+learns from the launcher when the actors of another process's node have ended (a
+workload can wait for the cloud's training to end, say). It then merges what the
 processes recorded into the usual run directory, times in wall-clock seconds since the
 start; ``summary.json`` says ``"mode": "live"``.
 """
@@ -27,9 +29,11 @@ from simnet.errors import InputError
 from simnet.live.host import HostPlan, host_main
 from simnet.live.keys import write_keys
 from simnet.network import Transfer
+from simnet.protocols.inference import breakdown
 from simnet.records import write_run
 from simnet.scenario import Scenario, load_scenario
 from simnet.summary import time_stats
+from simnet.workloads import WORKLOADS
 from simnet.world import MetricRow
 from simnet.yaml_file import read_yaml
 
@@ -84,11 +88,6 @@ def live_run(
     """Run the scenario at ``path`` live; write ``out_dir`` and return the summary."""
     scenario = load_scenario(path, overrides, seed)
     check_live(scenario)
-    workload = scenario.workload
-    notes = []
-    if getattr(workload, "inference", None) is not None:
-        overrides = [*overrides, "workload.inference=null"]
-        notes.append("inference requests are not run live (training only)")
     nodes = list(scenario.topology.nodes)
     count = max(2, min(processes or os.cpu_count() or 2, len(nodes)))
     assignment = {node: i % count for i, node in enumerate(nodes)}
@@ -112,7 +111,7 @@ def live_run(
     ]
     started = time.perf_counter()
     results, stopped = _run_hosts(plans, scenario, time_limit_s, progress)
-    return _write(scenario, out_dir, results, stopped, started, count, shaping, curve, notes)
+    return _write(scenario, out_dir, results, stopped, started, assignment, shaping, curve)
 
 
 def _run_hosts(
@@ -168,6 +167,7 @@ def _watch(
     traffic = workload.kind == "traffic"  # type: ignore[attr-defined]
     until = getattr(workload, "until", None)
     status: dict[int, dict[str, Any]] = {}
+    told: set[str] = set()
     bar = tqdm(desc=f"{scenario.name} (live)", disable=not show, leave=False, dynamic_ncols=True)
     try:
         while True:
@@ -176,6 +176,11 @@ def _watch(
                 if kind == "error":
                     raise RuntimeError(value)
                 status[conns.index(conn)] = value
+            ended = {node for s in status.values() for node in s["ended"]} - told
+            if ended:  # every process learns which nodes' actors have ended
+                told |= ended
+                for conn in conns:
+                    conn.send(("ended", sorted(ended)))
             elapsed = time.monotonic() - start_at
             if status:
                 bar.total = next(iter(status.values()))["planned"]
@@ -198,7 +203,7 @@ def _done(status: dict[int, dict[str, Any]], traffic: bool, count: int) -> bool:
         dropped = {i for s in status.values() for i in s["dropped"]}
         ended = sum(s["received"] for s in status.values()) + len(dropped)
         return ended >= status[0]["planned"]
-    return any(s["finished"] for s in status.values())
+    return all(s["finished"] for s in status.values())
 
 
 def _write(
@@ -207,10 +212,9 @@ def _write(
     results: list[dict[str, Any]],
     stopped: str | None,
     started: float,
-    processes: int,
+    assignment: dict[str, int],
     shaping: str,
     curve: bool,
-    notes: list[str],
 ) -> dict[str, Any]:
     received = {int(i): t for r in results for i, t in r["received_at"].items()}
     dropped: dict[int, float] = {}
@@ -248,8 +252,8 @@ def _write(
     for r in results:
         for node, seconds in r["busy_s"].items():
             busy[scenario.topology.nodes[node].tier] += seconds
-    finished = [r for r in results if r["finished"]]
-    complete = stopped is None and (traffic or bool(finished))
+    finished = [r["finished_at"] for r in results if r["finished"]]
+    complete = stopped is None and (traffic or len(finished) == len(results))
     durations = np.array([t.t_recv - t.t_send for t in transfers if t.t_recv is not None])
     delivered = [t for t in transfers if t.status == DELIVERED]
     summary: dict[str, Any] = {
@@ -259,11 +263,11 @@ def _write(
         "seed": scenario.seed,
         "threads": scenario.threads,
         "workload": scenario.workload.kind,  # type: ignore[attr-defined]
-        "processes": processes,
+        "processes": len(results),
         "shaping": shaping,
         "curve": curve,
         "virtual_time_s": (
-            finished[0]["finished_at"]
+            max(finished)
             if finished and not traffic
             else max((t.t_recv for t in delivered), default=0.0)
         ),  # fmt: skip
@@ -283,10 +287,16 @@ def _write(
     }
     if durations.size:
         summary["transfer_time_s"] = time_stats(durations)
-    for r in finished:
-        summary.update({k: v for k, v in r["summary"].items() if k not in summary})
-    if notes:
-        summary["notes"] = notes
+    main = next((i for i, r in enumerate(results) if r["main"]), 0)
+    run = WORKLOADS[summary["workload"]].Run
+    parts = run.combine([r["summary"] for r in results], main, assignment)
+    summary.update({k: v for k, v in parts.items() if k not in summary})
+    inference: dict[str, list] = {}
+    for r in results:
+        for placement, requests in r["inference"].items():
+            inference.setdefault(placement, []).extend(requests)
+    if inference:
+        summary["inference"] = {p: breakdown(requests) for p, requests in inference.items()}
     if not complete:
         waiting = [w for r in results for w in r["waiting"]]
         reason = stopped or "the workload did not finish"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,9 @@ class WorkloadRun(ABC):
         self.finished = False
         self.finished_at: float | None = None
         """Virtual time (s) at which the workload finished."""
+        self.main_node: str | None = None
+        """The node whose process of a live run reports the workload's summary (``None``:
+        the summary needs no node's state)."""
 
     @abstractmethod
     def start(self) -> None:
@@ -60,6 +63,13 @@ class WorkloadRun(ABC):
         """Headline figures of this workload for ``summary.json`` (also of an incomplete
         run: whatever was reached)."""
 
+    @staticmethod
+    def combine(parts: list[dict[str, Any]], main: int, owner: dict[str, int]) -> dict[str, Any]:
+        """A live run's summary from the :meth:`summary` of every process (``parts``);
+        ``main`` is the index of the process hosting :attr:`main_node`, ``owner`` maps node
+        ids to the index of the process hosting them. Default: the main process's."""
+        return dict(parts[main])
+
     def finish(self, _: Any = None) -> None:
         """Mark the workload finished now (usable as a SimPy callback)."""
         if not self.finished:
@@ -78,3 +88,23 @@ class WorkloadKind:
     Config: type[BaseModel]
     check: Check
     Run: type[WorkloadRun]
+
+
+def by_owner(
+    parts: list[dict[str, Any]], main: int, owner: dict[str, int], keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """``parts[main]`` with each node's entry of the node-keyed dicts ``keys`` taken from
+    the part of the process that hosts the node."""
+    out = dict(parts[main])
+    for key in keys:
+        out[key] = {node: parts[owner[node]][key][node] for node in out[key]}
+    return out
+
+
+def summed(counts: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Key-wise sums of ``counts``, keys sorted."""
+    total: dict[str, float] = {}
+    for count in counts:
+        for key, value in count.items():
+            total[key] = total.get(key, 0) + value
+    return dict(sorted(total.items()))

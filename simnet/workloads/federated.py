@@ -10,7 +10,7 @@ the data layout (who holds which samples) is documented in docs/megace2.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +38,7 @@ from simnet.protocols.inference import KINDS as INFERENCE_KINDS
 from simnet.protocols.inference import PHASE as INFERENCE_PHASE
 from simnet.protocols.inference import Server, breakdown, run_requests, serve
 from simnet.topology.graph import Topology
-from simnet.workloads.base import WorkloadRun
+from simnet.workloads.base import WorkloadRun, by_owner, summed
 
 
 class _Strict(BaseModel):
@@ -318,13 +318,15 @@ class FederatedRun(WorkloadRun):
         world.network.phases.update(dict.fromkeys(INFERENCE_KINDS, INFERENCE_PHASE))
         self.server: Cloud | FlatServer | CentralServer
         self.cloud_id, self.children = roles(world.topology)
+        self.main_node = self.cloud_id
         ends = ends_in_order(self.children)
         self.data = end_datasets(dataset, ends, config.partition, seed)
         self.actors: list[tuple[str, Callable[[], Actor]]] = []
         """(node, entry) of every end and edge: started by start(), again on recovery."""
         self.aggregators: list[Aggregator] = []
         self.edges: list[Edge] = []
-        self.inference: dict[str, dict[str, float]] = {}
+        self.inference: dict[str, list[dict[str, float] | None]] = {}
+        """Every request's latency terms (``None``: failed), by placement."""
         cloud, edge_cfg = config.cloud, config.edge
         rules = RoundRules(edge_cfg.deadline_s, edge_cfg.late_policy)
         features = config.end.feature_flops_per_sample
@@ -372,11 +374,12 @@ class FederatedRun(WorkloadRun):
     def start(self) -> None:
         for node, entry in self.actors:
             self.runtime.start(node, entry)
-        self.runtime.start(self.cloud_id, self._serve)
+        training = self.runtime.start(self.cloud_id, self.server.process)
+        self.runtime.spawn(self._after(training))
 
-    async def _serve(self) -> None:
-        """The cloud: training, then inference requests, then the workload is done."""
-        await self.server.process()
+    async def _after(self, training: Awaitable[None]) -> None:
+        """Once the cloud's training is over: the inference requests, then done."""
+        await training
         if self.config.inference is not None:
             await self._inference()
         self.finish()
@@ -396,8 +399,8 @@ class FederatedRun(WorkloadRun):
 
         return server
 
-    async def _inference(self, local: Callable[[str], bool] = lambda node: True) -> None:
-        """Each placement's requests in turn, from the ends ``local`` takes."""
+    async def _inference(self) -> None:
+        """Each placement's requests in turn (from the ends this runtime hosts)."""
         cfg, end_cfg = self.config.inference, self.config.end
         samples = {end: data.test for end, data in self.data.items()}
         features, raw = end_cfg.feature_flops_per_sample, end_cfg.raw_bytes_per_sample
@@ -405,15 +408,15 @@ class FederatedRun(WorkloadRun):
         parent = {end: edge.edge for edge in self.edges for end in edge.rounds.ends}
         for placement in cfg.placements:
             hosts = [self.cloud_id] if placement == "cloud" else [e.edge for e in self.edges]
-            for host in filter(local, hosts):
+            for host in hosts:
                 self.runtime.start(host, partial(serve, self.ctx, host, servers, samples, features))
             gaps = self.world.rng.exponential(1.0 / cfg.rate_per_s, size=cfg.requests)
             target = (lambda end: self.cloud_id) if placement == "cloud" else parent.__getitem__
             results = await run_requests(
                 self.ctx, placement, target, samples, gaps, features, raw, cfg.timeout_s,
-                self.advance, local,
+                self.advance, self.runtime.hosts,
             )  # fmt: skip
-            self.inference[placement] = breakdown(results)
+            self.inference[placement] = results
 
     def time_to_target(self) -> float | None:
         target = self.config.target
@@ -425,8 +428,17 @@ class FederatedRun(WorkloadRun):
                 return t
         return None
 
+    @staticmethod
+    def combine(parts: list[dict[str, Any]], main: int, owner: dict[str, int]) -> dict[str, Any]:
+        """A live run's summary: the cloud's process's, with each edge's entries from its
+        own process, and parameter and late-update counts over every process."""
+        out = by_owner(parts, main, owner, ("edges", "edge_samples"))
+        out["parameters_by_kind"] = summed(p["parameters_by_kind"] for p in parts)
+        out["late_updates"] = summed(p["late_updates"] for p in parts)
+        return out
+
     def summary(self) -> dict[str, Any]:
-        final = self.server.history[-1][1]
+        final = self.server.history[-1][1] if self.server.history else {}
         out: dict[str, Any] = {
             "cloud_mode": self.config.cloud.mode,
             "model_parameters": self.ctx.learner.params,
@@ -443,7 +455,7 @@ class FederatedRun(WorkloadRun):
             out["late_edge_updates"] = self.server.late
             out["staleness"] = {"mean": float(np.mean(tau)), "max": int(max(tau))}
         if self.inference:
-            out["inference"] = self.inference
+            out["inference"] = {p: breakdown(r) for p, r in self.inference.items()}
         out["late_updates"] = {
             "missed_deadline": sum(a.late for a in self.aggregators),
             "used_next_round": sum(a.used_late for a in self.aggregators),

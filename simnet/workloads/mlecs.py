@@ -8,6 +8,7 @@ only when a run is built, so loading or validating any scenario stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,7 @@ from learning.data.dataset import MultimodalDataset, MultimodalSplit
 from simnet.errors import InputError
 from simnet.protocols.context import Context
 from simnet.topology.graph import Topology
-from simnet.workloads.base import WorkloadRun
+from simnet.workloads.base import WorkloadRun, by_owner, summed
 
 if TYPE_CHECKING:
     from learning.mlecs import MlecsSettings
@@ -214,6 +215,7 @@ class MlecsRun(WorkloadRun):
         data = plan(config, world.topology, seed)
         pool, parts = data.pool, data.parts
         self.server_id = world.topology.nodes_in_tier("cloud")[0]
+        self.main_node = self.server_id
         ids = world.topology.nodes_in_tier("end")
         dims = {m: int(x.shape[-1]) for m, x in pool.features.items()}
         self.learner = Mlecs(dims, settings(config), seed)
@@ -253,38 +255,46 @@ class MlecsRun(WorkloadRun):
                 ).process  # fmt: skip
             self.runtime.start(d.node, entry)
         if cfg.method != "standalone":
-            self.runtime.start(self.server_id, self._serve)
+            self.runtime.spawn(self._after(self.runtime.start(self.server_id, self.server.process)))
+        elif not any(self.runtime.hosts(d.node) for d in self.devices):
+            self.finish()  # a live process without devices has nothing to do
 
-    async def _serve(self) -> None:
-        await self.server.process()
+    async def _after(self, server: Awaitable[None]) -> None:
+        await server
         self.finish()
 
     async def _standalone(self, device: Any, seed: int) -> None:
-        """A standalone device's rounds; the workload is done once every device's are."""
+        """A standalone device's rounds; the workload is done once every device's are (in a
+        live run: every device of this process)."""
         from simnet.protocols.mlecs import standalone
 
         await standalone(self.ctx, self.learner, device, self.config.rounds, seed, self.advance)
-        if all(d.rounds_done == self.config.rounds for d in self.devices):
+        rounds, hosts = self.config.rounds, self.runtime.hosts
+        if all(d.rounds_done == rounds for d in self.devices if hosts(d.node)):
             self.finish()
 
     def summary(self) -> dict[str, Any]:
         uploads = {d.node: self._uploads(d) for d in self.devices}
-        out: dict[str, Any] = {
+        devices = {
+            d.node: {"modalities": list(d.private.modalities), **d.metrics, **uploads[d.node]}
+            for d in self.devices
+        }
+        return {
             "method": self.config.method,
-            "devices": {
-                d.node: {"modalities": list(d.private.modalities), **d.metrics, **uploads[d.node]}
-                for d in self.devices
-            },
-            "device_f1_macro": self._spread("f1_macro"),
-            "device_accuracy": self._spread("accuracy"),
+            "devices": devices,
+            **device_spreads(devices),
             "server": self.server.metrics,
             "server_late_updates": self.server.late,
             "parameters_by_kind": dict(sorted(self.ctx.parameters.items())),
         }
-        for key, per_device in UPLOAD_SPREADS.items():
-            values = np.array([u[per_device] for u in uploads.values()], dtype=float)
-            out[key] = {"mean": float(values.mean()), "min": float(values.min()),
-                        "max": float(values.max())}  # fmt: skip
+
+    @staticmethod
+    def combine(parts: list[dict[str, Any]], main: int, owner: dict[str, int]) -> dict[str, Any]:
+        """A live run's summary: the server's process's, with each device's entry from its
+        own process and the spreads and parameter counts over all of them."""
+        out = by_owner(parts, main, owner, ("devices",))
+        out.update(device_spreads(out["devices"]))
+        out["parameters_by_kind"] = summed(p["parameters_by_kind"] for p in parts)
         return out
 
     def _uploads(self, device: Device) -> dict[str, float]:
@@ -301,10 +311,19 @@ class MlecsRun(WorkloadRun):
             "transmitted_share": per_round / total,
         }
 
-    def _spread(self, metric: str) -> dict[str, float] | None:
-        """Mean, best and worst of ``metric`` over the devices evaluated at least once."""
-        values = np.array([d.metrics[metric] for d in self.devices if metric in d.metrics])
-        if not values.size:
-            return None
-        return {"mean": float(values.mean()), "best": float(values.max()),
-                "worst": float(values.min())}  # fmt: skip
+
+def device_spreads(devices: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Over the devices' summary entries: F1 and accuracy (mean, best, worst, over those
+    evaluated at least once; ``None`` if none was) and :data:`UPLOAD_SPREADS`."""
+    out: dict[str, Any] = {}
+    for key, metric in (("device_f1_macro", "f1_macro"), ("device_accuracy", "accuracy")):
+        values = np.array([d[metric] for d in devices.values() if metric in d])
+        out[key] = None if not values.size else {
+            "mean": float(values.mean()), "best": float(values.max()),
+            "worst": float(values.min()),
+        }  # fmt: skip
+    for key, per_device in UPLOAD_SPREADS.items():
+        values = np.array([d[per_device] for d in devices.values()], dtype=float)
+        out[key] = {"mean": float(values.mean()), "min": float(values.min()),
+                    "max": float(values.max())}  # fmt: skip
+    return out
