@@ -30,7 +30,9 @@ import numpy as np
 import simpy
 
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
-from simnet.maxmin import REL_TOL, max_min_rates
+from simnet.flows import FlowTable
+from simnet.maxmin import REL_TOL, max_min_rates, weighted_max_min
+from simnet.sharing import Sharing
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
 
 
@@ -65,6 +67,12 @@ class Transfer:
     active: bool = False
     done: simpy.Event | None = field(default=None, repr=False)
     hop_ids: np.ndarray | None = field(default=None, repr=False)
+    back_ids: np.ndarray | None = field(default=None, repr=False)
+    """Hops of its reverse route, which its ACKs load (cross-traffic; else empty)."""
+    links: frozenset = frozenset()
+    """The links (unordered pairs) whose failure drops it."""
+    penalty: float = 1.0
+    bound: float = float("inf")
 
 
 class Network:
@@ -86,11 +94,13 @@ class Network:
         topology: Topology,
         bandwidth_factor: float = 1.0,
         latency_factor: float = 1.0,
+        sharing: Sharing | None = None,
     ) -> None:
         self.env = env
         self.topology = topology
         self.bandwidth_factor = bandwidth_factor
         self.latency_factor = latency_factor
+        self.sharing = sharing or Sharing()
         self.transfers: list[Transfer] = []
         self.down: set[frozenset[str]] = set()
         self.down_nodes: set[str] = set()
@@ -118,7 +128,7 @@ class Network:
         )
         self._pending: dict[int, Transfer] = {}  # in the latency phase
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
-        self._remaining = np.zeros(0)  # bytes left, aligned with _active
+        self._flows = FlowTable()  # aligned with _active
         self._rates = np.zeros(0)  # bytes/s, aligned with _active
         self._last_advance = 0.0
         self._wakeup_generation = 0
@@ -144,6 +154,12 @@ class Network:
         """
         path = self.topology.path(src, dst)
         hops = tuple(zip(path[:-1], path[1:], strict=True))
+        back: tuple[Hop, ...] = ()
+        if self.sharing.crosstraffic and hops:
+            back_path = self.topology.path(dst, src)
+            back = tuple(zip(back_path[:-1], back_path[1:], strict=True))
+        latency = sum(self.topology.link(*h).latency_s for h in hops)
+        raw = [self._capacity[self._hop_id[h]] / self.bandwidth_factor for h in hops]
         transfer = Transfer(
             id=len(self.transfers),
             src=src,
@@ -157,6 +173,10 @@ class Network:
             remaining=float(size),
             done=self.env.event(),
             hop_ids=np.array([self._hop_id[h] for h in hops], dtype=np.intp),
+            back_ids=np.array([self._hop_id[h] for h in back], dtype=np.intp),
+            links=frozenset(frozenset(h) for h in hops + back),
+            penalty=self.sharing.penalty(latency, raw, self.latency_factor),
+            bound=self.sharing.bound(latency, self.bandwidth_factor),
             phase=self.phases.get(kind, self.default_phase),
             classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
         )
@@ -166,7 +186,7 @@ class Network:
         self.phase_bytes[transfer.phase] += transfer.size
         for name in transfer.classes:
             self.class_messages[name]["sent"] += transfer.size
-        if any(frozenset(h) in self.down for h in hops) or self.down_nodes.intersection(path):
+        if transfer.links & self.down or self.down_nodes.intersection(path):
             self._finish(transfer, DROPPED)
             return transfer.done
         self._pending[transfer.id] = transfer
@@ -184,7 +204,7 @@ class Network:
             self.down.discard(key)
             return
         self.down.add(key)
-        self._drop_where(lambda t: any(frozenset(h) == key for h in t.hops))
+        self._drop_where(lambda t: key in t.links)
 
     def set_node(self, node: str, up: bool) -> None:
         """Bring ``node`` up or down now. A down node sends, receives and forwards nothing:
@@ -229,14 +249,16 @@ class Network:
         self._advance()
         transfer.active = True
         self._active.append(transfer)
-        self._remaining = np.append(self._remaining, float(transfer.size))
+        self._flows.add(
+            transfer.size, transfer.hop_ids, transfer.back_ids, transfer.penalty, transfer.bound
+        )
         self._reallocate()
 
     def _advance(self) -> None:
         """Move every active flow forward to now at its current rate."""
         now = self.env.now
         if now > self._last_advance and self._active:
-            self._remaining -= self._rates * (now - self._last_advance)
+            self._flows.remaining -= self._rates * (now - self._last_advance)
         self._last_advance = now
 
     def _remove(self, indices: list[int], status: str) -> None:
@@ -247,9 +269,9 @@ class Network:
         keep[indices] = False
         leaving = [self._active[i] for i in indices]
         for i, transfer in zip(indices, leaving, strict=True):
-            transfer.remaining = max(0.0, float(self._remaining[i]))
+            transfer.remaining = max(0.0, float(self._flows.remaining[i]))
         self._active = [t for t, k in zip(self._active, keep, strict=True) if k]
-        self._remaining = self._remaining[keep]
+        self._flows.keep(keep)
         for transfer in leaving:
             self._finish(transfer, status)
 
@@ -259,15 +281,23 @@ class Network:
         if not self._active:
             self._rates = np.zeros(0)
             return
-        lengths = [len(t.hops) for t in self._active]
-        entry_hop = np.concatenate([t.hop_ids for t in self._active])
-        entry_flow = np.repeat(np.arange(len(self._active)), lengths)
-        self._rates = max_min_rates(entry_flow, entry_hop, self._capacity)
-        delays = self._remaining / self._rates
+        self._rates = self._solve()
+        delays = self._flows.remaining / self._rates
         delay = float(delays.min())
         self._due = np.flatnonzero(delays <= delay * (1 + REL_TOL))
         generation = self._wakeup_generation
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
+
+    def _solve(self) -> np.ndarray:
+        """Rates (bytes/s) of the active flows under the network's sharing rule."""
+        flows = self._flows
+        if not self.sharing.weighted:
+            entry_flow, entry_hop = flows.route_entries()
+            return max_min_rates(entry_flow, entry_hop, self._capacity)
+        return weighted_max_min(
+            flows.entry_flow, flows.entry_hop, flows.entry_weight, self._capacity,
+            flows.penalty, flows.bound,
+        )  # fmt: skip
 
     def _on_wakeup(self, generation: int) -> None:
         """Deliver the flows this wake-up was scheduled for, whatever rounding left of them.
@@ -279,8 +309,7 @@ class Network:
         if generation != self._wakeup_generation:
             return  # superseded by a later reallocation
         self._advance()
-        sizes = np.array([max(1.0, t.size) for t in self._active])
-        finished = self._remaining <= REL_TOL * sizes
+        finished = self._flows.remaining <= REL_TOL * self._flows.floor
         finished[self._due] = True
         self._remove(np.flatnonzero(finished).tolist(), DELIVERED)
         self._reallocate()
@@ -318,5 +347,5 @@ class Network:
         the clock has stopped (link counters then include in-flight bytes)."""
         self._advance()
         for i, transfer in enumerate(self._active):
-            transfer.remaining = max(0.0, float(self._remaining[i]))
+            transfer.remaining = max(0.0, float(self._flows.remaining[i]))
             self._carry(transfer, transfer.size - transfer.remaining)

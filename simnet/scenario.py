@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simnet import link_overrides as link_classes
 from simnet.codecs import get_codec
 from simnet.errors import InputError
 from simnet.faults import Dropout, FaultsConfig, NodeEvent, node_events
+from simnet.sharing import DEFAULTS, Sharing
 from simnet.topology.graph import Topology
 from simnet.topology.load import load_topology
 from simnet.validation import parse
@@ -34,13 +35,19 @@ class LinkEventConfig(BaseModel):
 
 
 class NetworkConfig(BaseModel):
-    """Calibration factors (SimGrid style), scheduled link state changes, and the codec
-    applied to every message payload (``none``, ``fp16``, ``int8``, ``topk:<fraction>``)."""
+    """The sharing ``model`` (``maxmin``, ``cm02``, ``lv08``) and its parameters under
+    SimGrid's names (left out: the model's defaults, :data:`simnet.sharing.DEFAULTS`),
+    scheduled link state changes, and the codec applied to every message payload
+    (``none``, ``fp16``, ``int8``, ``topk:<fraction>``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    bandwidth_factor: float = Field(default=1.0, gt=0)
-    latency_factor: float = Field(default=1.0, ge=0)
+    model: Literal["maxmin", "cm02", "lv08"] = "maxmin"
+    bandwidth_factor: float | None = Field(default=None, gt=0)
+    latency_factor: float | None = Field(default=None, ge=0)
+    weight_s: float | None = Field(default=None, ge=0)
+    tcp_gamma: float | None = Field(default=None, gt=0)
+    crosstraffic: bool | None = None
     codec: str = "none"
     events: list[LinkEventConfig] = Field(default_factory=list)
 
@@ -48,6 +55,21 @@ class NetworkConfig(BaseModel):
     @classmethod
     def _known_codec(cls, spec: str) -> str:
         return get_codec(spec).name
+
+    @model_validator(mode="after")
+    def _model_defaults(self) -> NetworkConfig:
+        for key, default in DEFAULTS[self.model].items():
+            if default is None and getattr(self, key) is not None:
+                raise ValueError(f"{key} is a parameter of cm02 and lv08, not {self.model}")
+            if getattr(self, key) is None:
+                setattr(self, key, default)
+        return self
+
+    def sharing(self) -> Sharing:
+        """The sharing rule these parameters describe."""
+        if self.model == "maxmin":
+            return Sharing()
+        return Sharing(self.model, self.weight_s, self.tcp_gamma, self.crosstraffic)
 
 
 class ExecutionConfig(BaseModel):
@@ -115,6 +137,7 @@ class Scenario:
             seed=self.seed,
             bandwidth_factor=net.bandwidth_factor,
             latency_factor=net.latency_factor,
+            sharing=net.sharing(),
             codec=get_codec(net.codec),
             link_events=events,
             node_events=self.node_events,

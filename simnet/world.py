@@ -12,6 +12,7 @@ from simnet.codecs import Codec
 from simnet.faults import Dropout, NodeEvent, RetryConfig
 from simnet.network import Network
 from simnet.node import Node
+from simnet.sharing import Sharing
 from simnet.topology.graph import Topology
 
 STALL_EVENTS = 1_000_000
@@ -52,6 +53,7 @@ class World:
     seed: int = 0
     bandwidth_factor: float = 1.0
     latency_factor: float = 1.0
+    sharing: Sharing = field(default_factory=Sharing)
     codec: Codec = field(default_factory=Codec)
     link_events: list[LinkEvent] = field(default_factory=list)
     node_events: list[NodeEvent] = field(default_factory=list)
@@ -61,7 +63,9 @@ class World:
     def __post_init__(self) -> None:
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(self.seed)
-        self.network = Network(self.env, self.topology, self.bandwidth_factor, self.latency_factor)
+        self.network = Network(
+            self.env, self.topology, self.bandwidth_factor, self.latency_factor, self.sharing
+        )
         self.nodes: dict[str, Node] = {}
         for spec in self.topology.nodes.values():
             self.nodes[spec.id] = Node(self.env, spec, self.network, self.nodes, self.codec)

@@ -8,7 +8,7 @@ from typing import Any
 
 import networkx as nx
 
-from simnet.topology.routing import ShortestPaths
+from simnet.topology.routing import ShortestPaths, TreeRoutes
 
 TIERS = ("end", "edge", "cloud")
 """Tier names, from the device up."""
@@ -112,11 +112,22 @@ class Topology:
         for node in (src, dst):
             if node not in self.nodes:
                 raise KeyError(f"unknown node {node!r}")
+        if self._tree is not None:
+            return self._tree.path(src, dst)
         if src not in self._routes:
             self._routes[src] = ShortestPaths(
                 src, self._sorted_neighbours.__getitem__, lambda u, v: self.link(u, v).latency_s
             )
         return self._routes[src].to(dst)
+
+    @cached_property
+    def _tree(self) -> TreeRoutes | None:
+        """Routes of a topology that is a tree (one path between any two nodes: the
+        shortest), ``None`` for any other."""
+        if len(self.links) != len(self.nodes) - 1 or not self.nodes:
+            return None
+        tree = TreeRoutes(next(iter(self.nodes)), self._sorted_neighbours.__getitem__)
+        return tree if len(tree.depth) == len(self.nodes) else None
 
     def route(self, src: str, dst: str) -> tuple[Hop, ...]:
         """Directed hops of the static route from ``src`` to ``dst`` (empty if equal)."""

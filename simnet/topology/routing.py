@@ -53,3 +53,38 @@ class ShortestPaths:
         if dst not in self._settled:
             raise NoRouteError(self.src, dst)
         return self._settled[dst]
+
+
+class TreeRoutes:
+    """Routes of a tree, where the only simple path is the shortest: up from each end to
+    their lowest common ancestor. Parents and depths come from one breadth-first pass
+    from ``root`` (O(nodes)); a route costs O(its length)."""
+
+    def __init__(self, root: str, neighbours: Callable[[str], Iterable[str]]) -> None:
+        self.parent: dict[str, str | None] = {root: None}
+        self.depth: dict[str, int] = {root: 0}
+        frontier = [root]
+        while frontier:
+            following = []
+            for node in frontier:
+                for nxt in neighbours(node):
+                    if nxt not in self.depth:
+                        self.parent[nxt], self.depth[nxt] = node, self.depth[node] + 1
+                        following.append(nxt)
+            frontier = following
+
+    def path(self, src: str, dst: str) -> tuple[str, ...]:
+        """Node ids from ``src`` to ``dst``, both included."""
+        up, down = [src], [dst]
+        a, b = src, dst
+        while self.depth[a] > self.depth[b]:
+            a = self.parent[a]
+            up.append(a)
+        while self.depth[b] > self.depth[a]:
+            b = self.parent[b]
+            down.append(b)
+        while a != b:
+            a, b = self.parent[a], self.parent[b]
+            up.append(a)
+            down.append(b)
+        return (*up, *reversed(down[:-1]))

@@ -1,0 +1,146 @@
+"""The TCP sharing models ``cm02`` and ``lv08`` against hand-computed transfer times.
+
+Bandwidths are chosen so that ``mbps × 10⁶ / 8`` is a round number of bytes/s:
+8 Mbit/s = 1 MB/s, 1 Mbit/s = 125,000 B/s, 1000 Mbit/s = 125 MB/s.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import simpy
+
+from simnet.errors import InputError
+from simnet.maxmin import max_min_rates, weighted_max_min
+from simnet.network import Network
+from simnet.scenario import load_scenario
+from simnet.sharing import DEFAULTS, Sharing
+from simnet.topology.graph import Link, Node, Topology
+
+MB = 1_000_000
+CM02 = Sharing("cm02", weight_s=0.0, tcp_gamma=4_194_304.0, crosstraffic=False)
+
+
+def topo(links: list[tuple]) -> Topology:
+    names = sorted({n for link in links for n in link[:2]})
+    return Topology([Node(n, "edge", 1e9) for n in names], [Link(*link) for link in links])
+
+
+def times(topology, sends, sharing, bandwidth_factor=1.0, latency_factor=1.0):
+    """Receive times of (at, src, dst, bytes) sends."""
+    env = simpy.Environment()
+    net = Network(env, topology, bandwidth_factor, latency_factor, sharing)
+
+    def sender(at, src, dst, size):
+        yield env.timeout(at)
+        net.send(src, dst, size)
+
+    for send in sends:
+        env.process(sender(*send))
+    env.run()
+    return [t.t_recv for t in net.transfers]
+
+
+def test_the_window_bound_limits_a_lone_flow_on_a_fast_long_link():
+    """L = 0.1 s: x ≤ γ / (2L) = 4,194,304 / 0.2 = 20,971,520 B/s < 125 MB/s; 10 MB take
+    0.1 + 10⁷ / 20,971,520 s."""
+    t = times(topo([("a", "b", 100, 1000, 1000)]), [(0, "a", "b", 10 * MB)], CM02)
+    assert t == [pytest.approx(0.1 + 10 * MB / 20_971_520, rel=1e-12)]
+
+
+def test_the_window_bound_is_inactive_on_a_slow_link():
+    """L = 10 ms: γ / (2L) ≈ 210 MB/s ≫ 1 MB/s; 1 MB takes 0.01 + 1 s."""
+    t = times(topo([("a", "b", 10, 8, 8)]), [(0, "a", "b", MB)], CM02)
+    assert t == [pytest.approx(0.01 + 1.0, rel=1e-12)]
+
+
+def test_the_bandwidth_factor_scales_the_window_bound_too():
+    """SimGrid bounds the LMM variable, whose rate the factor then scales: β · γ / (2L)."""
+    t = times(topo([("a", "b", 100, 1000, 1000)]), [(0, "a", "b", 10 * MB)], CM02, 0.5)
+    assert t == [pytest.approx(0.1 + 10 * MB / (0.5 * 20_971_520), rel=1e-12)]
+
+
+def test_two_flows_of_different_rtt_share_a_bottleneck_inversely_to_it():
+    """a→c: L = 20 ms; b→c: L = 50 ms; r→c (1 MB/s) shared from 0.05 s on, at rates
+    ∝ 1/L: 5/7 and 2/7 MB/s. 1 MB each: a→c ends at 0.05 + 1.4 = 1.45 s, when b→c has
+    0.6 MB left, alone at 1 MB/s: 2.05 s."""
+    net = topo([("a", "r", 10, 1000, 1000), ("b", "r", 40, 1000, 1000), ("r", "c", 10, 8, 8)])
+    t = times(net, [(0.0, "b", "c", MB), (0.03, "a", "c", MB)], CM02)
+    assert t == [pytest.approx(2.05, rel=1e-12), pytest.approx(1.45, rel=1e-12)]
+    plain = times(net, [(0.0, "b", "c", MB), (0.03, "a", "c", MB)], Sharing())
+    assert plain == [pytest.approx(2.05), pytest.approx(2.05)]  # max-min: equal halves
+
+
+def test_weight_s_adds_to_the_penalty_by_each_links_bandwidth():
+    """p = L + Σ weight_S / B_h: a→c 0.02 + 2 · 10⁴/10⁶ = 0.04, b→c 0.02 + 10⁴/10⁷ + 10⁴/10⁶
+    = 0.031; on r→c (1 MB/s) the rates are ∝ 1/p, computed here with exact fractions."""
+    sharing = Sharing("cm02", weight_s=10_000.0, tcp_gamma=None, crosstraffic=False)
+    net = topo([("a", "r", 10, 8, 8), ("b", "r", 10, 80, 80), ("r", "c", 10, 8, 8)])
+    t = times(net, [(0.0, "a", "c", MB), (0.0, "b", "c", MB)], sharing)
+    p1, p2 = Fraction(4, 100), Fraction(31, 1000)
+    x1, x2 = (1 / p1) / (1 / p1 + 1 / p2) * MB, (1 / p2) / (1 / p1 + 1 / p2) * MB
+    first = MB / x2  # b→c ends first, then a→c alone at 1 MB/s (its a→r link allows it)
+    second = first + (MB - x1 * first) / MB
+    assert t == [pytest.approx(0.02 + float(second), rel=1e-12),
+                 pytest.approx(0.02 + float(first), rel=1e-12)]  # fmt: skip
+
+
+def test_cross_traffic_on_a_duplex_link_is_simgrids_lv08_worked_example():
+    """SimGrid's Models.rst: 100 kB over a 1 Mbit/s, 10 ms link under LV08 take
+    0.01 · 13.01 + 800000 / ((0.97 · 10⁶) / 1.05) = 0.996079 s when the ACKs of a transfer
+    the other way share the link (each direction: x + 0.05 · x' ≤ C). Alone, its own ACKs
+    load only the other direction: 0.01 · 13.01 + 800000 / (0.97 · 10⁶)."""
+    d = DEFAULTS["lv08"]
+    lv08 = Sharing("lv08", d["weight_s"], d["tcp_gamma"], d["crosstraffic"])
+    link = topo([("A", "B", 10, 1, 1)])
+    both = times(link, [(0, "A", "B", 100_000), (0, "B", "A", 100_000)], lv08, 0.97, 13.01)
+    assert both == [pytest.approx(0.996079, abs=5e-7)] * 2
+    assert both[0] == pytest.approx(0.01 * 13.01 + 800_000 / (0.97e6 / 1.05), rel=1e-12)
+    alone = times(link, [(0, "A", "B", 100_000)], lv08, 0.97, 13.01)
+    assert alone == [pytest.approx(0.01 * 13.01 + 800_000 / 0.97e6, rel=1e-12)]
+
+
+def test_the_weighted_solver_with_unit_penalties_is_plain_max_min():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n_flows, n_hops = int(rng.integers(1, 30)), int(rng.integers(1, 12))
+        routes = [rng.choice(n_hops, int(rng.integers(1, n_hops + 1)), replace=False)
+                  for _ in range(n_flows)]  # fmt: skip
+        entry_hop = np.concatenate(routes)
+        entry_flow = np.repeat(np.arange(n_flows), [len(r) for r in routes])
+        capacity = rng.uniform(1, 100, n_hops)
+        plain = max_min_rates(entry_flow, entry_hop, capacity)
+        weighted = weighted_max_min(
+            entry_flow, entry_hop, np.ones(entry_hop.size), capacity, np.ones(n_flows),
+            np.full(n_flows, np.inf),
+        )  # fmt: skip
+        np.testing.assert_allclose(weighted, plain, rtol=1e-9)
+
+
+def test_a_bound_below_the_fair_share_leaves_the_rest_to_the_others():
+    """One 10 B/s hop, three flows, penalties 1, 1, 2, the first bounded at 1 B/s: it takes
+    1; the others split the 9 left ∝ 1/p: 6 and 3."""
+    rates = weighted_max_min(
+        np.array([0, 1, 2]), np.array([0, 0, 0]), np.ones(3), np.array([10.0]),
+        np.array([1.0, 1.0, 2.0]), np.array([1.0, np.inf, np.inf]),
+    )  # fmt: skip
+    np.testing.assert_allclose(rates, [1.0, 6.0, 3.0])
+
+
+def test_scenarios_fill_each_models_defaults_and_refuse_foreign_parameters(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "topology: {generate: tree, edges: 1, ends_per_edge: 2}\n"
+        "workload: {kind: traffic, transfers: [{src: end0, dst: cloud0, bytes: 10}]}\n"
+    )
+    net = load_scenario(path, ["network.model=lv08"]).config.network
+    assert (net.latency_factor, net.bandwidth_factor, net.weight_s) == (13.01, 0.97, 20537)
+    assert net.tcp_gamma == 4_194_304 and net.crosstraffic is True
+    own = load_scenario(path, ["network.model=lv08", "network.latency_factor=1"]).config.network
+    assert own.latency_factor == 1 and own.bandwidth_factor == 0.97
+    plain = load_scenario(path).config.network
+    assert (plain.model, plain.latency_factor, plain.tcp_gamma) == ("maxmin", 1.0, None)
+    with pytest.raises(InputError, match="network: tcp_gamma is a parameter of cm02 and lv08"):
+        load_scenario(path, ["network.tcp_gamma=1000"])

@@ -1,0 +1,126 @@
+"""The ``cm02`` and ``lv08`` models against SimGrid 3.32 itself.
+
+SimGrid's Python bindings come from Debian's ``python3-simgrid`` for the system Python
+(``.ci/run`` installs it); ``tests/oracles/simgrid_flows.py`` runs there as a subprocess
+on the same platform — one SimGrid link per directed hop, routes given whole — and the
+completion time of every flow must agree to 1e-6 relative.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import simpy
+
+from simnet.network import Network
+from simnet.sharing import DEFAULTS, Sharing
+from simnet.topology.graph import Link, Node, Topology, mbps_to_bytes_per_s
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+ORACLE = Path(__file__).parent / "oracles" / "simgrid_flows.py"
+
+
+def _simgrid_missing() -> str | None:
+    try:
+        subprocess.run([SYSTEM_PYTHON, "-c", "import simgrid"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return f"SimGrid's Python bindings are not installed for {SYSTEM_PYTHON} " \
+               "(apt-get install python3-simgrid)"  # fmt: skip
+    return None
+
+
+pytestmark = pytest.mark.skipif(_simgrid_missing() is not None, reason=str(_simgrid_missing()))
+
+
+def random_case(rng: np.random.Generator, n_nodes: int, n_flows: int):
+    """A random tree (latencies 1–50 ms, 1–100 Mbit/s, half the links asymmetric) and
+    flows between random node pairs, both directions, 10 kB–5 MB, starting in 0–2 s."""
+    names = [f"n{i}" for i in range(n_nodes)]
+    links = []
+    for i in range(1, n_nodes):
+        up = float(rng.uniform(1, 100))
+        down = float(rng.uniform(1, 100)) if rng.random() < 0.5 else up
+        parent = names[int(rng.integers(0, i))]
+        links.append(Link(parent, names[i], float(rng.uniform(1, 50)), up, down))
+    topology = Topology([Node(n, "edge", 1e9) for n in names], links)
+    flows = []
+    for _ in range(n_flows):
+        a, b = rng.choice(n_nodes, 2, replace=False)
+        size, start = int(rng.integers(10_000, 5_000_000)), float(rng.uniform(0, 2))
+        flows.append((names[a], names[b], size, start))
+    return topology, flows
+
+
+def simnet_times(topology: Topology, flows: list, model: str) -> list[float]:
+    d = DEFAULTS[model]
+    sharing = Sharing(model, d["weight_s"], d["tcp_gamma"], d["crosstraffic"])
+    env = simpy.Environment()
+    net = Network(env, topology, d["bandwidth_factor"], d["latency_factor"], sharing)
+
+    def sender(src, dst, size, start):
+        yield env.timeout(start)
+        net.send(src, dst, size)
+
+    for flow in flows:
+        env.process(sender(*flow))
+    env.run()
+    by_start = sorted(range(len(flows)), key=lambda i: flows[i][3])  # send order = ids
+    times = [0.0] * len(flows)
+    for transfer, i in zip(net.transfers, by_start, strict=True):
+        times[i] = transfer.t_recv
+    return times
+
+
+def simgrid_times(topology: Topology, flows: list, model: str) -> list[float]:
+    d = DEFAULTS[model]
+    hops = [
+        {"id": f"{a}>{b}", "bytes_per_s": mbps_to_bytes_per_s(link.mbps(a)),
+         "latency_s": link.latency_s}
+        for link in topology.links.values() for a, b in ((link.a, link.b), (link.b, link.a))
+    ]  # fmt: skip
+    routes = {}
+    for src, dst, *_ in flows:
+        for s, t in ((src, dst), (dst, src)):
+            path = topology.path(s, t)
+            routes[f"{s} {t}"] = [f"{a}>{b}" for a, b in zip(path[:-1], path[1:])]
+    problem = {
+        "model": model.upper(),
+        "hosts": list(topology.nodes),
+        "hops": hops,
+        "routes": routes,
+        "flows": [{"src": s, "dst": t, "bytes": n, "start": at} for s, t, n, at in flows],
+        "config": {
+            "network/latency-factor": d["latency_factor"],
+            "network/bandwidth-factor": d["bandwidth_factor"],
+            "network/weight-S": d["weight_s"],
+            "network/TCP-gamma": d["tcp_gamma"],
+            "network/crosstraffic": int(d["crosstraffic"]),
+        },
+    }
+    out = subprocess.run(
+        [SYSTEM_PYTHON, str(ORACLE)], input=json.dumps(problem), capture_output=True,
+        text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("model", ["cm02", "lv08"])
+@pytest.mark.parametrize("seed", range(12))
+def test_completion_times_agree_with_simgrid(model, seed):
+    rng = np.random.default_rng(seed)
+    topology, flows = random_case(rng, n_nodes=int(rng.integers(3, 14)),
+                                  n_flows=int(rng.integers(1, 25)))  # fmt: skip
+    ours, theirs = simnet_times(topology, flows, model), simgrid_times(topology, flows, model)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=0)
+
+
+def test_the_oracle_reproduces_simgrids_documented_example():
+    """Models.rst: 100 kB each way over a 1 Mbit/s, 10 ms link under LV08: 0.996079 s."""
+    topology = Topology([Node("A", "edge", 1e9), Node("B", "edge", 1e9)],
+                        [Link("A", "B", 10, 1, 1)])  # fmt: skip
+    flows = [("A", "B", 100_000, 0.0), ("B", "A", 100_000, 0.0)]
+    assert simgrid_times(topology, flows, "lv08") == [pytest.approx(0.996079, abs=5e-7)] * 2
