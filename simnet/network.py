@@ -128,9 +128,10 @@ class Network:
         )
         self._pending: dict[int, Transfer] = {}  # in the latency phase
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
-        self._flows = FlowTable()  # aligned with _active
+        self._flows = FlowTable(self._capacity)  # aligned with _active
         self._rates = np.zeros(0)  # bytes/s, aligned with _active
         self._last_advance = 0.0
+        self._solve_pending = False
         self._wakeup_generation = 0
         self._due = np.zeros(0, dtype=np.intp)  # indices of the flows the wake-up is for
 
@@ -252,6 +253,12 @@ class Network:
         self._flows.add(
             transfer.size, transfer.hop_ids, transfer.back_ids, transfer.penalty, transfer.bound
         )
+        if not self._solve_pending:  # one re-solve for every flow starting at this instant
+            self._solve_pending = True
+            self.env.timeout(0).callbacks.append(self._solve_now)
+
+    def _solve_now(self, _: simpy.Event) -> None:
+        self._solve_pending = False
         self._reallocate()
 
     def _advance(self) -> None:
@@ -292,10 +299,10 @@ class Network:
         """Rates (bytes/s) of the active flows under the network's sharing rule."""
         flows = self._flows
         if not self.sharing.weighted:
-            entry_flow, entry_hop = flows.route_entries()
-            return max_min_rates(entry_flow, entry_hop, self._capacity)
+            entry_flow, entry_slot = flows.route_entries()
+            return max_min_rates(entry_flow, entry_slot, flows.capacity)
         return weighted_max_min(
-            flows.entry_flow, flows.entry_hop, flows.entry_weight, self._capacity,
+            flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.capacity,
             flows.penalty, flows.bound,
         )  # fmt: skip
 

@@ -21,10 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from simnet.network import Transfer
 from simnet.world import MetricRow
+from simnet.yaml_file import dump_yaml
 
 MESSAGE_COLUMNS = [
     "id",
@@ -130,7 +129,7 @@ def write_run(
 ) -> None:
     """Write a whole run directory, ``summary.json`` last."""
     run_dir = Path(run_dir)
-    atomic_write(run_dir / "scenario.yaml", yaml.safe_dump(scenario, sort_keys=False))
+    atomic_write(run_dir / "scenario.yaml", dump_yaml(scenario))
     atomic_write(run_dir / "messages.csv", messages_csv(transfers))
     atomic_write(run_dir / "metrics.csv", metrics_csv(metrics))
     atomic_write(run_dir / COMPLETE_MARKER, json.dumps(summary, indent=2) + "\n")

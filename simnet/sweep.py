@@ -54,7 +54,7 @@ from tqdm import tqdm
 from simnet.errors import InputError
 from simnet.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
 from simnet.validation import parse
-from simnet.yaml_file import read_yaml
+from simnet.yaml_file import dump_yaml, read_yaml
 
 if TYPE_CHECKING:
     from simnet.scenario import Scenario
@@ -193,7 +193,7 @@ def _wall_clock(key: str) -> bool:
 
 def _as_data(value: Any) -> Any:
     """``value`` as it reads back from ``scenario.yaml`` (lists, not tuples; floats exact)."""
-    return yaml.safe_load(yaml.safe_dump(value, sort_keys=False))
+    return yaml.safe_load(dump_yaml(value))
 
 
 def reusable(sweep: Sweep, point: Point, run_dir: Path) -> bool:
@@ -240,7 +240,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     if force and (out / FIGURES).is_dir():
         shutil.rmtree(out / FIGURES)
-    atomic_write(out / SWEEP_COPY, yaml.safe_dump(sweep.config.model_dump(), sort_keys=False))
+    atomic_write(out / SWEEP_COPY, dump_yaml(sweep.config.model_dump()))
     points = sweep.points()
     todo = [p for p in points if force or not reusable(sweep, p, out / p.name)]
     for point in todo:

@@ -1,4 +1,4 @@
-"""Reading user YAML files with one-line errors."""
+"""Reading user YAML files with one-line errors; writing YAML fast."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ from typing import Any
 import yaml
 
 from simnet.errors import InputError
+
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's emitter where PyYAML has it (the same text, a few times faster)."""
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as YAML text, keys in their order (what ``yaml.safe_dump`` writes)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
 
 
 def read_yaml(path: Path, what: str = "file") -> Any:
