@@ -1,12 +1,27 @@
 """The active flows of the network model as aligned numpy arrays, kept up to date as flows
 start and end, so that a re-solve touches no Python object per flow and only the hops
-some active flow crosses."""
+some active flow crosses. Arrays grow by doubling: adding a flow writes into spare room."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from simnet.sharing import CROSSTRAFFIC_WEIGHT
+if TYPE_CHECKING:
+    from simnet.network import Route
+
+FLOW_FIELDS = ("_remaining", "_floor", "_penalty", "_bound")
+ENTRY_FIELDS = ("_entry_flow", "_entry_slot", "_entry_weight")
+
+
+def _grown(array: np.ndarray, need: int) -> np.ndarray:
+    """``array`` with room for at least ``need`` items (doubling)."""
+    if need <= array.size:
+        return array
+    bigger = np.zeros(max(need, 2 * array.size, 8), dtype=array.dtype)
+    bigger[: array.size] = array
+    return bigger
 
 
 class FlowTable:
@@ -25,16 +40,47 @@ class FlowTable:
         self._hop_of: list[int] = []
         self._free: list[int] = []
         self._users = np.zeros(0, dtype=np.intp)
-        self.remaining = np.zeros(0)
-        self.floor = np.zeros(0)
-        self.penalty = np.zeros(0)
-        self.bound = np.zeros(0)
-        self.entry_flow = np.zeros(0, dtype=np.intp)
-        self.entry_slot = np.zeros(0, dtype=np.intp)
-        self.entry_weight = np.zeros(0)
+        self.n = self.entries = 0
+        self._remaining, self._floor = np.zeros(0), np.zeros(0)
+        self._penalty, self._bound = np.zeros(0), np.zeros(0)
+        self._entry_flow = np.zeros(0, dtype=np.intp)
+        self._entry_slot = np.zeros(0, dtype=np.intp)
+        self._entry_weight = np.zeros(0)
 
     def __len__(self) -> int:
-        return self.remaining.size
+        return self.n
+
+    @property
+    def remaining(self) -> np.ndarray:
+        return self._remaining[: self.n]
+
+    @remaining.setter
+    def remaining(self, value: np.ndarray) -> None:
+        self._remaining[: self.n] = value
+
+    @property
+    def floor(self) -> np.ndarray:
+        return self._floor[: self.n]
+
+    @property
+    def penalty(self) -> np.ndarray:
+        return self._penalty[: self.n]
+
+    @property
+    def bound(self) -> np.ndarray:
+        return self._bound[: self.n]
+
+    @property
+    def entry_flow(self) -> np.ndarray:
+        return self._entry_flow[: self.entries]
+
+    @property
+    def entry_slot(self) -> np.ndarray:
+        return self._entry_slot[: self.entries]
+
+    @property
+    def entry_weight(self) -> np.ndarray:
+        return self._entry_weight[: self.entries]
 
     def _slot(self, hop: int) -> int:
         slot = self._slot_of.get(hop)
@@ -45,44 +91,59 @@ class FlowTable:
             else:
                 slot = len(self._hop_of)
                 self._hop_of.append(hop)
-                self.capacity = np.append(self.capacity, 0.0)
-                self._users = np.append(self._users, 0)
+                self.capacity = _grown(self.capacity, slot + 1)
+                self._users = _grown(self._users, slot + 1)
             self.capacity[slot] = self._hop_capacity[hop]
             self._slot_of[hop] = slot
         self._users[slot] += 1
         return slot
 
-    def add(
-        self, size: int, hops: np.ndarray, back: np.ndarray, penalty: float, bound: float
-    ) -> None:
-        """Append a flow of ``size`` bytes over ``hops`` (and ``back``, its ACKs' hops)."""
-        index = len(self)
-        self.remaining = np.append(self.remaining, float(size))
-        self.floor = np.append(self.floor, max(1.0, size))
-        self.penalty = np.append(self.penalty, penalty)
-        self.bound = np.append(self.bound, bound)
-        slots = [self._slot(int(h)) for h in (*hops, *back)]
-        self.entry_flow = np.append(self.entry_flow, np.full(len(slots), index, dtype=np.intp))
-        self.entry_slot = np.append(self.entry_slot, np.array(slots, dtype=np.intp))
-        weights = np.r_[np.ones(hops.size), np.full(back.size, CROSSTRAFFIC_WEIGHT)]
-        self.entry_weight = np.concatenate([self.entry_weight, weights])
+    def add(self, size: int, route: Route) -> None:
+        """Append a flow of ``size`` bytes on ``route`` (its hops, then its ACKs' hops)."""
+        i, e = self.n, self.entries
+        hops = [*route.hop_ids.tolist(), *route.back_ids.tolist()]
+        for name in FLOW_FIELDS:
+            setattr(self, name, _grown(getattr(self, name), i + 1))
+        for name in ENTRY_FIELDS:
+            setattr(self, name, _grown(getattr(self, name), e + len(hops)))
+        self._remaining[i], self._floor[i] = float(size), max(1.0, size)
+        self._penalty[i], self._bound[i] = route.penalty, route.bound
+        self._entry_flow[e : e + len(hops)] = i
+        self._entry_slot[e : e + len(hops)] = [self._slot(h) for h in hops]
+        self._entry_weight[e : e + len(hops)] = route.entry_weight
+        self.n, self.entries = i + 1, e + len(hops)
 
     def keep(self, kept: np.ndarray) -> None:
         """Keep only the flows where ``kept`` (a boolean mask) is true, in order."""
-        for name in ("remaining", "floor", "penalty", "bound"):
-            setattr(self, name, getattr(self, name)[kept])
+        if not kept.any():  # none left: every slot is free again
+            self._slot_of.clear()
+            self._hop_of.clear()
+            self._free.clear()
+            self._users[:] = 0
+            self.n = self.entries = 0
+            return
         entries = kept[self.entry_flow]
         gone = self.entry_slot[~entries]
         self._users -= np.bincount(gone, minlength=self._users.size)
-        for slot in np.unique(gone[self._users[gone] == 0]).tolist():
+        for slot in set(gone[self._users[gone] == 0].tolist()):
             del self._slot_of[self._hop_of[slot]]
             self._free.append(slot)
+        n = int(kept.sum())
+        for name in FLOW_FIELDS:
+            array = getattr(self, name)
+            array[:n] = array[: self.n][kept]
         renumber = np.cumsum(kept) - 1
-        self.entry_flow = renumber[self.entry_flow[entries]]
-        self.entry_slot = self.entry_slot[entries]
-        self.entry_weight = self.entry_weight[entries]
+        flows = renumber[self.entry_flow[entries]]
+        slots, weights = self.entry_slot[entries], self.entry_weight[entries]
+        self.n, self.entries = n, flows.size
+        self._entry_flow[: self.entries] = flows
+        self._entry_slot[: self.entries] = slots
+        self._entry_weight[: self.entries] = weights
 
     def route_entries(self) -> tuple[np.ndarray, np.ndarray]:
         """``(entry_flow, entry_slot)`` of the routes only (no reverse-route entries)."""
-        own = self.entry_weight == 1.0
+        weights = self.entry_weight
+        if weights.size == 0 or weights.min() == 1.0:
+            return self.entry_flow, self.entry_slot
+        own = weights == 1.0
         return self.entry_flow[own], self.entry_slot[own]

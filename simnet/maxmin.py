@@ -33,24 +33,22 @@ def max_min_rates(
         return np.array([capacity[entry_hop].min()])
     n_hops = capacity.size
     rates = np.zeros(n_flows)
-    frozen = np.zeros(n_flows, dtype=bool)
     spare = capacity.astype(float)
     users = np.bincount(entry_hop, minlength=n_hops).astype(float)
-    left = n_flows
-    while left:
+    flow, hop = entry_flow, entry_hop  # the entries of the flows not frozen yet
+    while flow.size:
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(users > 0, spare / users, np.inf)
         fair = share.min()
         saturated = share <= fair * (1 + REL_TOL)
         newly = np.zeros(n_flows, dtype=bool)
-        newly[entry_flow[saturated[entry_hop]]] = True
-        newly &= ~frozen
+        newly[flow[saturated[hop]]] = True
         rates[newly] = fair
-        frozen |= newly
-        left -= int(newly.sum())
-        taken = np.bincount(entry_hop[newly[entry_flow]], minlength=n_hops)
+        leaving = newly[flow]
+        taken = np.bincount(hop[leaving], minlength=n_hops)
         spare = np.maximum(spare - taken * fair, 0.0)
         users -= taken
+        flow, hop = flow[~leaving], hop[~leaving]
     return rates
 
 
@@ -80,7 +78,8 @@ def weighted_max_min(
     usage = np.bincount(entry_hop, weights=entry_weight * inverse[entry_flow], minlength=n_hops)
     users = np.bincount(entry_hop, minlength=n_hops)
     level_bound = bound * penalty
-    while not fixed.all():
+    flow, hop, weight = entry_flow, entry_hop, entry_weight  # entries of flows not fixed
+    while flow.size:
         with np.errstate(divide="ignore", invalid="ignore"):
             level = np.where(usage > 0, remaining / usage, np.inf)
         t = level.min()
@@ -93,15 +92,15 @@ def weighted_max_min(
         else:
             saturated = level <= t * (1 + REL_TOL)
             newly = np.zeros(n_flows, dtype=bool)
-            newly[entry_flow[saturated[entry_hop]]] = True
-            newly &= ~fixed
+            newly[flow[saturated[hop]]] = True
             rates[newly] = t * inverse[newly]
         fixed |= newly
-        taken = newly[entry_flow]
-        hops, weights, flows = entry_hop[taken], entry_weight[taken], entry_flow[taken]
+        taken = newly[flow]
+        hops, weights, flows = hop[taken], weight[taken], flow[taken]
         remaining -= np.bincount(hops, weights=weights * rates[flows], minlength=n_hops)
         usage -= np.bincount(hops, weights=weights * inverse[flows], minlength=n_hops)
         users -= np.bincount(hops, minlength=n_hops)
         np.maximum(remaining, 0.0, out=remaining)
         usage[users == 0] = 0.0
+        flow, hop, weight = flow[~taken], hop[~taken], weight[~taken]
     return rates

@@ -32,7 +32,7 @@ import simpy
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
 from simnet.flows import FlowTable
 from simnet.maxmin import REL_TOL, max_min_rates, weighted_max_min
-from simnet.sharing import Sharing
+from simnet.sharing import CROSSTRAFFIC_WEIGHT, Sharing
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
 
 
@@ -67,12 +67,27 @@ class Transfer:
     active: bool = False
     done: simpy.Event | None = field(default=None, repr=False)
     hop_ids: np.ndarray | None = field(default=None, repr=False)
-    back_ids: np.ndarray | None = field(default=None, repr=False)
-    """Hops of its reverse route, which its ACKs load (cross-traffic; else empty)."""
-    links: frozenset = frozenset()
-    """The links (unordered pairs) whose failure drops it."""
-    penalty: float = 1.0
-    bound: float = float("inf")
+    route: Route | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the network needs of a static route, worked out once per (src, dst): its
+    ``path`` and ``hops``, their ids, the hops of the reverse route its ACKs load
+    (cross-traffic; else none), the ``entry_weight`` of each (1, then 0.05), the ``links``
+    whose failure drops a flow on it, the link ``classes`` it crosses, its latency phase
+    (seconds) and the flow's sharing ``penalty`` and ``bound`` (bytes/s)."""
+
+    path: tuple[str, ...]
+    hops: tuple[Hop, ...]
+    hop_ids: np.ndarray
+    back_ids: np.ndarray
+    entry_weight: np.ndarray
+    links: frozenset
+    classes: tuple[str, ...]
+    latency: float
+    penalty: float
+    bound: float
 
 
 class Network:
@@ -129,6 +144,7 @@ class Network:
         self._pending: dict[int, Transfer] = {}  # in the latency phase
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
         self._flows = FlowTable(self._capacity)  # aligned with _active
+        self._routes: dict[tuple[str, str], Route] = {}
         self._rates = np.zeros(0)  # bytes/s, aligned with _active
         self._last_advance = 0.0
         self._solve_pending = False
@@ -153,6 +169,41 @@ class Network:
         dropped. ``data`` travels with the transfer untouched (e.g. the encoded message).
         Raises ``KeyError`` for an unknown node and ``NoRouteError`` if no path exists.
         """
+        route = self._routes.get((src, dst)) or self._route(src, dst)
+        transfer = Transfer(
+            id=len(self.transfers),
+            src=src,
+            dst=dst,
+            kind=kind,
+            size=int(size),
+            t_send=self.env.now,
+            path=route.path,
+            data=data,
+            hops=route.hops,
+            remaining=float(size),
+            done=self.env.event(),
+            hop_ids=route.hop_ids,
+            route=route,
+            phase=self.phases.get(kind, self.default_phase),
+            classes=route.classes,
+        )
+        self.transfers.append(transfer)
+        self.bytes_sent += transfer.size
+        self.kind_bytes[kind]["sent"] += transfer.size
+        self.phase_bytes[transfer.phase] += transfer.size
+        for name in transfer.classes:
+            self.class_messages[name]["sent"] += transfer.size
+        if (self.down and route.links & self.down) or self.down_nodes.intersection(route.path):
+            self._finish(transfer, DROPPED)
+            return transfer.done
+        self._pending[transfer.id] = transfer
+        self.env.timeout(route.latency).callbacks.append(
+            lambda _: self._start_bandwidth_phase(transfer)
+        )
+        return transfer.done
+
+    def _route(self, src: str, dst: str) -> Route:
+        """Work out (and keep) the :class:`Route` from ``src`` to ``dst``."""
         path = self.topology.path(src, dst)
         hops = tuple(zip(path[:-1], path[1:], strict=True))
         back: tuple[Hop, ...] = ()
@@ -161,39 +212,20 @@ class Network:
             back = tuple(zip(back_path[:-1], back_path[1:], strict=True))
         latency = sum(self.topology.link(*h).latency_s for h in hops)
         raw = [self._capacity[self._hop_id[h]] / self.bandwidth_factor for h in hops]
-        transfer = Transfer(
-            id=len(self.transfers),
-            src=src,
-            dst=dst,
-            kind=kind,
-            size=int(size),
-            t_send=self.env.now,
+        route = Route(
             path=path,
-            data=data,
             hops=hops,
-            remaining=float(size),
-            done=self.env.event(),
             hop_ids=np.array([self._hop_id[h] for h in hops], dtype=np.intp),
             back_ids=np.array([self._hop_id[h] for h in back], dtype=np.intp),
+            entry_weight=np.r_[np.ones(len(hops)), np.full(len(back), CROSSTRAFFIC_WEIGHT)],
             links=frozenset(frozenset(h) for h in hops + back),
+            classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
+            latency=self.route_latency(hops),
             penalty=self.sharing.penalty(latency, raw, self.latency_factor),
             bound=self.sharing.bound(latency, self.bandwidth_factor),
-            phase=self.phases.get(kind, self.default_phase),
-            classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
         )
-        self.transfers.append(transfer)
-        self.bytes_sent += transfer.size
-        self.kind_bytes[kind]["sent"] += transfer.size
-        self.phase_bytes[transfer.phase] += transfer.size
-        for name in transfer.classes:
-            self.class_messages[name]["sent"] += transfer.size
-        if transfer.links & self.down or self.down_nodes.intersection(path):
-            self._finish(transfer, DROPPED)
-            return transfer.done
-        self._pending[transfer.id] = transfer
-        latency = self.route_latency(hops)
-        self.env.timeout(latency).callbacks.append(lambda _: self._start_bandwidth_phase(transfer))
-        return transfer.done
+        self._routes[src, dst] = route
+        return route
 
     def set_link(self, a: str, b: str, up: bool) -> None:
         """Bring the link between ``a`` and ``b`` up or down now.
@@ -205,7 +237,7 @@ class Network:
             self.down.discard(key)
             return
         self.down.add(key)
-        self._drop_where(lambda t: key in t.links)
+        self._drop_where(lambda t: key in t.route.links)
 
     def set_node(self, node: str, up: bool) -> None:
         """Bring ``node`` up or down now. A down node sends, receives and forwards nothing:
@@ -250,9 +282,7 @@ class Network:
         self._advance()
         transfer.active = True
         self._active.append(transfer)
-        self._flows.add(
-            transfer.size, transfer.hop_ids, transfer.back_ids, transfer.penalty, transfer.bound
-        )
+        self._flows.add(transfer.size, transfer.route)
         if not self._solve_pending:  # one re-solve for every flow starting at this instant
             self._solve_pending = True
             self.env.timeout(0).callbacks.append(self._solve_now)
@@ -277,7 +307,10 @@ class Network:
         leaving = [self._active[i] for i in indices]
         for i, transfer in zip(indices, leaving, strict=True):
             transfer.remaining = max(0.0, float(self._flows.remaining[i]))
-        self._active = [t for t, k in zip(self._active, keep, strict=True) if k]
+        if len(indices) == 1:
+            del self._active[indices[0]]
+        else:
+            self._active = [t for t, k in zip(self._active, keep, strict=True) if k]
         self._flows.keep(keep)
         for transfer in leaving:
             self._finish(transfer, status)
