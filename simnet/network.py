@@ -6,7 +6,8 @@ A message of ``S`` bytes sent at ``t_send`` over the static route ``r`` (directe
 2. becomes a flow that transmits at rate ``x_f(t)`` bytes/s, where the rates of all active
    flows are the max-min fair allocation (progressive filling) under the capacities
    ``C_h = β · bandwidth_mbps_h · 10⁶ / 8`` bytes/s of every directed hop ``h``, recomputed
-   whenever a flow starts, ends or is dropped;
+   whenever a flow starts, ends or is dropped (once for flows starting at one instant);
+   ``network.model`` ``cm02``/``lv08`` weight the sharing (:mod:`simnet.sharing`);
 3. is received at ``t_recv``, the instant its last byte is transmitted:
    ``∫_{t_send+L}^{t_recv} x_f(t) dt = S``.
 
