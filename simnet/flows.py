@@ -24,6 +24,22 @@ def _grown(array: np.ndarray, need: int) -> np.ndarray:
     return bigger
 
 
+class _Used:
+    """The used part ``_NAME[:count]`` of a growable array ``_NAME`` (assignable)."""
+
+    def __init__(self, count: str) -> None:
+        self.count = count
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.array = f"_{name}"
+
+    def __get__(self, table: FlowTable, owner: type | None = None) -> np.ndarray:
+        return getattr(table, self.array)[: getattr(table, self.count)]
+
+    def __set__(self, table: FlowTable, value: np.ndarray) -> None:
+        getattr(table, self.array)[: getattr(table, self.count)] = value
+
+
 class FlowTable:
     """Per flow (in activation order): bytes ``remaining``, ``floor`` (its size, at least
     1 B), sharing ``penalty`` and ``bound``; per entry (a flow on a hop): ``entry_flow``,
@@ -50,37 +66,13 @@ class FlowTable:
     def __len__(self) -> int:
         return self.n
 
-    @property
-    def remaining(self) -> np.ndarray:
-        return self._remaining[: self.n]
-
-    @remaining.setter
-    def remaining(self, value: np.ndarray) -> None:
-        self._remaining[: self.n] = value
-
-    @property
-    def floor(self) -> np.ndarray:
-        return self._floor[: self.n]
-
-    @property
-    def penalty(self) -> np.ndarray:
-        return self._penalty[: self.n]
-
-    @property
-    def bound(self) -> np.ndarray:
-        return self._bound[: self.n]
-
-    @property
-    def entry_flow(self) -> np.ndarray:
-        return self._entry_flow[: self.entries]
-
-    @property
-    def entry_slot(self) -> np.ndarray:
-        return self._entry_slot[: self.entries]
-
-    @property
-    def entry_weight(self) -> np.ndarray:
-        return self._entry_weight[: self.entries]
+    remaining = _Used("n")
+    floor = _Used("n")
+    penalty = _Used("n")
+    bound = _Used("n")
+    entry_flow = _Used("entries")
+    entry_slot = _Used("entries")
+    entry_weight = _Used("entries")
 
     def _slot(self, hop: int) -> int:
         slot = self._slot_of.get(hop)

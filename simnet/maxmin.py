@@ -71,6 +71,8 @@ def weighted_max_min(
     penalties.
     """
     n_flows, n_hops = penalty.size, capacity.size
+    if n_flows == 1:  # alone: its tightest hop (ACK load included) or its bound
+        return np.array([min((capacity[entry_hop] / entry_weight).min(), bound[0])])
     rates = np.zeros(n_flows)
     fixed = np.zeros(n_flows, dtype=bool)
     inverse = 1.0 / penalty

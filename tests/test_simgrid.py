@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import simpy
+from test_sharing import times
 
-from simnet.network import Network
 from simnet.sharing import DEFAULTS, Sharing
 from simnet.topology.graph import Link, Node, Topology, mbps_to_bytes_per_s
 
@@ -58,21 +57,13 @@ def random_case(rng: np.random.Generator, n_nodes: int, n_flows: int):
 def simnet_times(topology: Topology, flows: list, model: str) -> list[float]:
     d = DEFAULTS[model]
     sharing = Sharing(model, d["weight_s"], d["tcp_gamma"], d["crosstraffic"])
-    env = simpy.Environment()
-    net = Network(env, topology, d["bandwidth_factor"], d["latency_factor"], sharing)
-
-    def sender(src, dst, size, start):
-        yield env.timeout(start)
-        net.send(src, dst, size)
-
-    for flow in flows:
-        env.process(sender(*flow))
-    env.run()
+    sends = [(start, src, dst, size) for src, dst, size, start in flows]
+    received = times(topology, sends, sharing, d["bandwidth_factor"], d["latency_factor"])
     by_start = sorted(range(len(flows)), key=lambda i: flows[i][3])  # send order = ids
-    times = [0.0] * len(flows)
-    for transfer, i in zip(net.transfers, by_start, strict=True):
-        times[i] = transfer.t_recv
-    return times
+    out = [0.0] * len(flows)
+    for t, i in zip(received, by_start, strict=True):
+        out[i] = t
+    return out
 
 
 def simgrid_times(topology: Topology, flows: list, model: str) -> list[float]:
@@ -85,8 +76,7 @@ def simgrid_times(topology: Topology, flows: list, model: str) -> list[float]:
     routes = {}
     for src, dst, *_ in flows:
         for s, t in ((src, dst), (dst, src)):
-            path = topology.path(s, t)
-            routes[f"{s} {t}"] = [f"{a}>{b}" for a, b in zip(path[:-1], path[1:])]
+            routes[f"{s} {t}"] = [f"{a}>{b}" for a, b in topology.route(s, t)]
     problem = {
         "model": model.upper(),
         "hosts": list(topology.nodes),
