@@ -36,9 +36,10 @@ def max_min_rates(
     spare = capacity.astype(float)
     users = np.bincount(entry_hop, minlength=n_hops).astype(float)
     flow, hop = entry_flow, entry_hop  # the entries of the flows not frozen yet
+    share = np.empty(n_hops)
     while flow.size:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(users > 0, spare / users, np.inf)
+        share.fill(np.inf)
+        np.divide(spare, users, out=share, where=users > 0)
         fair = share.min()
         saturated = share <= fair * (1 + REL_TOL)
         newly = np.zeros(n_flows, dtype=bool)
@@ -81,9 +82,10 @@ def weighted_max_min(
     users = np.bincount(entry_hop, minlength=n_hops)
     level_bound = bound * penalty
     flow, hop, weight = entry_flow, entry_hop, entry_weight  # entries of flows not fixed
+    level = np.empty(n_hops)
     while flow.size:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            level = np.where(usage > 0, remaining / usage, np.inf)
+        level.fill(np.inf)
+        np.divide(remaining, usage, out=level, where=usage > 0)
         t = level.min()
         tb = level_bound[~fixed].min()
         if not np.isfinite(min(t, tb)):

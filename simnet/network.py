@@ -284,7 +284,11 @@ class Network:
         transfer.active = True
         self._active.append(transfer)
         self._flows.add(transfer.size, transfer.route)
-        if not self._solve_pending:  # one re-solve for every flow starting at this instant
+        if self._solve_pending:
+            return
+        if self.env.peek() > self.env.now:  # nothing else happens at this instant
+            self._reallocate()
+        else:  # one re-solve for every flow starting at this instant, after the last
             self._solve_pending = True
             self.env.timeout(0).callbacks.append(self._solve_now)
 
