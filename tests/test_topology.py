@@ -155,3 +155,46 @@ def test_graphml_errors(tmp_path, spec, field, text):
     with pytest.raises(InputError) as err:
         load_topology(spec, "s.yaml", tmp_path)
     assert err.value.field == field and text in err.value.message
+
+
+def test_tree_routes_are_the_shortest_paths_dijkstra_finds():
+    """On a tree every route comes from parent pointers (O(depth)); it must be the route
+    the general search finds, zero-latency links included."""
+    import numpy as np
+
+    from simnet.topology.graph import Link, Node, Topology
+    from simnet.topology.routing import ShortestPaths
+
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        n = int(rng.integers(1, 40))
+        names = [f"n{i}" for i in range(n)]
+        links = [Link(names[int(rng.integers(0, i))], names[i], float(rng.choice([0, 1, 2.5])),
+                      10.0, 10.0) for i in range(1, n)]  # fmt: skip
+        topology = Topology([Node(x, "edge", 1e9) for x in names], links)
+        assert topology._tree is not None
+        for a, b in rng.integers(0, n, size=(20, 2)):
+            search = ShortestPaths(names[a], topology._sorted_neighbours.__getitem__,
+                                   lambda u, v, t=topology: t.link(u, v).latency_s)  # fmt: skip
+            assert topology.path(names[a], names[b]) == search.to(names[b])
+
+
+def test_a_graph_with_a_cycle_or_two_parts_is_not_routed_as_a_tree():
+    cycle = topology_from_dict(
+        {"nodes": [{"id": x, "tier": "edge", "flops": 1e9} for x in "abc"],
+         "links": [{"a": "a", "b": "b", "latency_ms": 1, "bandwidth_mbps": 1},
+                   {"a": "b", "b": "c", "latency_ms": 1, "bandwidth_mbps": 1},
+                   {"a": "a", "b": "c", "latency_ms": 5, "bandwidth_mbps": 1}]},
+        "x.yaml",
+    )  # fmt: skip
+    assert cycle._tree is None and cycle.path("a", "c") == ("a", "b", "c")
+    parts = topology_from_dict(  # as many links as a tree of 4 nodes, but d is apart
+        {"nodes": [{"id": x, "tier": "edge", "flops": 1e9} for x in "abcd"],
+         "links": [{"a": "a", "b": "b", "latency_ms": 1, "bandwidth_mbps": 1},
+                   {"a": "b", "b": "c", "latency_ms": 1, "bandwidth_mbps": 1},
+                   {"a": "a", "b": "c", "latency_ms": 5, "bandwidth_mbps": 1}]},
+        "x.yaml",
+    )  # fmt: skip
+    assert len(parts.links) == len(parts.nodes) - 1 and parts._tree is None
+    with pytest.raises(NoRouteError):
+        parts.path("a", "d")
