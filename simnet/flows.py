@@ -49,8 +49,10 @@ class FlowTable:
     capacity (bytes/s) is ``capacity[slot]``; a slot no flow uses any more is reused.
     """
 
-    def __init__(self, capacity: np.ndarray) -> None:
+    def __init__(self, capacity: np.ndarray, track: bool = False) -> None:
         self._hop_capacity = capacity
+        self._track = track
+        """Whether to note the hops flows join or leave (for :meth:`touched_component`)."""
         self.capacity = np.zeros(0)
         self._slot_of: dict[int, int] = {}
         self._hop_of: list[int] = []
@@ -62,6 +64,7 @@ class FlowTable:
         self._entry_flow = np.zeros(0, dtype=np.intp)
         self._entry_slot = np.zeros(0, dtype=np.intp)
         self._entry_weight = np.zeros(0)
+        self._touched: list[np.ndarray] = []
 
     def __len__(self) -> int:
         return self.n
@@ -102,6 +105,8 @@ class FlowTable:
         self._penalty[i], self._bound[i] = route.penalty, route.bound
         self._entry_flow[e : e + len(hops)] = i
         self._entry_slot[e : e + len(hops)] = [self._slot(h) for h in hops]
+        if self._track:
+            self._touched.append(self._entry_slot[e : e + len(hops)].copy())
         self._entry_weight[e : e + len(hops)] = route.entry_weight
         self.n, self.entries = i + 1, e + len(hops)
 
@@ -113,9 +118,12 @@ class FlowTable:
             self._free.clear()
             self._users[:] = 0
             self.n = self.entries = 0
+            self._touched.clear()
             return
         entries = kept[self.entry_flow]
         gone = self.entry_slot[~entries]
+        if self._track:
+            self._touched.append(gone)
         self._users -= np.bincount(gone, minlength=self._users.size)
         for slot in set(gone[self._users[gone] == 0].tolist()):
             del self._slot_of[self._hop_of[slot]]
@@ -139,3 +147,17 @@ class FlowTable:
             return self.entry_flow, self.entry_slot
         own = weights == 1.0
         return self.entry_flow[own], self.entry_slot[own]
+
+    def touched_component(self) -> np.ndarray:
+        """The flows whose rates a change since the last call can reach (a boolean mask):
+        those connected, through hops they share, to a hop a flow joined or left."""
+        hop = np.zeros(self.capacity.size, dtype=bool)
+        for slots in self._touched:
+            hop[slots] = True
+        self._touched.clear()
+        flow = np.zeros(self.n, dtype=bool)
+        entry_flow, entry_slot = self.entry_flow, self.entry_slot
+        while (reach := hop[entry_slot] & ~flow[entry_flow]).any():
+            flow[entry_flow[reach]] = True
+            hop[entry_slot[flow[entry_flow]]] = True
+        return flow

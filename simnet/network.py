@@ -144,7 +144,7 @@ class Network:
         )
         self._pending: dict[int, Transfer] = {}  # in the latency phase
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
-        self._flows = FlowTable(self._capacity)  # aligned with _active
+        self._flows = FlowTable(self._capacity, self.sharing.weighted)  # aligned with _active
         self._routes: dict[tuple[str, str], Route] = {}
         self._rates = np.zeros(0)  # bytes/s, aligned with _active
         self._last_advance = 0.0
@@ -284,6 +284,7 @@ class Network:
         transfer.active = True
         self._active.append(transfer)
         self._flows.add(transfer.size, transfer.route)
+        self._rates = np.append(self._rates, 0.0)  # until the re-solve
         if self._solve_pending:
             return
         if self.env.peek() > self.env.now:  # nothing else happens at this instant
@@ -317,6 +318,7 @@ class Network:
         else:
             self._active = [t for t, k in zip(self._active, keep, strict=True) if k]
         self._flows.keep(keep)
+        self._rates = self._rates[keep]
         for transfer in leaving:
             self._finish(transfer, status)
 
@@ -339,10 +341,20 @@ class Network:
         if not self.sharing.weighted:
             entry_flow, entry_slot = flows.route_entries()
             return max_min_rates(entry_flow, entry_slot, flows.capacity)
-        return weighted_max_min(
-            flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.capacity,
-            flows.penalty, flows.bound,
+        reach = flows.touched_component()  # the flows the change can reach, re-solved alone
+        if reach.all():
+            return weighted_max_min(
+                flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.capacity,
+                flows.penalty, flows.bound,
+            )  # fmt: skip
+        entries = reach[flows.entry_flow]
+        renumber = np.cumsum(reach) - 1
+        rates = self._rates.copy()
+        rates[reach] = weighted_max_min(
+            renumber[flows.entry_flow[entries]], flows.entry_slot[entries],
+            flows.entry_weight[entries], flows.capacity, flows.penalty[reach], flows.bound[reach],
         )  # fmt: skip
+        return rates
 
     def _on_wakeup(self, generation: int) -> None:
         """Deliver the flows this wake-up was scheduled for, whatever rounding left of them.
