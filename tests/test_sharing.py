@@ -144,3 +144,35 @@ def test_scenarios_fill_each_models_defaults_and_refuse_foreign_parameters(tmp_p
     assert (plain.model, plain.latency_factor, plain.tcp_gamma) == ("maxmin", 1.0, None)
     with pytest.raises(InputError, match="network: tcp_gamma is a parameter of cm02 and lv08"):
         load_scenario(path, ["network.tcp_gamma=1000"])
+
+
+def test_re_solving_only_what_a_change_reaches_equals_re_solving_everything(monkeypatch):
+    """Random forests of flows under cm02 with cross-traffic: the times with the
+    reachable-part re-solve equal those of full re-solves (forced here)."""
+    from simnet.flows import FlowTable
+
+    rng = np.random.default_rng(11)
+    d = DEFAULTS["cm02"]
+    sharing = Sharing("cm02", d["weight_s"], d["tcp_gamma"], d["crosstraffic"])
+    for _ in range(10):
+        names = [f"n{i}" for i in range(12)]
+        links = [
+            (
+                names[int(rng.integers(0, i))],
+                names[i],
+                float(rng.uniform(1, 30)),
+                float(rng.uniform(2, 50)),
+                float(rng.uniform(2, 50)),
+            )
+            for i in range(1, 12)
+        ]
+        sends = []
+        for _ in range(20):
+            a, b = rng.choice(12, 2, replace=False)
+            sends.append((float(rng.uniform(0, 3)), names[a], names[b],
+                          int(rng.integers(10_000, 3_000_000))))  # fmt: skip
+        part = times(topo(links), sends, sharing)
+        with monkeypatch.context() as m:
+            m.setattr(FlowTable, "touched_component", lambda self: np.ones(self.n, dtype=bool))
+            whole = times(topo(links), sends, sharing)
+        np.testing.assert_allclose(part, whole, rtol=1e-9)
