@@ -50,10 +50,7 @@ def simpy_timeouts(processes: int = 1_000, each: int = 200) -> tuple[int, float]
 
 def network(env: simpy.Environment, topology: Topology, model: str) -> Network:
     d = DEFAULTS[model]
-    sharing = Sharing() if model == "maxmin" else Sharing(
-        model, d["weight_s"], d["tcp_gamma"], d["crosstraffic"]  # type: ignore[arg-type]
-    )  # fmt: skip
-    return Network(env, topology, d["bandwidth_factor"], d["latency_factor"], sharing)
+    return Network(env, topology, d["bandwidth_factor"], d["latency_factor"], Sharing.of(model))
 
 
 def sequential_deliveries(model: str, count: int = 20_000) -> tuple[int, float]:

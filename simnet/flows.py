@@ -140,14 +140,6 @@ class FlowTable:
         self._entry_slot[: self.entries] = slots
         self._entry_weight[: self.entries] = weights
 
-    def route_entries(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(entry_flow, entry_slot)`` of the routes only (no reverse-route entries)."""
-        weights = self.entry_weight
-        if weights.size == 0 or weights.min() == 1.0:
-            return self.entry_flow, self.entry_slot
-        own = weights == 1.0
-        return self.entry_flow[own], self.entry_slot[own]
-
     def touched_component(self) -> np.ndarray:
         """The flows whose rates a change since the last call can reach (a boolean mask):
         those connected, through hops they share, to a hop a flow joined or left."""

@@ -67,7 +67,6 @@ class Transfer:
     remaining: float = 0.0
     active: bool = False
     done: simpy.Event | None = field(default=None, repr=False)
-    hop_ids: np.ndarray | None = field(default=None, repr=False)
     route: Route | None = field(default=None, repr=False)
 
 
@@ -183,7 +182,6 @@ class Network:
             hops=route.hops,
             remaining=float(size),
             done=self.env.event(),
-            hop_ids=route.hop_ids,
             route=route,
             phase=self.phases.get(kind, self.default_phase),
             classes=route.classes,
@@ -208,11 +206,11 @@ class Network:
         path = self.topology.path(src, dst)
         hops = tuple(zip(path[:-1], path[1:], strict=True))
         back: tuple[Hop, ...] = ()
-        if self.sharing.crosstraffic and hops:
+        if self.sharing.weighted and self.sharing.crosstraffic and hops:
             back_path = self.topology.path(dst, src)
             back = tuple(zip(back_path[:-1], back_path[1:], strict=True))
         latency = sum(self.topology.link(*h).latency_s for h in hops)
-        raw = [self._capacity[self._hop_id[h]] / self.bandwidth_factor for h in hops]
+        raw = [mbps_to_bytes_per_s(self.topology.link(*h).mbps(h[0])) for h in hops]
         route = Route(
             path=path,
             hops=hops,
@@ -339,8 +337,7 @@ class Network:
         """Rates (bytes/s) of the active flows under the network's sharing rule."""
         flows = self._flows
         if not self.sharing.weighted:
-            entry_flow, entry_slot = flows.route_entries()
-            return max_min_rates(entry_flow, entry_slot, flows.capacity)
+            return max_min_rates(flows.entry_flow, flows.entry_slot, flows.capacity)
         reach = flows.touched_component()  # the flows the change can reach, re-solved alone
         if reach.all():
             return weighted_max_min(

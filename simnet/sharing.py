@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-MODELS = ("maxmin", "cm02", "lv08")
 Model = Literal["maxmin", "cm02", "lv08"]
 CROSSTRAFFIC_WEIGHT = 0.05
 """Weight of a flow on each link of its reverse route (its ACKs), SimGrid's value."""
@@ -44,12 +43,21 @@ DEFAULTS: dict[str, dict[str, float | bool | None]] = {
 @dataclass(frozen=True)
 class Sharing:
     """The sharing rule of a network: ``model``, ``weight_s`` (bytes), ``tcp_gamma``
-    (bytes; ``None``: no window bound), ``crosstraffic``."""
+    (bytes; ``None``: no window bound), ``crosstraffic`` (only ``cm02``/``lv08`` use the
+    last three)."""
 
     model: Model = "maxmin"
     weight_s: float = 0.0
     tcp_gamma: float | None = None
     crosstraffic: bool = False
+
+    @classmethod
+    def of(cls, model: Model) -> Sharing:
+        """``model`` with its defaults (:data:`DEFAULTS`)."""
+        if model == "maxmin":
+            return cls()
+        d = DEFAULTS[model]
+        return cls(model, d["weight_s"], d["tcp_gamma"], d["crosstraffic"])  # type: ignore[arg-type]
 
     @property
     def weighted(self) -> bool:

@@ -16,7 +16,7 @@ from simnet.errors import InputError
 from simnet.maxmin import max_min_rates, weighted_max_min
 from simnet.network import Network
 from simnet.scenario import load_scenario
-from simnet.sharing import DEFAULTS, Sharing
+from simnet.sharing import Sharing
 from simnet.topology.graph import Link, Node, Topology
 
 MB = 1_000_000
@@ -92,8 +92,7 @@ def test_cross_traffic_on_a_duplex_link_is_simgrids_lv08_worked_example():
     0.01 · 13.01 + 800000 / ((0.97 · 10⁶) / 1.05) = 0.996079 s when the ACKs of a transfer
     the other way share the link (each direction: x + 0.05 · x' ≤ C). Alone, its own ACKs
     load only the other direction: 0.01 · 13.01 + 800000 / (0.97 · 10⁶)."""
-    d = DEFAULTS["lv08"]
-    lv08 = Sharing("lv08", d["weight_s"], d["tcp_gamma"], d["crosstraffic"])
+    lv08 = Sharing.of("lv08")
     link = topo([("A", "B", 10, 1, 1)])
     both = times(link, [(0, "A", "B", 100_000), (0, "B", "A", 100_000)], lv08, 0.97, 13.01)
     assert both == [pytest.approx(0.996079, abs=5e-7)] * 2
@@ -152,8 +151,7 @@ def test_re_solving_only_what_a_change_reaches_equals_re_solving_everything(monk
     from simnet.flows import FlowTable
 
     rng = np.random.default_rng(11)
-    d = DEFAULTS["cm02"]
-    sharing = Sharing("cm02", d["weight_s"], d["tcp_gamma"], d["crosstraffic"])
+    sharing = Sharing.of("cm02")
     for _ in range(10):
         names = [f"n{i}" for i in range(12)]
         links = [

@@ -56,7 +56,7 @@ def random_case(rng: np.random.Generator, n_nodes: int, n_flows: int):
 
 def simnet_times(topology: Topology, flows: list, model: str) -> list[float]:
     d = DEFAULTS[model]
-    sharing = Sharing(model, d["weight_s"], d["tcp_gamma"], d["crosstraffic"])
+    sharing = Sharing.of(model)
     sends = [(start, src, dst, size) for src, dst, size, start in flows]
     received = times(topology, sends, sharing, d["bandwidth_factor"], d["latency_factor"])
     by_start = sorted(range(len(flows)), key=lambda i: flows[i][3])  # send order = ids
