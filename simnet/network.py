@@ -156,6 +156,10 @@ class Network:
         """Capacity of a directed hop in bytes/s, bandwidth factor applied."""
         return float(self._capacity[self._hop_id[hop]])
 
+    def phase(self, kind: str) -> str:
+        """The phase messages of ``kind`` belong to."""
+        return self.phases.get(kind, self.default_phase)
+
     def route_latency(self, hops: tuple[Hop, ...]) -> float:
         """Latency phase of a route in seconds: ``λ · Σ latency_h``."""
         return self.latency_factor * sum(self.topology.link(*h).latency_s for h in hops)
@@ -183,7 +187,7 @@ class Network:
             remaining=float(size),
             done=self.env.event(),
             route=route,
-            phase=self.phases.get(kind, self.default_phase),
+            phase=self.phase(kind),
             classes=route.classes,
         )
         self.transfers.append(transfer)

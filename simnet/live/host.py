@@ -22,7 +22,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +37,6 @@ from simnet.live.node import LiveNode
 from simnet.live.wire import BadFrame, Header, Reassembly, chunks
 from simnet.message import ENVELOPE_KEY, Message, decode, encode
 from simnet.scenario import load_scenario
-from simnet.topology.graph import mbps_to_bytes_per_s
 from simnet.workloads import WORKLOADS
 
 T = TypeVar("T")
@@ -109,7 +108,6 @@ class Host(Runtime):
         self.remote: dict[str, list[asyncio.Future]] = {}
         """Handles of other processes' actors, by node: done when they have ended."""
         self.nodes = {n: LiveNode(self, spec) for n, spec in self.topology.nodes.items()}
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.t0 = 0.0
         self.metrics: list[tuple[float, str, str, float]] = []
         self.faults: Counter[str] = Counter()
@@ -215,7 +213,7 @@ class Host(Runtime):
             "id": message.id, "src": message.src, "dst": message.dst, "kind": message.kind,
             "size": len(blob) if message.size_bytes is None else message.size_bytes,
             "t_send": t_send, "path": path,
-            "phase": self.world.network.phases.get(message.kind, self.world.network.default_phase),
+            "phase": self.world.network.phase(message.kind),
         }  # fmt: skip
         future = loop.create_future()
         self.pending[message.id] = future
@@ -233,15 +231,10 @@ class Host(Runtime):
         return future
 
     def _link(self, a: str, b: str) -> Link:
-        if (a, b) not in self.links:
-            spec = self.topology.links[frozenset((a, b))]
-            mbps = spec.up_mbps if (spec.a, spec.b) == (a, b) else spec.down_mbps
-            factor = self.scenario.config.network
-            self.links[a, b] = Link(
-                spec.latency_ms / 1000 * factor.latency_factor,
-                mbps_to_bytes_per_s(mbps) * factor.bandwidth_factor,
-                self._drop,
-            )
+        if (a, b) not in self.links:  # the simulation's latency phase and capacity of a → b
+            network = self.world.network
+            latency = network.route_latency(((a, b),))
+            self.links[a, b] = Link(latency, network.capacity((a, b)), self._drop)
         return self.links[a, b]
 
     def _drop(self, flow: int) -> None:
@@ -275,7 +268,7 @@ class Host(Runtime):
         if self.hosts(to):
             self._forward(to, header, data, t)
         else:
-            self._post(frm, to, Header(**{**header.__dict__, "hop": frm}), data)
+            self._post(frm, to, replace(header, hop=frm), data)
 
     def _post(self, frm: str, to: str, header: Header, data: bytes) -> None:
         """Queue a frame pair on the ordered ZeroMQ channel ``frm`` → ``to``."""
@@ -399,9 +392,8 @@ class Host(Runtime):
             "busy_s": {n: self.nodes[n].busy_s for n in self.local},
             "overrun_s": {n: self.nodes[n].overrun_s for n in self.local},
             "waiting": [f"{n} waited for {w}" for n in self.local for w in self.nodes[n].waiting()],
-            "summary": self.workload.summary(),
+            "part": self.workload.live_part(),
             "main": main is not None and self.hosts(main),
-            "inference": getattr(self.workload, "inference", {}),
         }
 
     async def _stopped(self, control: Connection) -> bool:

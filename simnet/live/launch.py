@@ -29,7 +29,6 @@ from simnet.errors import InputError
 from simnet.live.host import HostPlan, host_main
 from simnet.live.keys import write_keys
 from simnet.network import Transfer
-from simnet.protocols.inference import breakdown
 from simnet.records import write_run
 from simnet.scenario import Scenario, load_scenario
 from simnet.summary import time_stats
@@ -272,9 +271,7 @@ def _write(
             else max((t.t_recv for t in delivered), default=0.0)
         ),  # fmt: skip
         "wall_time_s": time.perf_counter() - started,
-        "messages": {
-            s: sum(t.status == s for t in transfers) for s in (DELIVERED, DROPPED, IN_FLIGHT)
-        },
+        "messages": {s: sum(t.status == s for t in transfers) for s in STATUSES},
         "bytes_total": sum(t.size for t in transfers),
         "bytes_delivered": sum(t.size for t in delivered),
         "bytes_in_flight": sum(t.size for t in transfers if t.status == IN_FLIGHT),
@@ -289,14 +286,8 @@ def _write(
         summary["transfer_time_s"] = time_stats(durations)
     main = next((i for i, r in enumerate(results) if r["main"]), 0)
     run = WORKLOADS[summary["workload"]].Run
-    parts = run.combine([r["summary"] for r in results], main, assignment)
+    parts = run.combine([r["part"] for r in results], main, assignment)
     summary.update({k: v for k, v in parts.items() if k not in summary})
-    inference: dict[str, list] = {}
-    for r in results:
-        for placement, requests in r["inference"].items():
-            inference.setdefault(placement, []).extend(requests)
-    if inference:
-        summary["inference"] = {p: breakdown(requests) for p, requests in inference.items()}
     if not complete:
         waiting = [w for r in results for w in r["waiting"]]
         reason = stopped or "the workload did not finish"

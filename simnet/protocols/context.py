@@ -99,9 +99,6 @@ class Context:
         node.count("gave_up")
         return False
 
-    def compute(self, node_id: str, flops: float) -> Awaitable[float]:
-        return self.node(node_id).compute(flops)
-
     def record(self, node_id: str, metrics: dict[str, float], keys: tuple[str, ...]) -> None:
         node = self.node(node_id)
         for key in keys:

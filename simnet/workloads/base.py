@@ -63,9 +63,13 @@ class WorkloadRun(ABC):
         """Headline figures of this workload for ``summary.json`` (also of an incomplete
         run: whatever was reached)."""
 
+    def live_part(self) -> dict[str, Any]:
+        """What one process of a live run reports for :meth:`combine`: its summary."""
+        return self.summary()
+
     @staticmethod
     def combine(parts: list[dict[str, Any]], main: int, owner: dict[str, int]) -> dict[str, Any]:
-        """A live run's summary from the :meth:`summary` of every process (``parts``);
+        """A live run's summary from the :meth:`live_part` of every process (``parts``);
         ``main`` is the index of the process hosting :attr:`main_node`, ``owner`` maps node
         ids to the index of the process hosting them. Default: the main process's."""
         return dict(parts[main])

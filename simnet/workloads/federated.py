@@ -431,11 +431,24 @@ class FederatedRun(WorkloadRun):
     @staticmethod
     def combine(parts: list[dict[str, Any]], main: int, owner: dict[str, int]) -> dict[str, Any]:
         """A live run's summary: the cloud's process's, with each edge's entries from its
-        own process, and parameter and late-update counts over every process."""
+        own process, and parameter and late-update counts and inference requests over
+        every process."""
         out = by_owner(parts, main, owner, ("edges", "edge_samples"))
         out["parameters_by_kind"] = summed(p["parameters_by_kind"] for p in parts)
         out["late_updates"] = summed(p["late_updates"] for p in parts)
+        requests: dict[str, list[dict[str, float] | None]] = {}
+        for part in parts:
+            for placement, results in part.get("inference_requests", {}).items():
+                requests.setdefault(placement, []).extend(results)
+        out.pop("inference_requests", None)
+        if requests:
+            out["inference"] = {p: breakdown(r) for p, r in requests.items()}
         return out
+
+    def live_part(self) -> dict[str, Any]:
+        """The summary, with the terms of every request this process's ends made (each
+        process makes its own ends' requests)."""
+        return {**self.summary(), "inference_requests": self.inference}
 
     def summary(self) -> dict[str, Any]:
         final = self.server.history[-1][1] if self.server.history else {}
