@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from simnet.network import Route
 
-FLOW_FIELDS = ("_remaining", "_floor", "_penalty", "_bound")
+FLOW_FIELDS = ("_remaining", "_rates", "_floor", "_penalty", "_bound")
 ENTRY_FIELDS = ("_entry_flow", "_entry_slot", "_entry_weight")
 
 
@@ -41,8 +41,8 @@ class _Used:
 
 
 class FlowTable:
-    """Per flow (in activation order): bytes ``remaining``, ``floor`` (its size, at least
-    1 B), sharing ``penalty`` and ``bound``; per entry (a flow on a hop): ``entry_flow``,
+    """Per flow (in activation order): bytes ``remaining``, current ``rates`` (bytes/s),
+    ``floor`` (its size, at least 1 B), sharing ``penalty`` and ``bound``; per entry (a flow on a hop): ``entry_flow``,
     ``entry_slot`` and ``entry_weight`` (1 on its route, 0.05 on its reverse route).
 
     Hops are numbered by *slot*: a hop crossed by some active flow holds a slot, whose
@@ -59,7 +59,7 @@ class FlowTable:
         self._free: list[int] = []
         self._users = np.zeros(0, dtype=np.intp)
         self.n = self.entries = 0
-        self._remaining, self._floor = np.zeros(0), np.zeros(0)
+        self._remaining, self._rates, self._floor = np.zeros(0), np.zeros(0), np.zeros(0)
         self._penalty, self._bound = np.zeros(0), np.zeros(0)
         self._entry_flow = np.zeros(0, dtype=np.intp)
         self._entry_slot = np.zeros(0, dtype=np.intp)
@@ -70,6 +70,7 @@ class FlowTable:
         return self.n
 
     remaining = _Used("n")
+    rates = _Used("n")
     floor = _Used("n")
     penalty = _Used("n")
     bound = _Used("n")
@@ -94,40 +95,78 @@ class FlowTable:
         return slot
 
     def add(self, size: int, route: Route) -> None:
-        """Append a flow of ``size`` bytes on ``route`` (its hops, then its ACKs' hops)."""
+        """Append a flow of ``size`` bytes on ``route`` (its hops, then its ACKs' hops),
+        at rate 0 until the next re-solve."""
         i, e = self.n, self.entries
-        hops = [*route.hop_ids.tolist(), *route.back_ids.tolist()]
-        for name in FLOW_FIELDS:
-            setattr(self, name, _grown(getattr(self, name), i + 1))
-        for name in ENTRY_FIELDS:
-            setattr(self, name, _grown(getattr(self, name), e + len(hops)))
-        self._remaining[i], self._floor[i] = float(size), max(1.0, size)
+        hops = route.entry_hops
+        if i == self._remaining.size:
+            for name in FLOW_FIELDS:
+                setattr(self, name, _grown(getattr(self, name), i + 1))
+        if e + len(hops) > self._entry_flow.size:
+            for name in ENTRY_FIELDS:
+                setattr(self, name, _grown(getattr(self, name), e + len(hops)))
+        self._remaining[i], self._rates[i], self._floor[i] = float(size), 0.0, max(1.0, size)
         self._penalty[i], self._bound[i] = route.penalty, route.bound
-        self._entry_flow[e : e + len(hops)] = i
-        self._entry_slot[e : e + len(hops)] = [self._slot(h) for h in hops]
+        end = e + len(hops)
+        self._entry_flow[e:end] = i
+        self._entry_slot[e:end] = [self._slot(h) for h in hops]
         if self._track:
-            self._touched.append(self._entry_slot[e : e + len(hops)].copy())
-        self._entry_weight[e : e + len(hops)] = route.entry_weight
-        self.n, self.entries = i + 1, e + len(hops)
+            self._touched.append(self._entry_slot[e:end].copy())
+        self._entry_weight[e:end] = route.entry_weight
+        self.n, self.entries = i + 1, end
 
-    def keep(self, kept: np.ndarray) -> None:
-        """Keep only the flows where ``kept`` (a boolean mask) is true, in order."""
-        if not kept.any():  # none left: every slot is free again
-            self._slot_of.clear()
-            self._hop_of.clear()
-            self._free.clear()
-            self._users[:] = 0
-            self.n = self.entries = 0
-            self._touched.clear()
-            return
-        entries = kept[self.entry_flow]
-        gone = self.entry_slot[~entries]
+    def _release(self, slots: np.ndarray) -> None:
+        """Free the slots of ``slots`` (one entry each, leaving) that no flow uses any more."""
         if self._track:
-            self._touched.append(gone)
-        self._users -= np.bincount(gone, minlength=self._users.size)
-        for slot in set(gone[self._users[gone] == 0].tolist()):
+            self._touched.append(slots)
+        for slot in set(slots[self._users[slots] == 0].tolist()):
             del self._slot_of[self._hop_of[slot]]
             self._free.append(slot)
+
+    def remove(self, indices: list[int]) -> None:
+        """Take out the flows at ``indices`` (ascending), keeping the others in order."""
+        if len(indices) == self.n:
+            self._clear()
+        elif len(indices) == 1:
+            self._remove_one(indices[0])
+        else:
+            kept = np.ones(self.n, dtype=bool)
+            kept[indices] = False
+            self._keep(kept)
+
+    def _clear(self) -> None:
+        """Take out every flow: every slot is free again."""
+        self._slot_of.clear()
+        self._hop_of.clear()
+        self._free.clear()
+        self._users[:] = 0
+        self.n = self.entries = 0
+        self._touched.clear()
+
+    def _remove_one(self, i: int) -> None:
+        """Take out flow ``i``: its entries are contiguous, since entries stay in flow order."""
+        n, total = self.n, self.entries
+        first = int(np.searchsorted(self.entry_flow, i))
+        last = int(np.searchsorted(self.entry_flow, i, side="right"))
+        gone = self._entry_slot[first:last].copy()
+        self._users[gone] -= 1  # a route crosses each directed hop once
+        for name in FLOW_FIELDS:
+            array = getattr(self, name)
+            array[i : n - 1] = array[i + 1 : n]
+        width = last - first
+        for name in ENTRY_FIELDS:
+            array = getattr(self, name)
+            array[first : total - width] = array[last:total]
+        self.n, self.entries = n - 1, total - width
+        self._entry_flow[first : self.entries] -= 1
+        self._release(gone)
+
+    def _keep(self, kept: np.ndarray) -> None:
+        """Keep only the flows where ``kept`` (a boolean mask, not all false) is true."""
+        entries = kept[self.entry_flow]
+        gone = self.entry_slot[~entries]
+        self._users -= np.bincount(gone, minlength=self._users.size)
+        self._release(gone)
         n = int(kept.sum())
         for name in FLOW_FIELDS:
             array = getattr(self, name)

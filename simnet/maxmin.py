@@ -20,15 +20,16 @@ REL_TOL = 1e-9
 
 
 def max_min_rates(
-    entry_flow: np.ndarray, entry_hop: np.ndarray, capacity: np.ndarray
+    entry_flow: np.ndarray, entry_hop: np.ndarray, capacity: np.ndarray, n_flows: int = -1
 ) -> np.ndarray:
-    """Rates (bytes/s) of flows ``0..F-1``.
+    """Rates (bytes/s) of flows ``0..F-1`` (``n_flows`` = F, else worked out).
 
     ``entry_flow[i]`` and ``entry_hop[i]`` say that flow ``entry_flow[i]`` crosses hop
     ``entry_hop[i]``; ``capacity[h]`` is hop ``h``'s capacity in bytes/s. Every flow must
     cross at least one hop.
     """
-    n_flows = int(entry_flow.max()) + 1 if entry_flow.size else 0
+    if n_flows < 0:
+        n_flows = int(entry_flow.max()) + 1 if entry_flow.size else 0
     if n_flows == 1:  # alone: the slowest hop of its route
         return np.array([capacity[entry_hop].min()])
     n_hops = capacity.size

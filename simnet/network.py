@@ -76,13 +76,13 @@ class Route:
     ``path`` and ``hops``, their ids, the hops of the reverse route its ACKs load
     (cross-traffic; else none), the ``entry_weight`` of each (1, then 0.05), the ``links``
     whose failure drops a flow on it, the link ``classes`` it crosses, its latency phase
-    (seconds) and the flow's sharing ``penalty`` and ``bound`` (bytes/s)."""
+    (seconds) and the flow's sharing ``penalty`` and ``bound`` (bytes/s). Hops are
+    numbered by the network (``entry_hops``: the route's, then the reverse route's)."""
 
     path: tuple[str, ...]
     hops: tuple[Hop, ...]
-    hop_ids: np.ndarray
-    back_ids: np.ndarray
-    entry_weight: np.ndarray
+    entry_hops: tuple[int, ...]
+    entry_weight: tuple[float, ...]
     links: frozenset
     classes: tuple[str, ...]
     latency: float
@@ -145,11 +145,10 @@ class Network:
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
         self._flows = FlowTable(self._capacity, self.sharing.weighted)  # aligned with _active
         self._routes: dict[tuple[str, str], Route] = {}
-        self._rates = np.zeros(0)  # bytes/s, aligned with _active
         self._last_advance = 0.0
         self._solve_pending = False
         self._wakeup_generation = 0
-        self._due = np.zeros(0, dtype=np.intp)  # indices of the flows the wake-up is for
+        self._due: list[int] = []  # indices of the flows the wake-up is for
 
     # ------------------------------------------------------------------ public API
     def capacity(self, hop: Hop) -> float:
@@ -218,9 +217,8 @@ class Network:
         route = Route(
             path=path,
             hops=hops,
-            hop_ids=np.array([self._hop_id[h] for h in hops], dtype=np.intp),
-            back_ids=np.array([self._hop_id[h] for h in back], dtype=np.intp),
-            entry_weight=np.r_[np.ones(len(hops)), np.full(len(back), CROSSTRAFFIC_WEIGHT)],
+            entry_hops=tuple(self._hop_id[h] for h in hops + back),
+            entry_weight=(1.0,) * len(hops) + (CROSSTRAFFIC_WEIGHT,) * len(back),
             links=frozenset(frozenset(h) for h in hops + back),
             classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
             latency=self.route_latency(hops),
@@ -286,7 +284,6 @@ class Network:
         transfer.active = True
         self._active.append(transfer)
         self._flows.add(transfer.size, transfer.route)
-        self._rates = np.append(self._rates, 0.0)  # until the re-solve
         if self._solve_pending:
             return
         if self.env.peek() > self.env.now:  # nothing else happens at this instant
@@ -303,59 +300,64 @@ class Network:
         """Move every active flow forward to now at its current rate."""
         now = self.env.now
         if now > self._last_advance and self._active:
-            self._flows.remaining -= self._rates * (now - self._last_advance)
+            self._flows.remaining -= self._flows.rates * (now - self._last_advance)
         self._last_advance = now
 
     def _remove(self, indices: list[int], status: str) -> None:
-        """Take the active flows at ``indices`` out and finish them with ``status``."""
+        """Take the active flows at ``indices`` (ascending) out and finish them with
+        ``status``."""
         if not indices:
             return
-        keep = np.ones(len(self._active), dtype=bool)
-        keep[indices] = False
         leaving = [self._active[i] for i in indices]
         for i, transfer in zip(indices, leaving, strict=True):
             transfer.remaining = max(0.0, float(self._flows.remaining[i]))
         if len(indices) == 1:
             del self._active[indices[0]]
         else:
-            self._active = [t for t, k in zip(self._active, keep, strict=True) if k]
-        self._flows.keep(keep)
-        self._rates = self._rates[keep]
+            gone = set(indices)
+            self._active = [t for i, t in enumerate(self._active) if i not in gone]
+        self._flows.remove(indices)
         for transfer in leaving:
             self._finish(transfer, status)
 
     def _reallocate(self) -> None:
         """Max-min fair rates for the active flows, then the next completion wake-up."""
         self._wakeup_generation += 1
-        if not self._active:
-            self._rates = np.zeros(0)
+        flows = self._flows
+        if not flows.n:
             return
-        self._rates = self._solve()
-        delays = self._flows.remaining / self._rates
-        delay = float(delays.min())
-        self._due = np.flatnonzero(delays <= delay * (1 + REL_TOL))
+        self._solve()
+        if flows.n == 1:
+            delay = float(flows.remaining[0] / flows.rates[0])
+            self._due = [0]
+        else:
+            delays = flows.remaining / flows.rates
+            delay = float(delays.min())
+            self._due = np.flatnonzero(delays <= delay * (1 + REL_TOL)).tolist()
         generation = self._wakeup_generation
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
 
-    def _solve(self) -> np.ndarray:
-        """Rates (bytes/s) of the active flows under the network's sharing rule."""
+    def _solve(self) -> None:
+        """Set the rates (bytes/s) of the active flows under the network's sharing rule."""
         flows = self._flows
         if not self.sharing.weighted:
-            return max_min_rates(flows.entry_flow, flows.entry_slot, flows.capacity)
+            flows.rates = max_min_rates(
+                flows.entry_flow, flows.entry_slot, flows.capacity, flows.n
+            )
+            return
         reach = flows.touched_component()  # the flows the change can reach, re-solved alone
         if reach.all():
-            return weighted_max_min(
+            flows.rates = weighted_max_min(
                 flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.capacity,
                 flows.penalty, flows.bound,
             )  # fmt: skip
+            return
         entries = reach[flows.entry_flow]
         renumber = np.cumsum(reach) - 1
-        rates = self._rates.copy()
-        rates[reach] = weighted_max_min(
+        flows.rates[reach] = weighted_max_min(
             renumber[flows.entry_flow[entries]], flows.entry_slot[entries],
             flows.entry_weight[entries], flows.capacity, flows.penalty[reach], flows.bound[reach],
         )  # fmt: skip
-        return rates
 
     def _on_wakeup(self, generation: int) -> None:
         """Deliver the flows this wake-up was scheduled for, whatever rounding left of them.
@@ -367,9 +369,12 @@ class Network:
         if generation != self._wakeup_generation:
             return  # superseded by a later reallocation
         self._advance()
-        finished = self._flows.remaining <= REL_TOL * self._flows.floor
-        finished[self._due] = True
-        self._remove(np.flatnonzero(finished).tolist(), DELIVERED)
+        if self._flows.n == 1:
+            self._remove([0], DELIVERED)
+        else:
+            finished = self._flows.remaining <= REL_TOL * self._flows.floor
+            finished[self._due] = True
+            self._remove(np.flatnonzero(finished).tolist(), DELIVERED)
         self._reallocate()
 
     def _finish(self, transfer: Transfer, status: str) -> None:
