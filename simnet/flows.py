@@ -42,8 +42,9 @@ class _Used:
 
 class FlowTable:
     """Per flow (in activation order): bytes ``remaining``, current ``rates`` (bytes/s),
-    ``floor`` (its size, at least 1 B), sharing ``penalty`` and ``bound``; per entry (a flow on a hop): ``entry_flow``,
-    ``entry_slot`` and ``entry_weight`` (1 on its route, 0.05 on its reverse route).
+    ``floor`` (its size, at least 1 B), sharing ``penalty`` and ``bound``; per entry (a
+    flow on a hop): ``entry_flow``, ``entry_slot`` and ``entry_weight`` (1 on its route,
+    0.05 on its reverse route).
 
     Hops are numbered by *slot*: a hop crossed by some active flow holds a slot, whose
     capacity (bytes/s) is ``capacity[slot]``; a slot no flow uses any more is reused.

@@ -341,9 +341,7 @@ class Network:
         """Set the rates (bytes/s) of the active flows under the network's sharing rule."""
         flows = self._flows
         if not self.sharing.weighted:
-            flows.rates = max_min_rates(
-                flows.entry_flow, flows.entry_slot, flows.capacity, flows.n
-            )
+            flows.rates = max_min_rates(flows.entry_flow, flows.entry_slot, flows.capacity, flows.n)
             return
         reach = flows.touched_component()  # the flows the change can reach, re-solved alone
         if reach.all():
