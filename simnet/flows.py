@@ -183,6 +183,9 @@ class FlowTable:
     def touched_component(self) -> np.ndarray:
         """The flows whose rates a change since the last call can reach (a boolean mask):
         those connected, through hops they share, to a hop a flow joined or left."""
+        if self.n == 1:  # the one flow is what changed
+            self._touched.clear()
+            return np.ones(1, dtype=bool)
         hop = np.zeros(self.capacity.size, dtype=bool)
         for slots in self._touched:
             hop[slots] = True
