@@ -1,10 +1,13 @@
 """The learning side of federated training: what a node computes, never when.
 
 A :class:`Learner` owns one model architecture and its training settings and turns model
-states (``dict[str, Tensor]``, what messages carry) into new states, reporting the FLOPs
-of each step so the simulator can charge compute time. It keeps one scratch model per
-kind (plain, personalised) and loads states into it: the simulator runs one node's step
-at a time, so nodes need not hold models of their own.
+states (``dict[str, Tensor]``, what messages carry) into new states. Each step that costs
+compute time is planned as a :class:`~learning.jobs.Job` (``*_job`` methods) that knows
+its FLOPs before it runs; an executor then runs the step (``local_update``,
+``tune_adapter``, ``aggregate``, ``merge``) on this learner or on a copy rebuilt in
+another process from the learner's recipe (its ``__reduce__``: factory, task, settings,
+seed). It keeps one scratch model per kind (plain, personalised) and loads states into
+it, so nodes need not hold models of their own; a learner runs one step at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from learning.aggregation import mix, weighted_average
 from learning.data.dataset import MultimodalSplit
 from learning.flops import forward_flops
+from learning.jobs import Job
 from learning.models import FusionModel, PersonalizedModel
 from learning.models.adapter import EdgeAdapter
 from learning.train import Task, TrainConfig, evaluate, predict, train, train_flops
@@ -37,8 +41,9 @@ def copy_state(module: torch.nn.Module) -> State:
 class Learner:
     """Local training, aggregation, adapter tuning and evaluation for one ``task``.
 
-    ``factory`` builds a fresh model (same architecture every call); ``local`` is the
-    training of an end device, ``adapter`` the tuning of an edge adapter (base frozen).
+    ``factory`` builds a fresh model (same architecture every call; picklable, e.g. a
+    ``functools.partial``, for executors in other processes); ``local`` is the training
+    of an end device, ``adapter`` the tuning of an edge adapter (base frozen).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class Learner:
         adapter: TrainConfig,
         seed: int = 0,
     ) -> None:
+        self.factory = factory
         self.task = task
         self.local = local
         self.adapter = adapter
@@ -61,22 +67,40 @@ class Learner:
         self.personal.freeze_base()
         self.params = sum(v.numel() for v in self.initial.values())
 
-    def local_update(self, state: State, data: MultimodalSplit, seed: int) -> tuple[State, int]:
-        """Train ``state`` on ``data`` with the local settings: (new state, FLOPs)."""
+    def __reduce__(self) -> tuple[type[Learner], tuple]:
+        """Pickled as its recipe: an unpickled learner is built afresh (same models)."""
+        return Learner, (self.factory, self.task, self.local, self.adapter, self.seed)
+
+    def local_update_job(self, state: State, data: MultimodalSplit, seed: int) -> Job:
+        """:meth:`local_update` of ``state`` on ``data`` with the local settings."""
+        flops = train_flops(self.model, data, self.task, replace(self.local, seed=seed))
+        return Job(self, "local_update", (state, data, seed), flops)
+
+    def local_update(self, state: State, data: MultimodalSplit, seed: int) -> State:
+        """Train ``state`` on ``data`` with the local settings: the new state."""
         self.model.load_state_dict(state)
-        cfg = replace(self.local, seed=seed)
-        flops = train_flops(self.model, data, self.task, cfg)
-        train(self.model, data, self.task, cfg)
-        return copy_state(self.model), flops
+        train(self.model, data, self.task, replace(self.local, seed=seed))
+        return copy_state(self.model)
 
-    def aggregate(self, states: Sequence[State], weights: Sequence[float]) -> tuple[State, int]:
-        """Weighted average of ``states``: (state, FLOPs)."""
+    def aggregate_job(self, states: Sequence[State], weights: Sequence[float]) -> Job:
+        """:meth:`aggregate`: one multiply-add per element and state."""
         flops = AGGREGATE_FLOPS_PER_ELEMENT * self.params * len(states)
-        return weighted_average(states, weights), flops
+        return Job(self, "aggregate", (list(states), list(weights)), flops, local=True)
 
-    def merge(self, state: State, new: State, alpha: float) -> tuple[State, int]:
-        """(1 − α)·state + α·new: (state, FLOPs)."""
-        return mix(state, new, alpha), MIX_FLOPS_PER_ELEMENT * self.params
+    @staticmethod
+    def aggregate(states: Sequence[State], weights: Sequence[float]) -> State:
+        """Weighted average of ``states``."""
+        return weighted_average(states, weights)
+
+    def merge_job(self, state: State, new: State, alpha: float) -> Job:
+        """:meth:`merge`: a subtraction and a multiply-add per element."""
+        flops = MIX_FLOPS_PER_ELEMENT * self.params
+        return Job(self, "merge", (state, new, alpha), flops, local=True)
+
+    @staticmethod
+    def merge(state: State, new: State, alpha: float) -> State:
+        """(1 − α)·state + α·new."""
+        return mix(state, new, alpha)
 
     def new_adapter(self, seed: int) -> State:
         """A freshly initialised adapter state, N(0, 0.02²) weights, drawn from ``seed``."""
@@ -86,15 +110,18 @@ class Learner:
             fresh = EdgeAdapter(self.personal.base.token_dim, out_dim)
         return copy_state(fresh)
 
-    def tune_adapter(
+    def tune_adapter_job(
         self, base: State, adapter: State, data: MultimodalSplit, seed: int
-    ) -> tuple[State, int]:
-        """Train ``adapter`` on ``data`` with the base frozen at ``base``: (adapter, FLOPs)."""
+    ) -> Job:
+        """:meth:`tune_adapter` of ``adapter`` on ``data`` with the base frozen at ``base``."""
+        flops = train_flops(self.personal, data, self.task, replace(self.adapter, seed=seed))
+        return Job(self, "tune_adapter", (base, adapter, data, seed), flops)
+
+    def tune_adapter(self, base: State, adapter: State, data: MultimodalSplit, seed: int) -> State:
+        """Train ``adapter`` on ``data`` with the base frozen at ``base``: the new adapter."""
         self._load_personal(base, adapter)
-        cfg = replace(self.adapter, seed=seed)
-        flops = train_flops(self.personal, data, self.task, cfg)
-        train(self.personal, data, self.task, cfg)
-        return copy_state(self.personal.adapter), flops
+        train(self.personal, data, self.task, replace(self.adapter, seed=seed))
+        return copy_state(self.personal.adapter)
 
     def evaluate(self, state: State, data: MultimodalSplit) -> dict[str, float]:
         """Held-out metrics of ``state`` on ``data``."""

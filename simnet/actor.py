@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from learning.jobs import Job
 from simnet.message import Message
 
 DELIVERED = "delivered"
@@ -147,7 +148,16 @@ class NodeApi(ABC):
 
     @abstractmethod
     def job(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
-        """Run the learning step ``fn(*args)``; await it for its result."""
+        """Run the learning step ``fn(*args)``, which takes no compute time; await it for
+        its result."""
+
+    async def work(self, job: Job) -> Any:
+        """Run the learning job ``job`` and charge its ``flops`` as compute on this node;
+        gives the job's result once both are done. (The simulation runtime may run the job
+        ahead of the clock, on its executor.)"""
+        result = await self.job(job.run)
+        await self.compute(job.flops)
+        return result
 
     @abstractmethod
     def metric(self, name: str, value: float) -> None:

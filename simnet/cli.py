@@ -159,8 +159,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from simnet.executors import default_workers
     from simnet.plot import plot
-    from simnet.sweep import default_workers, load_sweep, run_sweep
+    from simnet.sweep import load_sweep, run_sweep
 
     sweep = load_sweep(args.sweep)
     out = args.out or Path("runs") / f"sweep-{args.sweep.stem}"

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from simnet.figures import write_run_figures
 from simnet.records import write_run
 from simnet.scenario import Scenario
+from simnet.sim_runtime import SimRuntime
 from simnet.summary import fault_summary, incomplete_reason, network_summary, timing_summary
 from simnet.workloads import WORKLOADS
 
@@ -31,9 +32,11 @@ def run_scenario(
 
         def advance(n: float) -> None:
             bar.update(n)
-            bar.set_postfix_str(f"virtual {world.env.now:.4g} s", refresh=False)
+            jobs = f", {executor.in_flight} jobs in flight" if executor.in_flight else ""
+            bar.set_postfix_str(f"virtual {world.env.now:.4g} s{jobs}", refresh=False)
 
-        workload = kind.Run(scenario.workload, world, advance)
+        executor = scenario.executor()
+        workload = kind.Run(scenario.workload, world, advance, SimRuntime(world, executor))
         bar = tqdm(
             total=workload.progress_total,
             unit=workload.progress_unit,
@@ -49,6 +52,7 @@ def run_scenario(
             stopped = world.run(until=limit, idle=until is not None)
         finally:
             bar.close()
+            executor.close()
         if stopped is None and until is None and world.env.peek() < float("inf"):
             stopped = f"the clock reached execution.time_limit_s = {limit:g} s with events left"
         world.network.settle()
@@ -58,6 +62,7 @@ def run_scenario(
             "mode": "sim",
             "seed": scenario.seed,
             "threads": scenario.threads,
+            "backend": scenario.config.execution.backend,
             "workload": scenario.workload.kind,  # type: ignore[attr-defined]
             **timing_summary(world, workload.finished_at),
             "wall_time_s": time.perf_counter() - started,

@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from simnet import link_overrides as link_classes
 from simnet.codecs import get_codec
 from simnet.errors import InputError
+from simnet.executors import Executor, InlineExecutor, PoolExecutor, default_workers
 from simnet.faults import Dropout, FaultsConfig, NodeEvent, node_events
 from simnet.sharing import DEFAULTS, Sharing
 from simnet.topology.graph import Topology
@@ -73,13 +81,25 @@ class NetworkConfig(BaseModel):
 
 
 class ExecutionConfig(BaseModel):
-    """How a run is carried out: ``threads`` torch intra-op threads for the learning work
+    """How a run is carried out: ``threads`` torch intra-op threads per learning job
     (results depend on it through floating-point sums, so it belongs to the scenario, not
-    to the host) and the virtual ``time_limit_s``."""
+    to the host), the ``backend`` that runs learning jobs (:mod:`simnet.executors`:
+    ``inline`` in this process, ``pool`` in ``workers`` processes, default one per core;
+    results do not depend on either) and the virtual ``time_limit_s``."""
 
     model_config = ConfigDict(extra="forbid")
 
     threads: int = Field(default=1, ge=1)
+    backend: Literal["inline", "pool"] = "inline"
+    workers: int | None = Field(default=None, ge=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_need_a_pool(cls, workers: int | None, info: ValidationInfo) -> int | None:
+        if workers is not None and info.data.get("backend") == "inline":
+            raise ValueError("only with backend: pool (inline runs jobs in this process)")
+        return workers
+
     time_limit_s: float = Field(default=1e6, gt=0)
     """Virtual seconds after which a run that has not finished stops, marked incomplete
     (a protocol that can never finish, e.g. every device dropping out, still ends); a
@@ -122,6 +142,13 @@ class Scenario:
     @property
     def threads(self) -> int:
         return self.config.execution.threads
+
+    def executor(self) -> Executor:
+        """A fresh executor of learning jobs, as ``execution`` asks (close it after)."""
+        execution = self.config.execution
+        if execution.backend == "pool":
+            return PoolExecutor(execution.workers or default_workers(), execution.threads)
+        return InlineExecutor()
 
     @property
     def time_limit_s(self) -> float:

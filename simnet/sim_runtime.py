@@ -4,17 +4,22 @@ Each ``await`` of the actor API becomes one SimPy event — a send's delivery, a
 get, a compute job, a timeout — so a coroutine advances exactly as the SimPy process it
 replaces: :func:`drive` turns a coroutine into a SimPy process generator that yields the
 events the coroutine awaits and throws SimPy's interrupts (a crash) into it. A learning
-job runs at once, inside the await, and adds no event.
+job runs at once, inside the await, and adds no event; a job with compute time
+(:meth:`SimNode.work`) goes to the runtime's executor when it is asked for, and its result
+is taken when the compute time has passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import simpy
 
+from learning.jobs import Job
 from simnet.actor import Accept, Actor, NodeApi, Runtime
+from simnet.executors import Executor, InlineExecutor
 from simnet.message import Message
 from simnet.node import Node
 from simnet.world import World
@@ -63,11 +68,30 @@ def drive(actor: Actor) -> Generator[simpy.Event, Any, Any]:
             value, error = None, exc
 
 
+class Working:
+    """Awaiting it waits for a job's compute time (a SimPy process), then takes the job's
+    result from the executor; a crash during the wait gives up the job."""
+
+    __slots__ = ("compute", "executor", "future")
+
+    def __init__(self, compute: simpy.Process, executor: Executor, future: Future) -> None:
+        self.compute, self.executor, self.future = compute, executor, future
+
+    def __await__(self) -> Generator[simpy.Event, Any, Any]:
+        try:
+            yield self.compute
+        except BaseException:
+            self.executor.drop(self.future)
+            raise
+        return self.executor.take(self.future)
+
+
 class SimNode(NodeApi):
     """The actor API of one simulated :class:`~simnet.node.Node`."""
 
-    def __init__(self, world: World, node: Node) -> None:
+    def __init__(self, world: World, node: Node, executor: Executor) -> None:
         self.world = world
+        self.executor = executor
         self.node = node
         self.id = node.id
         self.tier = node.tier
@@ -97,6 +121,10 @@ class SimNode(NodeApi):
     def job(self, fn: Callable[..., T], *args: Any) -> Ready:
         return Ready(fn(*args))
 
+    def work(self, job: Job) -> Working:  # type: ignore[override]
+        future = self.executor.submit(job)
+        return Working(self.node.compute(job.flops), self.executor, future)
+
     def metric(self, name: str, value: float) -> None:
         self.world.metric(self.id, name, value)
 
@@ -113,9 +141,12 @@ class SimNode(NodeApi):
 class SimRuntime(Runtime):
     """Actors of a :class:`~simnet.world.World`, on its SimPy clock."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, executor: Executor | None = None) -> None:
         self.world = world
-        self.nodes = {node_id: SimNode(world, node) for node_id, node in world.nodes.items()}
+        self.executor = executor or InlineExecutor()
+        self.nodes = {
+            node_id: SimNode(world, node, self.executor) for node_id, node in world.nodes.items()
+        }
 
     @property
     def now(self) -> float:

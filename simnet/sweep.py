@@ -37,7 +37,6 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -268,8 +267,3 @@ def run_sweep(
     table = results_table(sweep, out)
     atomic_write(out / RESULTS, table.to_csv(index=False))
     return table
-
-
-def default_workers() -> int:
-    """One worker per core."""
-    return max(1, os.cpu_count() or 1)

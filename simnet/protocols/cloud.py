@@ -167,10 +167,7 @@ class Cloud(CloudModel):
         tau = self.version - message.meta["version"]
         mean = sum(self.sizes.values()) / len(self.sizes)
         alpha = self.rule.weight(tau, message.meta["samples"], mean)
-        state, flops = await self.api.job(
-            self.ctx.learner.merge, self.state, message.payload, alpha
-        )
-        await self.api.compute(flops)
+        state = await self.api.work(self.ctx.learner.merge_job(self.state, message.payload, alpha))
         self.staleness.append(tau)
         self.api.metric("staleness", tau)
         self.api.metric("alpha", alpha)
@@ -190,10 +187,9 @@ class Cloud(CloudModel):
         """Average the round's updates (in edge order), publish, answer their senders."""
         updates = [self.round[e] for e in self.edges if e in self.round]
         samples = [m.meta["samples"] for m in updates]
-        state, flops = await self.api.job(
-            self.ctx.learner.aggregate, [m.payload for m in updates], samples
+        state = await self.api.work(
+            self.ctx.learner.aggregate_job([m.payload for m in updates], samples)
         )
-        await self.api.compute(flops)
         self.staleness.extend(0 for _ in updates)
         self.merged += len(updates)
         self.advance(len(updates))
@@ -269,10 +265,9 @@ class CentralServer(CloudModel):
         train = concat([split for end, split in self.data.items() if end in arrived])
         await node.compute(self.feature_flops * len(train))
         for _ in range(self.epochs):
-            state, flops = await node.job(
-                self.ctx.learner.local_update, self.state, train, self.ctx.next_seed()
+            state = await node.work(
+                self.ctx.learner.local_update_job(self.state, train, self.ctx.next_seed())
             )
-            await node.compute(flops)
             self.advance(1)
             await self.publish(state)
 

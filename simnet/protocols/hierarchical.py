@@ -96,10 +96,9 @@ class End:
             r = message.meta["round"]
             if node.sits_out(r):
                 continue
-            state, flops = await node.job(
-                ctx.learner.local_update, message.payload, data.train, ctx.next_seed()
+            state = await node.work(
+                ctx.learner.local_update_job(message.payload, data.train, ctx.next_seed())
             )
-            await node.compute(flops)
             delivery = await ctx.send(
                 end, self.parent, "end_update", state, round=r, samples=len(data.train)
             )
@@ -149,10 +148,9 @@ class Aggregator:
         if not updates:
             return state, 0
         samples = [m.meta["samples"] for m in updates]
-        merged, flops = await node.job(
-            self.ctx.learner.aggregate, [m.payload for m in updates], samples
+        merged = await node.work(
+            self.ctx.learner.aggregate_job([m.payload for m in updates], samples)
         )
-        await node.compute(flops)
         return merged, sum(samples)
 
     def stop(self) -> None:
@@ -267,10 +265,9 @@ class Edge:
         if self.adapter is None:
             self.metrics = await node.job(learner.evaluate, state, test)
         else:
-            self.adapter, flops = await node.job(
-                learner.tune_adapter, state, self.adapter, train, self.ctx.next_seed()
+            self.adapter = await node.work(
+                learner.tune_adapter_job(state, self.adapter, train, self.ctx.next_seed())
             )
-            await node.compute(flops)
             self.metrics = await node.job(learner.evaluate_personal, state, self.adapter, test)
         self.ctx.record(self.edge, self.metrics, REPORTED)
 

@@ -308,7 +308,7 @@ class FederatedRun(WorkloadRun):
         dataset = load_data(config.data, seed)
         dims = dataset.feature_dims()
         learner = Learner(
-            lambda: build_model(config.model.name, dims, 1, **config.model.options),
+            partial(build_model, config.model.name, dims, 1, **config.model.options),
             dataset.task,
             config.end.training.train_config(),
             config.edge.adapter_training.train_config(),
