@@ -94,9 +94,33 @@ def test_tree_profiles_and_asymmetric_links():
     assert (link["a"], link["latency_ms"], link["up_mbps"], link["down_mbps"]) == ("end1", 2, 5, 50)
 
 
+def test_tree_end_classes_are_dealt_in_an_interleaved_pattern():
+    """Weights 2, 1, 1: slots A at 1/4, 3/4, B at 1/2, C at 1/2 → pattern A B C A, repeated
+    over the ends in order; a class without flops or link keeps the tree's."""
+    spec = {
+        "edges": 2, "ends_per_edge": 4,
+        "profiles": {"end": {"flops": 1e9}},
+        "links": {"end-edge": {"latency_ms": 5, "bandwidth_mbps": 20}},
+        "end_classes": [
+            {"weight": 2},
+            {"weight": 1, "flops": 4e9, "link": {"latency_ms": 1, "bandwidth_mbps": 100}},
+            {"weight": 1, "flops": 2.5e8},
+        ],
+    }  # fmt: skip
+    data = checked(tree(spec, "s.yaml"))
+    flops = {n["id"]: n["flops"] for n in data["nodes"]}
+    assert [flops[f"end{i}"] for i in range(8)] == [1e9, 4e9, 2.5e8, 1e9] * 2
+    links = link_map(data)
+    speeds = [links[frozenset((f"end{i}", f"edge{i // 4}"))]["up_mbps"] for i in range(8)]
+    assert speeds == [20, 100, 20, 20] * 2
+
+
 @pytest.mark.parametrize(
     ("spec", "field", "text"),
     [
+        ({"edges": 1, "ends_per_edge": 1, "end_classes": []}, "end_classes", "at least 1"),
+        ({"edges": 1, "ends_per_edge": 1, "end_classes": [{"weight": 0}]},
+         "end_classes.0.weight", "greater than or equal to 1"),
         ({"edges": 0, "ends_per_edge": 1}, "edges", "greater than or equal to 1"),
         ({"edges": 1, "ends_per_edge": -1}, "ends_per_edge", "greater than or equal to 0"),
         ({"edges": 1, "ends_per_edge": 1, "clouds": 0}, "clouds", "greater than or equal to 1"),

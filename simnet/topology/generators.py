@@ -3,6 +3,10 @@
 * ``tree``: ``clouds`` clouds (fully meshed), ``edges`` edges (edge ``e`` attaches to
   cloud ``e % clouds``), ``ends_per_edge`` ends per edge (numbered globally, edge-major:
   end ``i`` belongs to edge ``i // ends_per_edge``). Ids ``cloud0…``, ``edge0…``, ``end0…``.
+  Optional ``end_classes`` make the ends heterogeneous: each class has an integer
+  ``weight``, and a ``flops`` and/or an end-edge ``link`` of its own; the classes are
+  dealt to the ends in a fixed interleaved pattern of ``Σ weight`` ends (a class of
+  weight w every ``Σ weight / w`` ends), so every edge gets the mix.
 * ``star``: a ``center`` node and ``leaves`` leaf nodes ``leaf0…``.
 
 Links are written lower tier first, so "up" always points towards the cloud.
@@ -36,8 +40,19 @@ class TreeLinks(BaseModel):
     )
 
 
+class EndClass(BaseModel):
+    """A kind of end device of a tree: its share ``weight``, FLOP/s and end-edge link
+    (either left out: the tree's ``profiles.end`` and ``links.end-edge``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: int = Field(default=1, ge=1)
+    flops: float | None = Field(default=None, gt=0)
+    link: LinkSpec | None = None
+
+
 class TreeSpec(BaseModel):
-    """``{generate: tree, clouds, edges, ends_per_edge, profiles, links}``."""
+    """``{generate: tree, clouds, edges, ends_per_edge, profiles, links, end_classes}``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -46,6 +61,16 @@ class TreeSpec(BaseModel):
     ends_per_edge: int = Field(ge=0)
     profiles: Profiles = Field(default_factory=Profiles)
     links: TreeLinks = Field(default_factory=TreeLinks)
+    end_classes: list[EndClass] = Field(default_factory=lambda: [EndClass()], min_length=1)
+
+    def class_pattern(self) -> list[EndClass]:
+        """The classes of ``Σ weight`` consecutive ends: class k's w_k slots at
+        (j + ½) / w_k, j < w_k, in order of those positions (ties: class order)."""
+        slots = sorted(
+            ((j + 0.5) / c.weight, k) for k, c in enumerate(self.end_classes)
+            for j in range(c.weight)
+        )  # fmt: skip
+        return [self.end_classes[k] for _, k in slots]
 
 
 class StarSpec(BaseModel):
@@ -68,13 +93,16 @@ def tree(spec: dict[str, Any], source: str) -> dict[str, Any]:
     ends = [f"end{i}" for i in range(cfg.edges * cfg.ends_per_edge)]
     nodes = [cfg.profiles.node(n, "cloud") for n in clouds]
     nodes += [cfg.profiles.node(n, "edge") for n in edges]
-    nodes += [cfg.profiles.node(n, "end") for n in ends]
+    pattern = cfg.class_pattern()
+    kinds = [pattern[i % len(pattern)] for i in range(len(ends))]
+    nodes += [cfg.profiles.node(n, "end", kind.flops) for n, kind in zip(ends, kinds, strict=True)]
     links = [
         cfg.links.cloud_cloud.between(a, b) for i, a in enumerate(clouds) for b in clouds[i + 1 :]
     ]
     links += [cfg.links.edge_cloud.between(e, clouds[i % cfg.clouds]) for i, e in enumerate(edges)]
     links += [
-        cfg.links.end_edge.between(end, edges[i // cfg.ends_per_edge]) for i, end in enumerate(ends)
+        (kind.link or cfg.links.end_edge).between(end, edges[i // cfg.ends_per_edge])
+        for i, (end, kind) in enumerate(zip(ends, kinds, strict=True))
     ]
     return {"nodes": nodes, "links": links}
 
