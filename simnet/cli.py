@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -84,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("sweep", type=Path, metavar="SWEEP", help="sweep YAML file")
     sweep.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    sweep.add_argument("--backend", choices=("pool", "ray"), default="pool",
+                       help="run points in local processes or as Ray tasks")  # fmt: skip
+    sweep.add_argument("--address", default=None,
+                       help="Ray: address of a running cluster (default: a local Ray)")  # fmt: skip
     sweep.add_argument("--out", type=Path, help="sweep directory (default: runs/sweep-NAME)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
     sweep.add_argument(
@@ -166,7 +171,12 @@ def _sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep)
     out = args.out or Path("runs") / f"sweep-{args.sweep.stem}"
     workers = args.workers or default_workers()
-    table = run_sweep(sweep, out, workers, progress=not args.quiet, force=args.force)
+    if args.address and args.backend != "ray":
+        raise InputError("--address", "", "only with --backend ray")
+    if args.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise InputError("--backend", "", 'ray is not installed: pip install -e ".[ray]"')
+    table = run_sweep(sweep, out, workers, progress=not args.quiet, force=args.force,
+                      backend=args.backend, address=args.address)  # fmt: skip
     figures = plot(out)
     failed = table[~table["complete"].astype(bool)]
     reasons = zip(failed["run"], failed["incomplete_reason"], strict=True)

@@ -11,6 +11,10 @@ executor, the number of workers or the order in which jobs finish.
 * ``pool`` — ``workers`` spawned processes. A worker rebuilds each job's owner from its
   recipe (the owner's pickle, made once per owner and cached by the worker), so models
   never travel; states and data travel as tensors.
+* ``ray`` — ``workers`` Ray actors that do the same, on a local Ray started here or on
+  the cluster at ``address``; arguments and results travel through Ray's object store.
+  A job goes to the actor with the fewest jobs in flight (ties: the lowest index).
+  Needs the ``ray`` extra (``pip install -e ".[ray]"``).
 """
 
 from __future__ import annotations
@@ -79,14 +83,33 @@ def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _owner(recipe: bytes) -> Any:
+    """The owner ``recipe`` builds, built once per process."""
+    owner = _owners.get(recipe)
+    if owner is None:
+        owner = _owners[recipe] = pickle.loads(recipe)
+    return owner
+
+
 def _run_in_worker(recipe: bytes, method: str, args: bytes) -> bytes:
     """Run ``method`` of the owner ``recipe`` builds on the pickled ``args``; the result
     pickled. Tensors cross as plain pickle bytes: one copy, where multiprocessing's
     tensor sharing would set up shared memory for every tensor of a state."""
-    owner = _owners.get(recipe)
-    if owner is None:
-        owner = _owners[recipe] = pickle.loads(recipe)
-    return pickle.dumps(getattr(owner, method)(*pickle.loads(args)))
+    return pickle.dumps(getattr(_owner(recipe), method)(*pickle.loads(args)))
+
+
+class _Recipes:
+    """Each owner's recipe (its pickle), made once; the owner is kept with it, so its id
+    is not reused while the executor lives."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[Any, bytes]] = {}
+
+    def __call__(self, owner: Any) -> bytes:
+        held = self._held.get(id(owner))
+        if held is None:
+            held = self._held[id(owner)] = (owner, pickle.dumps(owner))
+        return held[1]
 
 
 class PoolExecutor(Executor):
@@ -99,15 +122,9 @@ class PoolExecutor(Executor):
         self.pool = ProcessPoolExecutor(
             workers, mp_context=spawn, initializer=_start_worker, initargs=(threads,)
         )
-        self._recipes: dict[int, tuple[Any, bytes]] = {}
+        self._recipe = _Recipes()
         self._shipped: set[Future] = set()
         """Futures of jobs run by a worker: their results come back pickled."""
-
-    def _recipe(self, owner: Any) -> bytes:
-        held = self._recipes.get(id(owner))
-        if held is None:  # the owner is kept with it, so its id is not reused
-            held = self._recipes[id(owner)] = (owner, pickle.dumps(owner))
-        return held[1]
 
     def _start(self, job: Job) -> Future:
         args = pickle.dumps(job.args)
@@ -128,6 +145,73 @@ class PoolExecutor(Executor):
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RayExecutor(Executor):
+    """``workers`` Ray actors, each running jobs with ``threads`` torch threads, on the
+    Ray cluster at ``address`` (``None``: a local Ray started for this run)."""
+
+    def __init__(self, workers: int, threads: int, address: str | None = None) -> None:
+        super().__init__()
+        import ray
+
+        self._ray = ray
+        self._started = start_ray(workers, address)
+        worker = ray.remote(num_cpus=1)(_RayWorker)
+        self._actors = [worker.remote(threads) for _ in range(workers)]
+        self._load = [0] * workers
+        self._where: dict[Future, int] = {}
+        self._recipe = _Recipes()
+
+    def _start(self, job: Job) -> Future:
+        index = self._load.index(min(self._load))
+        self._load[index] += 1
+        ref = self._actors[index].run.remote(self._recipe(job.owner), job.method, *job.args)
+        future = ref.future()
+        self._where[future] = index
+        return future
+
+    def _settle(self, future: Future) -> None:
+        index = self._where.pop(future, None)  # None: a local job
+        if index is not None:
+            self._load[index] -= 1
+
+    def take(self, future: Future) -> Any:
+        self._settle(future)
+        return super().take(future)
+
+    def drop(self, future: Future) -> None:
+        self._settle(future)
+        super().drop(future)
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        if self._started:
+            self._ray.shutdown()
+
+
+def start_ray(cpus: int, address: str | None) -> bool:
+    """Connect to the Ray cluster at ``address``, or start a local Ray of ``cpus`` CPUs,
+    unless Ray already runs here; whether it was started (then shut it down after)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    local = {} if address else {"num_cpus": cpus}
+    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, **local)  # fmt: skip
+    return True
+
+
+class _RayWorker:
+    """A Ray actor's state: its torch threads and the owners it has built."""
+
+    def __init__(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+
+    def run(self, recipe: bytes, method: str, *args: Any) -> Any:
+        return getattr(_owner(recipe), method)(*args)
 
 
 def default_workers() -> int:

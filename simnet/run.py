@@ -48,11 +48,13 @@ def run_scenario(
         workload.start()
         until = workload.until
         limit = scenario.time_limit_s if until is None else until  # a stop time the user set
+        set_up = time.perf_counter()
         try:
             stopped = world.run(until=limit, idle=until is not None)
         finally:
             bar.close()
             executor.close()
+        simulated = time.perf_counter()
         if stopped is None and until is None and world.env.peek() < float("inf"):
             stopped = f"the clock reached execution.time_limit_s = {limit:g} s with events left"
         world.network.settle()
@@ -66,6 +68,7 @@ def run_scenario(
             "workload": scenario.workload.kind,  # type: ignore[attr-defined]
             **timing_summary(world, workload.finished_at),
             "wall_time_s": time.perf_counter() - started,
+            "wall_phases_s": {"setup": set_up - started, "simulation": simulated - set_up},
             **network_summary(world),
             "faults": fault_summary(world),
             **workload.summary(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,13 @@ from pydantic import (
 from simnet import link_overrides as link_classes
 from simnet.codecs import get_codec
 from simnet.errors import InputError
-from simnet.executors import Executor, InlineExecutor, PoolExecutor, default_workers
+from simnet.executors import (
+    Executor,
+    InlineExecutor,
+    PoolExecutor,
+    RayExecutor,
+    default_workers,
+)
 from simnet.faults import Dropout, FaultsConfig, NodeEvent, node_events
 from simnet.sharing import DEFAULTS, Sharing
 from simnet.topology.graph import Topology
@@ -84,21 +91,38 @@ class ExecutionConfig(BaseModel):
     """How a run is carried out: ``threads`` torch intra-op threads per learning job
     (results depend on it through floating-point sums, so it belongs to the scenario, not
     to the host), the ``backend`` that runs learning jobs (:mod:`simnet.executors`:
-    ``inline`` in this process, ``pool`` in ``workers`` processes, default one per core;
-    results do not depend on either) and the virtual ``time_limit_s``."""
+    ``inline`` in this process, ``pool`` in ``workers`` processes, ``ray`` in ``workers``
+    Ray actors, default one per core; results do not depend on it) and the virtual
+    ``time_limit_s``."""
 
     model_config = ConfigDict(extra="forbid")
 
     threads: int = Field(default=1, ge=1)
-    backend: Literal["inline", "pool"] = "inline"
+    backend: Literal["inline", "pool", "ray"] = "inline"
     workers: int | None = Field(default=None, ge=1)
+    address: str | None = None
+    """Ray only: the address of a running Ray cluster (default: start a local Ray)."""
+
+    @field_validator("backend")
+    @classmethod
+    def _ray_installed(cls, backend: str) -> str:
+        if backend == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError('ray is not installed: pip install -e ".[ray]"')
+        return backend
 
     @field_validator("workers")
     @classmethod
     def _workers_need_a_pool(cls, workers: int | None, info: ValidationInfo) -> int | None:
         if workers is not None and info.data.get("backend") == "inline":
-            raise ValueError("only with backend: pool (inline runs jobs in this process)")
+            raise ValueError("only with backend pool or ray (inline runs jobs in this process)")
         return workers
+
+    @field_validator("address")
+    @classmethod
+    def _address_needs_ray(cls, address: str | None, info: ValidationInfo) -> str | None:
+        if address is not None and info.data.get("backend") != "ray":
+            raise ValueError("only with backend ray")
+        return address
 
     time_limit_s: float = Field(default=1e6, gt=0)
     """Virtual seconds after which a run that has not finished stops, marked incomplete
@@ -146,8 +170,11 @@ class Scenario:
     def executor(self) -> Executor:
         """A fresh executor of learning jobs, as ``execution`` asks (close it after)."""
         execution = self.config.execution
+        workers = execution.workers or default_workers()
         if execution.backend == "pool":
-            return PoolExecutor(execution.workers or default_workers(), execution.threads)
+            return PoolExecutor(workers, execution.threads)
+        if execution.backend == "ray":
+            return RayExecutor(workers, execution.threads, execution.address)
         return InlineExecutor()
 
     @property

@@ -40,7 +40,8 @@ import multiprocessing
 import re
 import shutil
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from simnet.errors import InputError
+from simnet.executors import start_ray
 from simnet.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
 from simnet.validation import parse
 from simnet.yaml_file import dump_yaml, read_yaml
@@ -232,10 +234,13 @@ def results_table(sweep: Sweep, out: Path) -> pd.DataFrame:
 def run_sweep(
     sweep: Sweep, out: Path, workers: int = 1, progress: bool = True,
     runner: Callable[[Path, list[str], Path], None] = _run_point, force: bool = False,
+    backend: str = "pool", address: str | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Run every point that is not :func:`reusable` (all of them with ``force``) in
-    ``workers`` processes (1: in this process), its run files cleared first; write
-    ``results.csv`` and return it. Incomplete runs are rows with ``complete`` false."""
+    """Run every point that is not :func:`reusable` (all of them with ``force``), its run
+    files cleared first, in ``workers`` processes (``backend`` ``pool``; 1: in this
+    process) or as Ray tasks (``ray``: a local Ray of ``workers`` CPUs, or the cluster at
+    ``address``, whose workers must see ``out``); write ``results.csv`` and return it.
+    Incomplete runs are rows with ``complete`` false."""
     out.mkdir(parents=True, exist_ok=True)
     if force and (out / FIGURES).is_dir():
         shutil.rmtree(out / FIGURES)
@@ -244,21 +249,16 @@ def run_sweep(
     todo = [p for p in points if force or not reusable(sweep, p, out / p.name)]
     for point in todo:
         clear_run(out / point.name)
+    calls = [(sweep.base, sweep.overrides(p), out / p.name) for p in todo]
     bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="run",
                desc=sweep.path.stem, disable=not progress, dynamic_ncols=True)  # fmt: skip
     try:
-        if workers <= 1:
-            for point in todo:
-                runner(sweep.base, sweep.overrides(point), out / point.name)
+        if workers <= 1 and backend == "pool":
+            for call in calls:
+                runner(*call)
                 bar.update(1)
         else:
-            # spawned, not forked: a fork of a process whose torch has run threads can
-            # deadlock in the child (OpenMP is not fork-safe)
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-                jobs = [
-                    pool.submit(runner, sweep.base, sweep.overrides(p), out / p.name) for p in todo
-                ]
+            with _started(runner, calls, workers, backend, address) as jobs:
                 for job in as_completed(jobs):
                     job.result()
                     bar.update(1)
@@ -267,3 +267,27 @@ def run_sweep(
     table = results_table(sweep, out)
     atomic_write(out / RESULTS, table.to_csv(index=False))
     return table
+
+
+@contextmanager
+def _started(
+    runner: Callable[..., None], calls: list[tuple], workers: int, backend: str,
+    address: str | None,
+) -> Iterator[list[Future]]:  # fmt: skip
+    """Futures of ``runner(*call)`` for every call, in spawned processes or Ray tasks."""
+    if backend == "ray":
+        import ray
+
+        started = start_ray(workers, address)
+        task = ray.remote(num_cpus=1)(runner)
+        try:
+            yield [task.remote(*call).future() for call in calls]
+        finally:
+            if started:
+                ray.shutdown()
+        return
+    # spawned, not forked: a fork of a process whose torch has run threads can deadlock
+    # in the child (OpenMP is not fork-safe)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+        yield [pool.submit(runner, *call) for call in calls]

@@ -3,9 +3,11 @@ up when their node crashes, and charged as compute on the node that asked."""
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 from functools import partial
 
+import pytest
 import torch
 
 from learning.data.synthetic import mosei_like
@@ -36,6 +38,17 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def inline_with_one_thread(job):
+    """The job's result in this process, with one torch thread as the workers run."""
+    here = InlineExecutor()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return here.take(here.submit(job))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_learner_pickles_as_its_recipe_and_rebuilds_the_same_model():
     original = learner()
     blob = pickle.dumps(original)
@@ -58,13 +71,7 @@ def test_a_job_knows_its_flops_before_it_runs_and_records_its_inputs():
 def test_a_pool_runs_a_job_to_the_same_bits_as_this_process():
     owner, split = learner(), data()
     job = owner.local_update_job(owner.initial, split, seed=11)
-    here = InlineExecutor()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the pool's workers run
-    try:
-        expected = here.take(here.submit(job))
-    finally:
-        torch.set_num_threads(threads)
+    expected = inline_with_one_thread(job)
     pool = PoolExecutor(workers=2, threads=1)
     try:
         futures = [pool.submit(job) for _ in range(3)]  # the same job on both workers
@@ -74,6 +81,23 @@ def test_a_pool_runs_a_job_to_the_same_bits_as_this_process():
         pool.close()
     assert pool.in_flight == 0
     assert not same(expected, owner.initial)  # it trained
+    assert all(same(expected, r) for r in results)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_ray_actors_run_a_job_to_the_same_bits_as_this_process():
+    from simnet.executors import RayExecutor
+
+    owner, split = learner(), data()
+    job = owner.local_update_job(owner.initial, split, seed=11)
+    expected = inline_with_one_thread(job)
+    ray = RayExecutor(workers=2, threads=1)
+    try:
+        futures = [ray.submit(job) for _ in range(3)]
+        results = [ray.take(f) for f in futures]
+        assert ray.in_flight == 0 and ray._load == [0, 0]
+    finally:
+        ray.close()
     assert all(same(expected, r) for r in results)
 
 

@@ -3,6 +3,7 @@ how many sweep workers run the points (DESIGN rule 1)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +27,8 @@ SHORT = {
 }
 """mosei_async shortened; at this size 1 and 2 intra-op threads give different metrics."""
 FILES = ("messages.csv", "metrics.csv")
+FAULTS = ROOT / "scenarios" / "faults_mosei.yaml"
+RAY = importlib.util.find_spec("ray") is not None
 
 
 def sets(extra: dict | None = None) -> list[str]:
@@ -77,24 +80,24 @@ def test_sweep_workers_do_not_change_the_results(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     outs = {}
-    for workers in (1, 2):
-        outs[workers] = tmp_path / f"w{workers}"
-        run_sweep(load_sweep(path), outs[workers], workers=workers, progress=False)
-    points = sorted(p.name for p in outs[1].iterdir() if p.is_dir())
+    ways = [(1, "pool"), (2, "pool"), *([(2, "ray")] if RAY else [])]
+    for workers, backend in ways:
+        out = outs[workers, backend] = tmp_path / f"{backend}{workers}"
+        run_sweep(load_sweep(path), out, workers=workers, progress=False, backend=backend)
+    first = outs[1, "pool"]
+    points = sorted(p.name for p in first.iterdir() if p.is_dir())
     assert len(points) == 2
-    for point in points:
-        for name in FILES:
-            one, two = outs[1] / point / name, outs[2] / point / name
-            assert one.read_bytes() == two.read_bytes(), f"{point}/{name}"
-    assert (outs[1] / "results.csv").read_bytes() == (outs[2] / "results.csv").read_bytes()
-
-
-FAULTS = ROOT / "scenarios" / "faults_mosei.yaml"
+    for way, out in outs.items():
+        for point in points:
+            for name in FILES:
+                same = (first / point / name).read_bytes() == (out / point / name).read_bytes()
+                assert same, f"{way}: {point}/{name}"
+        assert (first / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
 
 
 def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
-    """inline, a pool of 1 and a pool of 2 workers: the same tables, also under faults
-    (edge1 crashes with an adapter tuning in flight; its job is given up)."""
+    """inline, a pool of 1 and a pool of 2 workers, 2 Ray actors (where Ray is installed):
+    the same tables, also under faults (edge1 crashes with jobs in flight)."""
     faults = {"workload.data.train": 270, "workload.data.test": 90,
               "workload.cloud.updates": 8, "workload.inference.requests": 3}  # fmt: skip
     for name, path, extra in (("async", MOSEI_ASYNC, SHORT), ("faults", FAULTS, faults)):
@@ -103,6 +106,7 @@ def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
             ("inline", {}),
             ("pool1", {"execution.backend": "pool", "execution.workers": 1}),
             ("pool2", {"execution.backend": "pool", "execution.workers": 2}),
+            *([("ray2", {"execution.backend": "ray", "execution.workers": 2})] if RAY else []),
         ):
             overrides = [f"{k}={json.dumps(v)}" for k, v in {**extra, **execution}.items()]
             out = outs[label] = tmp_path / name / label
@@ -111,7 +115,7 @@ def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
             assert summary["complete"] and summary["backend"] == execution.get(
                 "execution.backend", "inline"
             )
-        for label in ("pool1", "pool2"):
+        for label in set(outs) - {"inline"}:
             for file in FILES:
                 same = (outs["inline"] / file).read_bytes() == (outs[label] / file).read_bytes()
                 assert same, f"{name}: {label}/{file}"

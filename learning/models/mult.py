@@ -26,8 +26,10 @@ memory encoder reads its projected sequence directly.
 
 from __future__ import annotations
 
+import contextvars
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,37 @@ from learning.models.base import Features, FusionModel, Presence
 CROSS_ATTN_DROPOUT = {"audio": 0.0, "vision": 0.0}
 """MulT's MOSEI setting: no attention dropout in the encoders that attend into audio or
 vision (``attn_dropout_a``, ``attn_dropout_v``)."""
+
+
+_explicit = contextvars.ContextVar("explicit_attention", default=False)
+
+
+@contextmanager
+def explicit_attention() -> Iterator[None]:
+    """Within it, MulT's attention runs as explicit matrix products (:func:`attend`), which
+    ``torch.func.vmap`` batches natively, rather than ``nn.MultiheadAttention``'s fused
+    kernel: the same parameters and function, other float rounding."""
+    token = _explicit.set(True)
+    try:
+        yield
+    finally:
+        _explicit.reset(token)
+
+
+def attend(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+    """``attn(q, kv, kv)`` spelled out: per head h, softmax(Q_h K_hᵀ / √d) V_h with
+    Q = q W_qᵀ + b_q, K = kv W_kᵀ + b_k, V = kv W_vᵀ + b_v, d = E / heads, attention
+    dropout, then the output projection."""
+    e, heads = attn.embed_dim, attn.num_heads
+    w = attn.in_proj_weight.chunk(3)
+    b = attn.in_proj_bias.chunk(3)
+
+    def split(x: torch.Tensor, k: int) -> torch.Tensor:
+        return F.linear(x, w[k], b[k]).unflatten(-1, (heads, e // heads)).transpose(-3, -2)
+
+    scores = split(q, 0) @ split(kv, 1).transpose(-2, -1) / math.sqrt(e // heads)
+    weights = F.dropout(scores.softmax(-1), attn.dropout, attn.training)
+    return attn.out_proj((weights @ split(kv, 2)).transpose(-3, -2).flatten(-2))
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype):
@@ -80,7 +113,10 @@ class EncoderLayer(nn.Module):
         if not cross or source is not None:
             q = self.norm_attn(x)
             kv = self.norm_attn(source) if cross else q
-            a = self.attn(q, kv, kv, need_weights=False)[0]
+            if _explicit.get():
+                a = attend(self.attn, q, kv)
+            else:
+                a = self.attn(q, kv, kv, need_weights=False)[0]
             a = F.dropout(a, self.res_dropout, self.training)
             x = x + (a if source_weight is None else a * source_weight[:, None, None])
         h = F.dropout(F.relu(self.fc1(self.norm_ffn(x))), self.relu_dropout, self.training)

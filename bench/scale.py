@@ -1,0 +1,138 @@
+"""Wall time, memory and throughput of whole runs, per executor of learning jobs.
+
+    python bench/scale.py [--scenarios scenarios/scale_1k.yaml scenarios/mosei_async.yaml]
+                          [--backends inline pool] [--workers N] [--set KEY=VALUE ...]
+
+Each (scenario, backend) runs in a fresh process and prints one row:
+
+* wall seconds per phase (set-up: data, partition, workload; simulation) and in all;
+* peak RSS of the simulator's process and of its largest pool worker (MiB); the first
+  includes the states kept for the plain loop below (``kept`` MiB: subtract it);
+* SimPy events per wall second of the simulation phase;
+* client steps (optimizer steps of end devices' local updates) per wall second;
+* the ratio of the simulation phase's wall time to a plain loop that runs the same local
+  updates one by one in one process (same states, data and seeds, recorded during the
+  run): the simulator's overhead over the bare training it does (≈ 1 inline, below 1 when
+  jobs run side by side).
+
+The tables (``messages.csv``, ``metrics.csv``) of every backend are compared and reported
+as identical or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(scenario: str, backend: str, workers: int | None, sets: list[str]) -> dict:
+    """One run in this process (the child): the row's figures."""
+    import simpy
+    import torch
+
+    from learning.federated import Learner
+    from simnet.run import run_scenario
+    from simnet.scenario import load_scenario
+
+    events = 0
+    step = simpy.Environment.step
+
+    def counted(env: simpy.Environment) -> None:
+        nonlocal events
+        events += 1
+        step(env)
+
+    simpy.Environment.step = counted  # type: ignore[method-assign]
+    jobs: list[tuple] = []
+    plan = Learner.local_update_job
+
+    def recorded(self: Learner, state, data, seed):
+        job = plan(self, state, data, seed)
+        jobs.append((self, state, data, seed))
+        return job
+
+    Learner.local_update_job = recorded  # type: ignore[method-assign]
+    overrides = [*sets, f"execution.backend={backend}"]
+    if workers and backend == "pool":
+        overrides.append(f"execution.workers={workers}")
+    with tempfile.TemporaryDirectory() as out:
+        summary = run_scenario(load_scenario(scenario, overrides), Path(out) / "run",
+                               progress=False, figures=False)  # fmt: skip
+        digest = hashlib.sha256()
+        for name in ("messages.csv", "metrics.csv"):
+            digest.update((Path(out) / "run" / name).read_bytes())
+    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    kept = sum(t.nbytes for _, state, _, _ in jobs for t in state.values()) / 2**20
+    steps = sum(
+        owner.local.epochs * math.ceil(len(data) / owner.local.batch_size)
+        for owner, _, data, _ in jobs
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(summary["threads"])
+    started = time.perf_counter()
+    for owner, state, data, seed in jobs:
+        owner.local_update(state, data, seed)
+    plain = time.perf_counter() - started
+    torch.set_num_threads(threads)
+    phases = summary["wall_phases_s"]
+    return {
+        "scenario": Path(scenario).stem, "backend": backend, "complete": summary["complete"],
+        "setup_s": phases["setup"], "simulation_s": phases["simulation"],
+        "wall_s": summary["wall_time_s"], "rss_mib": rss_self, "kept_mib": kept,
+        "worker_rss_mib": rss_workers,
+        "events_per_s": events / phases["simulation"], "client_steps": steps,
+        "steps_per_s": steps / phases["simulation"], "plain_loop_s": plain,
+        "ratio": phases["simulation"] / plain, "tables": digest.hexdigest()[:12],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = ["scenarios/scale_1k.yaml", "scenarios/mosei_async.yaml"]
+    parser.add_argument("--scenarios", nargs="+", default=default)
+    parser.add_argument("--backends", nargs="+", default=["inline", "pool"])
+    parser.add_argument("--workers", type=int, default=None, help="pool workers (default: cores)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--one", nargs=2, metavar=("SCENARIO", "BACKEND"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(*args.one, args.workers, args.set)))
+        return
+    header = (f"{'scenario':<12} {'backend':<7} {'set-up s':>8} {'sim s':>8} {'wall s':>8} "
+              f"{'RSS MiB':>8} {'kept':>5} {'worker':>7} {'events/s':>9} {'steps/s':>8} "
+              f"{'plain s':>8} {'÷ plain':>7}  tables")  # fmt: skip
+    print(header)
+    for scenario in args.scenarios:
+        for backend in args.backends:
+            command = [sys.executable, __file__, "--one", scenario, backend,
+                       *(f"--set={s}" for s in args.set)]  # fmt: skip
+            if args.workers:
+                command.append(f"--workers={args.workers}")
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            if done.returncode:
+                print(
+                    f"{Path(scenario).stem:<12} {backend:<7} failed: {done.stderr.strip()[-300:]}"
+                )
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{r['scenario']:<12} {r['backend']:<7} {r['setup_s']:>8.1f} "
+                  f"{r['simulation_s']:>8.1f} {r['wall_s']:>8.1f} {r['rss_mib']:>8.0f} "
+                  f"{r['kept_mib']:>5.0f} "
+                  f"{r['worker_rss_mib']:>7.0f} {r['events_per_s']:>9,.0f} "
+                  f"{r['steps_per_s']:>8.1f} {r['plain_loop_s']:>8.1f} {r['ratio']:>7.2f}  "
+                  f"{r['tables']}{'' if r['complete'] else ' (incomplete)'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Many clients' local updates of one architecture as one vectorised job (``torch.func``).
+
+Client ``c`` (state ``w_c``, data ``D_c``, seed ``s_c``) does what
+:func:`~learning.train.train` does: ``epochs`` passes over ``D_c`` in mini-batches of
+``B`` shuffled by a generator seeded with ``s_c``, each step the mean loss over the batch,
+gradient-norm clipping, then one optimizer step. Here every client's parameters are
+stacked along a new leading axis and each step runs once for all clients under
+``torch.func.vmap``:
+
+* batches are padded to ``B`` samples, padding weighted 0, so a client's loss is
+  ``Σ_i ω_i ℓ_i / Σ_i ω_i`` over its real samples only;
+* a client with fewer steps than the longest sits the remaining steps out (its
+  parameters and optimizer state are kept as they are);
+* clipping (``‖g_c‖`` over all of a client's gradients) and the optimizer (Adam, AdamW
+  or SGD, PyTorch's update rules) act per client, with per-client step counts;
+* attention is computed with explicit matrix products (:func:`explicit_attention`),
+  which vmap batches natively.
+
+With dropout off the result equals one-by-one training up to float rounding (the kernels
+differ). Dropout masks are drawn by vmap for each client from torch's generator, seeded
+with the first client's seed: deterministic for a given group of clients, but not the
+masks that client would draw alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from learning.data.dataset import MultimodalSplit
+from learning.models.mult import explicit_attention
+from learning.train import Task, TrainConfig
+
+State = dict[str, torch.Tensor]
+CLIP_EPS = 1e-6
+"""``torch.nn.utils.clip_grad_norm_``'s ε: the clip factor is max_norm / (‖g‖ + ε)."""
+
+
+def _plan(split: MultimodalSplit, cfg: TrainConfig, seed: int) -> list[tuple]:
+    """The (features, labels, present) of every step ``train`` takes on ``split``."""
+    shuffle = torch.Generator().manual_seed(seed)
+    steps: list[tuple] = []
+    for _ in range(cfg.epochs):
+        for batch in split.masked_batches(cfg.batch_size, shuffle=True, generator=shuffle):
+            if cfg.max_steps is not None and len(steps) >= cfg.max_steps:
+                break
+            steps.append(batch)
+    return steps
+
+
+def _padded(x: torch.Tensor, size: int, fill: float = 0.0) -> torch.Tensor:
+    """``x`` with rows of ``fill`` appended up to ``size`` rows."""
+    pad = x.new_full((size - x.shape[0], *x.shape[1:]), fill)
+    return torch.cat([x, pad])
+
+
+def _step_inputs(plans: list[list[tuple]], i: int, like: tuple, size: int) -> tuple:
+    """Step ``i`` of every client, stacked: features, labels, present (or ``None``),
+    sample weights (C, B) and which clients take the step (C,)."""
+    features, labels, present, weights, active = {}, [], {}, [], []
+    for plan in plans:
+        f, y, p = plan[i] if i < len(plan) else like
+        taken = i < len(plan)
+        for m, x in f.items():
+            features.setdefault(m, []).append(_padded(x, size))
+        for m, x in (p or {}).items():
+            present.setdefault(m, []).append(_padded(x, size, 1.0))
+        labels.append(_padded(y, size))
+        real = y.shape[0] if taken else 0
+        weights.append(torch.cat([torch.ones(real), torch.zeros(size - real)]))
+        active.append(taken)
+    stack = {m: torch.stack(xs) for m, xs in features.items()}
+    masks = {m: torch.stack(xs) for m, xs in present.items()} or None
+    return stack, torch.stack(labels), masks, torch.stack(weights), torch.tensor(active)
+
+
+def batched_train(
+    model: nn.Module, task: Task, cfg: TrainConfig, states: Sequence[State],
+    splits: Sequence[MultimodalSplit], seeds: Sequence[int],
+) -> list[State]:  # fmt: skip
+    """Train a copy of ``model`` from each of ``states`` on its split with its seed, all
+    at once; the new states, in order. Every split must hold the same modalities, with
+    presence masks in all or none."""
+    if not states:
+        return []
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    params = {n: torch.stack([s[n] for s in states]).float() for n in names}
+    fixed = {n: torch.stack([s[n] for s in states]) for n in states[0] if n not in params}
+    plans = [_plan(split, cfg, seed) for split, seed in zip(splits, seeds, strict=True)]
+    like = next(plan[0] for plan in plans if plan)
+    optimizer = _Optimizer(cfg, params)
+
+    def loss(p: State, b: State, features, labels, present, weights) -> torch.Tensor:
+        args = (features,) if present is None else (features, present)
+        out = functional_call(model, {**p, **b}, args)
+        if task == "regression":
+            each = (out.reshape(-1) - labels.float()).abs()
+        else:
+            each = F.cross_entropy(out, labels.long(), reduction="none")
+        return (each * weights).sum() / weights.sum().clamp(min=1.0)
+
+    gradient = {  # present masks given or not
+        masked: vmap(grad(loss), in_dims=(0, 0, 0, 0, 0 if masked else None, 0),
+                     randomness="different")
+        for masked in (False, True)
+    }  # fmt: skip
+    model.train()
+    with torch.random.fork_rng(), explicit_attention():
+        torch.manual_seed(seeds[0])
+        for i in range(max(len(plan) for plan in plans)):
+            features, labels, present, weights, active = _step_inputs(
+                plans, i, like, cfg.batch_size
+            )
+            step = gradient[present is not None]
+            grads = step(params, fixed, features, labels, present, weights)
+            if cfg.grad_clip is not None:
+                grads = _clipped(grads, cfg.grad_clip)
+            params = optimizer.step(params, grads, active)
+    return [
+        {n: (params[n][c] if n in params else fixed[n][c]).to(states[c][n].dtype)
+         for n in states[c]}
+        for c in range(len(states))
+    ]  # fmt: skip
+
+
+def _clipped(grads: State, max_norm: float) -> State:
+    """Each client's gradients scaled by min(1, max_norm / (‖g_c‖ + ε)), ‖g_c‖ the norm
+    of all its gradients together."""
+    squares = sum(g.flatten(1).pow(2).sum(1) for g in grads.values())
+    factor = (max_norm / (squares.sqrt() + CLIP_EPS)).clamp(max=1.0)
+    return {n: g * factor.view(-1, *([1] * (g.dim() - 1))) for n, g in grads.items()}
+
+
+class _Optimizer:
+    """Adam, AdamW or SGD (``cfg.optimizer``, PyTorch's default hyper-parameters) over
+    stacked parameters, one state and step count per client."""
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, cfg: TrainConfig, params: State) -> None:
+        self.cfg = cfg
+        clients = next(iter(params.values())).shape[0]
+        self.count = torch.zeros(clients)
+        self.m = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.v = {n: torch.zeros_like(p) for n, p in params.items()}
+
+    def step(self, params: State, grads: State, active: torch.Tensor) -> State:
+        cfg, (b1, b2) = self.cfg, self.BETAS
+        self.count = self.count + active.float()
+        t = self.count.clamp(min=1.0)
+        step_size = cfg.lr / (1 - b1**t)
+        root = (1 - b2**t).sqrt()
+        out = {}
+        for n, p in params.items():
+            shape = (-1, *([1] * (p.dim() - 1)))
+            on = active.view(shape)
+            g = grads[n]
+            if cfg.optimizer == "sgd":
+                if cfg.weight_decay:
+                    g = g + cfg.weight_decay * p
+                out[n] = torch.where(on, p - cfg.lr * g, p)
+                continue
+            if cfg.optimizer == "adam" and cfg.weight_decay:
+                g = g + cfg.weight_decay * p
+            decayed = p * (1 - cfg.lr * cfg.weight_decay) if cfg.optimizer == "adamw" else p
+            m = torch.where(on, self.m[n].lerp(g, 1 - b1), self.m[n])
+            v = torch.where(on, self.v[n] * b2 + (1 - b2) * g * g, self.v[n])
+            self.m[n], self.v[n] = m, v
+            new = decayed - step_size.view(shape) * m / (v.sqrt() / root.view(shape) + self.EPS)
+            out[n] = torch.where(on, new, p)
+        return out
