@@ -3,7 +3,8 @@
     python bench/scale.py [--scenarios scenarios/scale_1k.yaml scenarios/mosei_async.yaml]
                           [--backends inline pool] [--workers N] [--set KEY=VALUE ...]
 
-Each (scenario, backend) runs in a fresh process and prints one row:
+Each (scenario, backend) runs in a fresh process and prints one row (a backend
+``NAME+batched`` sets ``execution.batch_clients`` too; Ray where installed):
 
 * wall seconds per phase (set-up: data, partition, workload; simulation) and in all;
 * peak RSS of the simulator's process and of its largest pool worker (MiB); the first
@@ -15,8 +16,8 @@ Each (scenario, backend) runs in a fresh process and prints one row:
   run): the simulator's overhead over the bare training it does (≈ 1 inline, below 1 when
   jobs run side by side).
 
-The tables (``messages.csv``, ``metrics.csv``) of every backend are compared and reported
-as identical or not.
+``tables`` is a digest of ``messages.csv`` and ``metrics.csv``: equal across backends
+(batched runs differ from unbatched ones in the last digits, equal among themselves).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def measure(scenario: str, backend: str, workers: int | None, sets: list[str]) -
         return job
 
     Learner.local_update_job = recorded  # type: ignore[method-assign]
-    overrides = [*sets, f"execution.backend={backend}"]
-    if workers and backend == "pool":
+    base, _, batched = backend.partition("+")
+    overrides = [*sets, f"execution.backend={base}", f"execution.batch_clients={bool(batched)}"]
+    if workers and base != "inline":
         overrides.append(f"execution.workers={workers}")
     with tempfile.TemporaryDirectory() as out:
         summary = run_scenario(load_scenario(scenario, overrides), Path(out) / "run",
@@ -101,7 +103,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = ["scenarios/scale_1k.yaml", "scenarios/mosei_async.yaml"]
     parser.add_argument("--scenarios", nargs="+", default=default)
-    parser.add_argument("--backends", nargs="+", default=["inline", "pool"])
+    backends = ["inline", "pool", "inline+batched"]
+    parser.add_argument("--backends", nargs="+", default=backends,
+                        help="inline, pool or ray; +batched: batch_clients too")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, help="pool workers (default: cores)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--one", nargs=2, metavar=("SCENARIO", "BACKEND"), help=argparse.SUPPRESS)
@@ -109,7 +113,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(*args.one, args.workers, args.set)))
         return
-    header = (f"{'scenario':<12} {'backend':<7} {'set-up s':>8} {'sim s':>8} {'wall s':>8} "
+    header = (f"{'scenario':<12} {'backend':<14} {'set-up s':>8} {'sim s':>8} {'wall s':>8} "
               f"{'RSS MiB':>8} {'kept':>5} {'worker':>7} {'events/s':>9} {'steps/s':>8} "
               f"{'plain s':>8} {'÷ plain':>7}  tables")  # fmt: skip
     print(header)
@@ -122,11 +126,11 @@ def main() -> None:
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
             if done.returncode:
                 print(
-                    f"{Path(scenario).stem:<12} {backend:<7} failed: {done.stderr.strip()[-300:]}"
+                    f"{Path(scenario).stem:<12} {backend:<14} failed: {done.stderr.strip()[-300:]}"
                 )
                 continue
             r = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{r['scenario']:<12} {r['backend']:<7} {r['setup_s']:>8.1f} "
+            print(f"{r['scenario']:<12} {r['backend']:<14} {r['setup_s']:>8.1f} "
                   f"{r['simulation_s']:>8.1f} {r['wall_s']:>8.1f} {r['rss_mib']:>8.0f} "
                   f"{r['kept_mib']:>5.0f} "
                   f"{r['worker_rss_mib']:>7.0f} {r['events_per_s']:>9,.0f} "

@@ -9,12 +9,12 @@ stacked along a new leading axis and each step runs once for all clients under
 
 * batches are padded to ``B`` samples, padding weighted 0, so a client's loss is
   ``Σ_i ω_i ℓ_i / Σ_i ω_i`` over its real samples only;
-* a client with fewer steps than the longest sits the remaining steps out (its
-  parameters and optimizer state are kept as they are);
+* a client with fewer steps than the longest sits the remaining steps out: each step
+  runs for the clients that take it only;
 * clipping (``‖g_c‖`` over all of a client's gradients) and the optimizer (Adam, AdamW
   or SGD, PyTorch's update rules) act per client, with per-client step counts;
-* attention is computed with explicit matrix products (:func:`explicit_attention`),
-  which vmap batches natively.
+* the model runs on ops vmap batches natively (:func:`~learning.models.mult.vectorised`:
+  explicit attention products, dropout as a uniform draw).
 
 With dropout off the result equals one-by-one training up to float rounding (the kernels
 differ). Dropout masks are drawn by vmap for each client from torch's generator, seeded
@@ -32,7 +32,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from learning.data.dataset import MultimodalSplit
-from learning.models.mult import explicit_attention
+from learning.models.mult import vectorised
 from learning.train import Task, TrainConfig
 
 State = dict[str, torch.Tensor]
@@ -58,24 +58,20 @@ def _padded(x: torch.Tensor, size: int, fill: float = 0.0) -> torch.Tensor:
     return torch.cat([x, pad])
 
 
-def _step_inputs(plans: list[list[tuple]], i: int, like: tuple, size: int) -> tuple:
-    """Step ``i`` of every client, stacked: features, labels, present (or ``None``),
-    sample weights (C, B) and which clients take the step (C,)."""
-    features, labels, present, weights, active = {}, [], {}, [], []
-    for plan in plans:
-        f, y, p = plan[i] if i < len(plan) else like
-        taken = i < len(plan)
+def _step_inputs(batches: list[tuple], size: int) -> tuple:
+    """The given clients' batches of one step, stacked and padded to ``size`` samples:
+    features, labels, present (or ``None``) and sample weights (C, size)."""
+    features, labels, present, weights = {}, [], {}, []
+    for f, y, p in batches:
         for m, x in f.items():
             features.setdefault(m, []).append(_padded(x, size))
         for m, x in (p or {}).items():
             present.setdefault(m, []).append(_padded(x, size, 1.0))
         labels.append(_padded(y, size))
-        real = y.shape[0] if taken else 0
-        weights.append(torch.cat([torch.ones(real), torch.zeros(size - real)]))
-        active.append(taken)
+        weights.append(torch.cat([torch.ones(y.shape[0]), torch.zeros(size - y.shape[0])]))
     stack = {m: torch.stack(xs) for m, xs in features.items()}
     masks = {m: torch.stack(xs) for m, xs in present.items()} or None
-    return stack, torch.stack(labels), masks, torch.stack(weights), torch.tensor(active)
+    return stack, torch.stack(labels), masks, torch.stack(weights)
 
 
 def batched_train(
@@ -91,7 +87,6 @@ def batched_train(
     params = {n: torch.stack([s[n] for s in states]).float() for n in names}
     fixed = {n: torch.stack([s[n] for s in states]) for n in states[0] if n not in params}
     plans = [_plan(split, cfg, seed) for split, seed in zip(splits, seeds, strict=True)]
-    like = next(plan[0] for plan in plans if plan)
     optimizer = _Optimizer(cfg, params)
 
     def loss(p: State, b: State, features, labels, present, weights) -> torch.Tensor:
@@ -109,17 +104,21 @@ def batched_train(
         for masked in (False, True)
     }  # fmt: skip
     model.train()
-    with torch.random.fork_rng(), explicit_attention():
+    with torch.random.fork_rng(), vectorised():
         torch.manual_seed(seeds[0])
         for i in range(max(len(plan) for plan in plans)):
-            features, labels, present, weights, active = _step_inputs(
-                plans, i, like, cfg.batch_size
+            taking = [c for c, plan in enumerate(plans) if i < len(plan)]
+            rows = torch.tensor(taking)
+            features, labels, present, weights = _step_inputs(
+                [plans[c][i] for c in taking], cfg.batch_size
             )
+            sub = {n: p[rows] for n, p in params.items()}
             step = gradient[present is not None]
-            grads = step(params, fixed, features, labels, present, weights)
+            grads = step(sub, {n: b[rows] for n, b in fixed.items()}, features, labels,
+                         present, weights)  # fmt: skip
             if cfg.grad_clip is not None:
                 grads = _clipped(grads, cfg.grad_clip)
-            params = optimizer.step(params, grads, active)
+            params = optimizer.step(params, grads, rows)
     return [
         {n: (params[n][c] if n in params else fixed[n][c]).to(states[c][n].dtype)
          for n in states[c]}
@@ -149,28 +148,29 @@ class _Optimizer:
         self.m = {n: torch.zeros_like(p) for n, p in params.items()}
         self.v = {n: torch.zeros_like(p) for n, p in params.items()}
 
-    def step(self, params: State, grads: State, active: torch.Tensor) -> State:
+    def step(self, params: State, grads: State, rows: torch.Tensor) -> State:
+        """``params`` after one step of the clients at ``rows`` (``grads``: theirs)."""
         cfg, (b1, b2) = self.cfg, self.BETAS
-        self.count = self.count + active.float()
-        t = self.count.clamp(min=1.0)
+        self.count[rows] += 1
+        t = self.count[rows]
         step_size = cfg.lr / (1 - b1**t)
         root = (1 - b2**t).sqrt()
         out = {}
-        for n, p in params.items():
+        for n, full in params.items():
+            p, g = full[rows], grads[n]
             shape = (-1, *([1] * (p.dim() - 1)))
-            on = active.view(shape)
-            g = grads[n]
             if cfg.optimizer == "sgd":
                 if cfg.weight_decay:
                     g = g + cfg.weight_decay * p
-                out[n] = torch.where(on, p - cfg.lr * g, p)
+                out[n] = full.index_copy(0, rows, p - cfg.lr * g)
                 continue
             if cfg.optimizer == "adam" and cfg.weight_decay:
                 g = g + cfg.weight_decay * p
+            m = self.m[n][rows].lerp(g, 1 - b1)
+            v = self.v[n][rows] * b2 + (1 - b2) * g * g
+            self.m[n] = self.m[n].index_copy(0, rows, m)
+            self.v[n] = self.v[n].index_copy(0, rows, v)
             decayed = p * (1 - cfg.lr * cfg.weight_decay) if cfg.optimizer == "adamw" else p
-            m = torch.where(on, self.m[n].lerp(g, 1 - b1), self.m[n])
-            v = torch.where(on, self.v[n] * b2 + (1 - b2) * g * g, self.v[n])
-            self.m[n], self.v[n] = m, v
             new = decayed - step_size.view(shape) * m / (v.sqrt() / root.view(shape) + self.EPS)
-            out[n] = torch.where(on, new, p)
+            out[n] = full.index_copy(0, rows, new)
         return out

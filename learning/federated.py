@@ -18,6 +18,7 @@ from dataclasses import replace
 import torch
 
 from learning.aggregation import mix, weighted_average
+from learning.batched import batched_train
 from learning.data.dataset import MultimodalSplit
 from learning.flops import forward_flops
 from learning.jobs import Job
@@ -74,13 +75,23 @@ class Learner:
     def local_update_job(self, state: State, data: MultimodalSplit, seed: int) -> Job:
         """:meth:`local_update` of ``state`` on ``data`` with the local settings."""
         flops = train_flops(self.model, data, self.task, replace(self.local, seed=seed))
-        return Job(self, "local_update", (state, data, seed), flops)
+        group = (data.modalities, data.present is None)
+        return Job(self, "local_update", (state, data, seed), flops, batch="local_updates",
+                   group=group)  # fmt: skip
 
     def local_update(self, state: State, data: MultimodalSplit, seed: int) -> State:
         """Train ``state`` on ``data`` with the local settings: the new state."""
         self.model.load_state_dict(state)
         train(self.model, data, self.task, replace(self.local, seed=seed))
         return copy_state(self.model)
+
+    def local_updates(
+        self, states: Sequence[State], datas: Sequence[MultimodalSplit], seeds: Sequence[int]
+    ) -> list[State]:
+        """:meth:`local_update` of many clients as one vectorised job
+        (:func:`~learning.batched.batched_train`); the data must hold the same modalities,
+        with presence masks in all or none."""
+        return batched_train(self.model, self.task, self.local, states, datas, seeds)
 
     def aggregate_job(self, states: Sequence[State], weights: Sequence[float]) -> Job:
         """:meth:`aggregate`: one multiply-add per element and state."""

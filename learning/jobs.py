@@ -10,6 +10,7 @@ it is pickled (its ``__reduce__``), never shipped as modules.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,11 @@ class Job:
     local: bool = False
     """Run it where it is asked for, whatever the executor: a step of a few FLOPs per
     element it reads (averaging, mixing) costs less to run than to ship."""
+    batch: str | None = None
+    """The owner's method that runs many such jobs at once, given the lists of their
+    arguments position by position (``None``: not batchable)."""
+    group: Hashable = None
+    """Jobs of one owner, ``batch`` and ``group`` can run together."""
 
     def run(self) -> Any:
         """Run the job here, on ``owner`` itself."""

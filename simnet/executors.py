@@ -214,6 +214,110 @@ class _RayWorker:
         return getattr(_owner(recipe), method)(*args)
 
 
+BATCH_CLIENTS = 32
+"""Most jobs run as one batched job: a fixed number, so that batches (and results) do
+not depend on how many workers there are."""
+
+
+class _Batch:
+    """A batched job's future, shared by its members until each has taken its part (a
+    ``single`` job's result is its only part)."""
+
+    def __init__(self, inner: Executor, future: Future, members: int, single: bool) -> None:
+        self.inner, self.future, self.left, self.single = inner, future, members, single
+        self.results: Any = None
+
+    def part(self, index: int) -> Any:
+        if self.results is None:
+            result = self.inner.take(self.future)
+            self.results = [result] if self.single else result
+        self.left -= 1
+        return self.results[index]
+
+    def drop(self) -> None:
+        self.left -= 1
+        if self.left == 0 and self.results is None:
+            self.inner.drop(self.future)
+
+
+class BatchingExecutor(Executor):
+    """Runs batchable jobs (:attr:`Job.batch`) together on ``inner``.
+
+    Such a job waits until its result is needed; then every waiting job of the same owner,
+    ``batch`` and ``group`` — all asked for before the clock reached that point, so their
+    virtual intervals overlap — runs as batched jobs of at most :data:`BATCH_CLIENTS`, in
+    the order they were asked for; a job left alone runs unbatched. Batches depend only
+    on the order of events in virtual time, so results are the same on every backend.
+    """
+
+    def __init__(self, inner: Executor) -> None:
+        super().__init__()
+        self.inner = inner
+        self._waiting: dict[tuple, list[tuple[Job, Future]]] = {}
+        self._key: dict[Future, tuple] = {}
+        self._member: dict[Future, tuple[_Batch, int]] = {}
+        self._direct: dict[Future, Future] = {}
+
+    def _start(self, job: Job) -> Future:
+        future: Future = Future()
+        if job.batch is None:
+            self._direct[future] = self.inner.submit(job)
+        else:
+            key = (id(job.owner), job.batch, job.group)
+            self._waiting.setdefault(key, []).append((job, future))
+            self._key[future] = key
+        return future
+
+    def _flush(self, key: tuple) -> None:
+        """Start every job waiting under ``key``, in batches."""
+        waiting = self._waiting.pop(key)
+        for first in range(0, len(waiting), BATCH_CLIENTS):
+            members = waiting[first : first + BATCH_CLIENTS]
+            jobs = [job for job, _ in members]
+            single = len(jobs) == 1
+            if single:
+                batched = jobs[0]
+            else:
+                columns = tuple(map(list, zip(*(j.args for j in jobs), strict=True)))
+                flops = sum(j.flops for j in jobs)
+                batched = Job(jobs[0].owner, str(jobs[0].batch), columns, flops)
+            batch = _Batch(self.inner, self.inner.submit(batched), len(members), single)
+            for index, (_, future) in enumerate(members):
+                del self._key[future]
+                self._member[future] = (batch, index)
+
+    def take(self, future: Future) -> Any:
+        if future in self._key:
+            self._flush(self._key[future])
+        if future in self._member:
+            self.in_flight -= 1
+            batch, index = self._member.pop(future)
+            return batch.part(index)
+        if future in self._direct:
+            self.in_flight -= 1
+            return self.inner.take(self._direct.pop(future))
+        return super().take(future)  # a local job, done at once
+
+    def drop(self, future: Future) -> None:
+        if future in self._key:
+            key = self._key.pop(future)
+            self._waiting[key] = [(j, f) for j, f in self._waiting[key] if f is not future]
+            if not self._waiting[key]:
+                del self._waiting[key]
+            self.in_flight -= 1
+        elif future in self._member:
+            self.in_flight -= 1
+            self._member.pop(future)[0].drop()
+        elif future in self._direct:
+            self.in_flight -= 1
+            self.inner.drop(self._direct.pop(future))
+        else:
+            super().drop(future)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def default_workers() -> int:
     """One worker per core."""
     return max(1, os.cpu_count() or 1)

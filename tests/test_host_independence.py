@@ -96,26 +96,31 @@ def test_sweep_workers_do_not_change_the_results(tmp_path):
 
 
 def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
-    """inline, a pool of 1 and a pool of 2 workers, 2 Ray actors (where Ray is installed):
-    the same tables, also under faults (edge1 crashes with jobs in flight)."""
+    """inline, a pool of 1 and of 2 workers, 2 Ray actors (where Ray is installed): the
+    same tables; under faults (edge1 crashes with jobs in flight) inline and a pool of 2."""
     faults = {"workload.data.train": 270, "workload.data.test": 90,
               "workload.cloud.updates": 8, "workload.inference.requests": 3}  # fmt: skip
-    for name, path, extra in (("async", MOSEI_ASYNC, SHORT), ("faults", FAULTS, faults)):
+    pool = {"execution.backend": "pool"}
+    ways = {
+        "inline": {},
+        "pool1": {**pool, "execution.workers": 1},
+        "pool2": {**pool, "execution.workers": 2},
+        **({"ray2": {"execution.backend": "ray", "execution.workers": 2}} if RAY else {}),
+    }
+    for name, path, extra, labels in (
+        ("async", MOSEI_ASYNC, SHORT, list(ways)),
+        ("faults", FAULTS, faults, ["inline", "pool2"]),
+    ):
         outs = {}
-        for label, execution in (
-            ("inline", {}),
-            ("pool1", {"execution.backend": "pool", "execution.workers": 1}),
-            ("pool2", {"execution.backend": "pool", "execution.workers": 2}),
-            *([("ray2", {"execution.backend": "ray", "execution.workers": 2})] if RAY else []),
-        ):
+        for label in labels:
+            execution = ways[label]
             overrides = [f"{k}={json.dumps(v)}" for k, v in {**extra, **execution}.items()]
             out = outs[label] = tmp_path / name / label
             summary = run_scenario(load_scenario(path, overrides), out, progress=False,
                                    figures=False)  # fmt: skip
-            assert summary["complete"] and summary["backend"] == execution.get(
-                "execution.backend", "inline"
-            )
-        for label in set(outs) - {"inline"}:
+            backend = execution.get("execution.backend", "inline")
+            assert summary["complete"] and summary["backend"] == backend
+        for label in labels[1:]:
             for file in FILES:
                 same = (outs["inline"] / file).read_bytes() == (outs[label] / file).read_bytes()
                 assert same, f"{name}: {label}/{file}"

@@ -42,19 +42,27 @@ CROSS_ATTN_DROPOUT = {"audio": 0.0, "vision": 0.0}
 vision (``attn_dropout_a``, ``attn_dropout_v``)."""
 
 
-_explicit = contextvars.ContextVar("explicit_attention", default=False)
+_vectorised = contextvars.ContextVar("vectorised", default=False)
 
 
 @contextmanager
-def explicit_attention() -> Iterator[None]:
-    """Within it, MulT's attention runs as explicit matrix products (:func:`attend`), which
-    ``torch.func.vmap`` batches natively, rather than ``nn.MultiheadAttention``'s fused
-    kernel: the same parameters and function, other float rounding."""
-    token = _explicit.set(True)
+def vectorised() -> Iterator[None]:
+    """Within it, MulT runs on ops that ``torch.func.vmap`` batches natively: attention as
+    explicit matrix products (:func:`attend`) rather than ``nn.MultiheadAttention``'s fused
+    kernel, dropout as a uniform draw compared with p (:func:`dropout`). The same function
+    and parameters; other float rounding and other dropout draws."""
+    token = _vectorised.set(True)
     try:
         yield
     finally:
-        _explicit.reset(token)
+        _vectorised.reset(token)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout``; within :func:`vectorised`, x · [u ≥ p] / (1 − p) with u uniform."""
+    if not _vectorised.get() or not training or p == 0.0:
+        return F.dropout(x, p, training)
+    return x * (torch.rand_like(x) >= p) / (1.0 - p)
 
 
 def attend(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
@@ -69,7 +77,7 @@ def attend(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> to
         return F.linear(x, w[k], b[k]).unflatten(-1, (heads, e // heads)).transpose(-3, -2)
 
     scores = split(q, 0) @ split(kv, 1).transpose(-2, -1) / math.sqrt(e // heads)
-    weights = F.dropout(scores.softmax(-1), attn.dropout, attn.training)
+    weights = dropout(scores.softmax(-1), attn.dropout, attn.training)
     return attn.out_proj((weights @ split(kv, 2)).transpose(-3, -2).flatten(-2))
 
 
@@ -113,14 +121,14 @@ class EncoderLayer(nn.Module):
         if not cross or source is not None:
             q = self.norm_attn(x)
             kv = self.norm_attn(source) if cross else q
-            if _explicit.get():
+            if _vectorised.get():
                 a = attend(self.attn, q, kv)
             else:
                 a = self.attn(q, kv, kv, need_weights=False)[0]
-            a = F.dropout(a, self.res_dropout, self.training)
+            a = dropout(a, self.res_dropout, self.training)
             x = x + (a if source_weight is None else a * source_weight[:, None, None])
-        h = F.dropout(F.relu(self.fc1(self.norm_ffn(x))), self.relu_dropout, self.training)
-        return x + F.dropout(self.fc2(h), self.res_dropout, self.training)
+        h = dropout(F.relu(self.fc1(self.norm_ffn(x))), self.relu_dropout, self.training)
+        return x + dropout(self.fc2(h), self.res_dropout, self.training)
 
 
 class Encoder(nn.Module):
@@ -148,7 +156,7 @@ class Encoder(nn.Module):
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         pos = sinusoidal_positions(x.shape[1], self.dim, x.device, x.dtype)
-        return F.dropout(math.sqrt(self.dim) * x + pos, self.embed_dropout, self.training)
+        return dropout(math.sqrt(self.dim) * x + pos, self.embed_dropout, self.training)
 
     def forward(
         self,
@@ -230,7 +238,7 @@ class MulT(FusionModel):
         proj = {}
         for mod, x in xs.items():
             if mod == "text":
-                x = F.dropout(x, self.embed_dropout, self.training)
+                x = dropout(x, self.embed_dropout, self.training)
             proj[mod] = self.project[mod](x.transpose(1, 2)).transpose(1, 2)
         tokens = {}
         for tgt in proj:
@@ -245,5 +253,5 @@ class MulT(FusionModel):
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         h = tokens.flatten(1)
-        mlp = self.proj2(F.dropout(F.relu(self.proj1(h)), self.out_dropout, self.training))
+        mlp = self.proj2(dropout(F.relu(self.proj1(h)), self.out_dropout, self.training))
         return self.out(mlp + h)
