@@ -58,9 +58,9 @@ def _padded(x: torch.Tensor, size: int, fill: float = 0.0) -> torch.Tensor:
     return torch.cat([x, pad])
 
 
-def _step_inputs(batches: list[tuple], size: int) -> tuple:
-    """The given clients' batches of one step, stacked and padded to ``size`` samples:
-    features, labels, present (or ``None``) and sample weights (C, size)."""
+def _step_inputs(batches: list[tuple], size: int, device: torch.device) -> tuple:
+    """The given clients' batches of one step, stacked and padded to ``size`` samples, on
+    ``device``: features, labels, present (or ``None``) and sample weights (C, size)."""
     features, labels, present, weights = {}, [], {}, []
     for f, y, p in batches:
         for m, x in f.items():
@@ -68,10 +68,11 @@ def _step_inputs(batches: list[tuple], size: int) -> tuple:
         for m, x in (p or {}).items():
             present.setdefault(m, []).append(_padded(x, size, 1.0))
         labels.append(_padded(y, size))
-        weights.append(torch.cat([torch.ones(y.shape[0]), torch.zeros(size - y.shape[0])]))
-    stack = {m: torch.stack(xs) for m, xs in features.items()}
-    masks = {m: torch.stack(xs) for m, xs in present.items()} or None
-    return stack, torch.stack(labels), masks, torch.stack(weights)
+        real = torch.arange(size, device=y.device) < y.shape[0]
+        weights.append(real.float())
+    stack = {m: torch.stack(xs).to(device) for m, xs in features.items()}
+    masks = {m: torch.stack(xs).to(device) for m, xs in present.items()} or None
+    return stack, torch.stack(labels).to(device), masks, torch.stack(weights).to(device)
 
 
 def batched_train(
@@ -83,9 +84,13 @@ def batched_train(
     presence masks in all or none."""
     if not states:
         return []
+    device = torch.device(cfg.device)
+    model.to(device)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
-    params = {n: torch.stack([s[n] for s in states]).float() for n in names}
-    fixed = {n: torch.stack([s[n] for s in states]) for n in states[0] if n not in params}
+    params = {n: torch.stack([s[n] for s in states]).float().to(device) for n in names}
+    fixed = {
+        n: torch.stack([s[n] for s in states]).to(device) for n in states[0] if n not in params
+    }
     plans = [_plan(split, cfg, seed) for split, seed in zip(splits, seeds, strict=True)]
     optimizer = _Optimizer(cfg, params)
 
@@ -104,13 +109,14 @@ def batched_train(
         for masked in (False, True)
     }  # fmt: skip
     model.train()
-    with torch.random.fork_rng(), vectorised():
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), vectorised():
         torch.manual_seed(seeds[0])
         for i in range(max(len(plan) for plan in plans)):
             taking = [c for c, plan in enumerate(plans) if i < len(plan)]
-            rows = torch.tensor(taking)
+            rows = torch.tensor(taking, device=device)
             features, labels, present, weights = _step_inputs(
-                [plans[c][i] for c in taking], cfg.batch_size
+                [plans[c][i] for c in taking], cfg.batch_size, device
             )
             sub = {n: p[rows] for n, p in params.items()}
             step = gradient[present is not None]
@@ -120,7 +126,7 @@ def batched_train(
                 grads = _clipped(grads, cfg.grad_clip)
             params = optimizer.step(params, grads, rows)
     return [
-        {n: (params[n][c] if n in params else fixed[n][c]).to(states[c][n].dtype)
+        {n: (params[n][c] if n in params else fixed[n][c]).to("cpu", states[c][n].dtype)
          for n in states[c]}
         for c in range(len(states))
     ]  # fmt: skip
@@ -144,7 +150,7 @@ class _Optimizer:
     def __init__(self, cfg: TrainConfig, params: State) -> None:
         self.cfg = cfg
         clients = next(iter(params.values())).shape[0]
-        self.count = torch.zeros(clients)
+        self.count = torch.zeros(clients, device=next(iter(params.values())).device)
         self.m = {n: torch.zeros_like(p) for n, p in params.items()}
         self.v = {n: torch.zeros_like(p) for n, p in params.items()}
 

@@ -15,7 +15,7 @@ from learning.federated import Learner
 from learning.models import build_model
 from learning.train import TrainConfig, train_flops
 from simnet.actor import Crashed
-from simnet.executors import InlineExecutor, PoolExecutor
+from simnet.executors import InlineExecutor, PoolExecutor, RayExecutor
 from simnet.faults import NodeEvent
 from simnet.sim_runtime import SimRuntime
 from simnet.topology.graph import Node, Topology
@@ -68,36 +68,25 @@ def test_a_job_knows_its_flops_before_it_runs_and_records_its_inputs():
     assert merge.local and merge.flops == 3 * owner.params
 
 
-def test_a_pool_runs_a_job_to_the_same_bits_as_this_process():
+RAY = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+
+
+@pytest.mark.parametrize("backend", ["pool", pytest.param("ray", marks=RAY)])
+def test_workers_run_a_job_to_the_same_bits_as_this_process(backend):
+    """The same job three times on two workers (each gets one at least)."""
     owner, split = learner(), data()
     job = owner.local_update_job(owner.initial, split, seed=11)
     expected = inline_with_one_thread(job)
-    pool = PoolExecutor(workers=2, threads=1)
+    kind = PoolExecutor if backend == "pool" else RayExecutor
+    executor = kind(workers=2, threads=1)
     try:
-        futures = [pool.submit(job) for _ in range(3)]  # the same job on both workers
-        assert pool.in_flight == 3
-        results = [pool.take(f) for f in futures]
+        futures = [executor.submit(job) for _ in range(3)]
+        assert executor.in_flight == 3
+        results = [executor.take(f) for f in futures]
     finally:
-        pool.close()
-    assert pool.in_flight == 0
+        executor.close()
+    assert executor.in_flight == 0
     assert not same(expected, owner.initial)  # it trained
-    assert all(same(expected, r) for r in results)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
-def test_ray_actors_run_a_job_to_the_same_bits_as_this_process():
-    from simnet.executors import RayExecutor
-
-    owner, split = learner(), data()
-    job = owner.local_update_job(owner.initial, split, seed=11)
-    expected = inline_with_one_thread(job)
-    ray = RayExecutor(workers=2, threads=1)
-    try:
-        futures = [ray.submit(job) for _ in range(3)]
-        results = [ray.take(f) for f in futures]
-        assert ray.in_flight == 0 and ray._load == [0, 0]
-    finally:
-        ray.close()
     assert all(same(expected, r) for r in results)
 
 

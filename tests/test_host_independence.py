@@ -97,7 +97,8 @@ def test_sweep_workers_do_not_change_the_results(tmp_path):
 
 def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
     """inline, a pool of 1 and of 2 workers, 2 Ray actors (where Ray is installed): the
-    same tables; under faults (edge1 crashes with jobs in flight) inline and a pool of 2."""
+    same tables; inline and a pool of 2 also under faults (edge1 crashes with jobs in
+    flight) and with batched clients."""
     faults = {"workload.data.train": 270, "workload.data.test": 90,
               "workload.cloud.updates": 8, "workload.inference.requests": 3}  # fmt: skip
     pool = {"execution.backend": "pool"}
@@ -107,9 +108,11 @@ def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
         "pool2": {**pool, "execution.workers": 2},
         **({"ray2": {"execution.backend": "ray", "execution.workers": 2}} if RAY else {}),
     }
+    short = {**SHORT, "workload.cloud.updates": 4, "workload.inference.requests": 2}
     for name, path, extra, labels in (
-        ("async", MOSEI_ASYNC, SHORT, list(ways)),
+        ("async", MOSEI_ASYNC, short, list(ways)),
         ("faults", FAULTS, faults, ["inline", "pool2"]),
+        ("batched", MOSEI_ASYNC, {**short, "execution.batch_clients": True}, ["inline", "pool2"]),
     ):
         outs = {}
         for label in labels:
