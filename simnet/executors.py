@@ -1,4 +1,5 @@
-"""Where learning jobs run: in this process, or ahead of the clock in a pool of processes.
+"""Where learning jobs run: in this process, or ahead of the clock in worker processes or
+Ray actors; clients' local updates optionally batched.
 
 The simulation runtime submits a :class:`~learning.jobs.Job` as soon as an actor asks for
 it, waits the job's compute time in virtual time, and only then takes the result (DESIGN
@@ -15,6 +16,8 @@ executor, the number of workers or the order in which jobs finish.
   the cluster at ``address``; arguments and results travel through Ray's object store.
   A job goes to the actor with the fewest jobs in flight (ties: the lowest index).
   Needs the ``ray`` extra (``pip install -e ".[ray]"``).
+* :class:`BatchingExecutor` wraps any of them (``execution.batch_clients``): local
+  updates that wait together train as one vectorised job.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class Executor(ABC):
     def _start(self, job: Job) -> Future: ...
 
     def close(self) -> None:  # noqa: B027 (nothing to release by default)
-        """Release the executor's workers (running jobs are abandoned)."""
+        """Release the executor's workers (jobs not started are dropped)."""
 
 
 def _ran(job: Job) -> Future:
@@ -144,7 +147,7 @@ class PoolExecutor(Executor):
         super().drop(future)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)  # queued jobs dropped
 
 
 class RayExecutor(Executor):
@@ -217,6 +220,9 @@ class _RayWorker:
 BATCH_CLIENTS = 32
 """Most jobs run as one batched job: a fixed number, so that batches (and results) do
 not depend on how many workers there are."""
+BATCH_MIN = 8
+"""Fewest jobs worth a batched job: smaller groups run one by one (on 2 CPU cores a
+vectorised step gains nothing below about 8 clients: ``bench/batched.py``)."""
 
 
 class _Batch:
@@ -246,8 +252,9 @@ class BatchingExecutor(Executor):
     Such a job waits until its result is needed; then every waiting job of the same owner,
     ``batch`` and ``group`` — all asked for before the clock reached that point, so their
     virtual intervals overlap — runs as batched jobs of at most :data:`BATCH_CLIENTS`, in
-    the order they were asked for; a job left alone runs unbatched. Batches depend only
-    on the order of events in virtual time, so results are the same on every backend.
+    the order they were asked for; fewer than :data:`BATCH_MIN` run one by one. Batches
+    depend only on the order of events in virtual time, so results are the same on every
+    backend.
     """
 
     def __init__(self, inner: Executor) -> None:
@@ -271,8 +278,11 @@ class BatchingExecutor(Executor):
     def _flush(self, key: tuple) -> None:
         """Start every job waiting under ``key``, in batches."""
         waiting = self._waiting.pop(key)
-        for first in range(0, len(waiting), BATCH_CLIENTS):
-            members = waiting[first : first + BATCH_CLIENTS]
+        if len(waiting) < BATCH_MIN:
+            groups = [[member] for member in waiting]
+        else:
+            groups = [waiting[i : i + BATCH_CLIENTS] for i in range(0, len(waiting), BATCH_CLIENTS)]
+        for members in groups:
             jobs = [job for job, _ in members]
             single = len(jobs) == 1
             if single:

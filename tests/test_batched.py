@@ -13,6 +13,7 @@ from learning.data.synthetic import mosei_like
 from learning.federated import Learner
 from learning.models import build_model
 from learning.train import TrainConfig, predict, train
+from simnet import executors
 from simnet.executors import BatchingExecutor, InlineExecutor
 
 DIMS = {"text": 6, "audio": 4, "vision": 3}
@@ -88,6 +89,8 @@ def learner() -> Learner:
 
 
 def test_the_batching_executor_runs_waiting_jobs_of_a_group_together(clients, monkeypatch):
+    """(With batches from 2 jobs up, so that three make one.)"""
+    monkeypatch.setattr(executors, "BATCH_MIN", 2)
     splits, states, _ = clients
     owner = learner()
     calls = []
@@ -113,3 +116,15 @@ def test_the_batching_executor_runs_waiting_jobs_of_a_group_together(clients, mo
     assert calls == [3, 3] and all(torch.equal(alone[k], v) for k, v in other.run().items())
     assert torch.equal(executor.take(futures[5])["out.bias"], merge.run()["out.bias"])
     assert executor.in_flight == 0
+
+
+def test_groups_smaller_than_the_minimum_run_one_by_one(clients, monkeypatch):
+    splits, states, _ = clients
+    owner = learner()
+    monkeypatch.setattr(Learner, "local_updates", lambda *a: pytest.fail("batched"))
+    executor = BatchingExecutor(InlineExecutor())
+    jobs = [owner.local_update_job(states[c], splits[c], 10 + c) for c in range(3)]
+    futures = [executor.submit(j) for j in jobs]
+    for job, future in zip(jobs, futures, strict=True):
+        got = executor.take(future)
+        assert all(torch.equal(got[k], v) for k, v in job.run().items())

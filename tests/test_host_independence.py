@@ -29,6 +29,9 @@ SHORT = {
 FILES = ("messages.csv", "metrics.csv")
 FAULTS = ROOT / "scenarios" / "faults_mosei.yaml"
 RAY = importlib.util.find_spec("ray") is not None
+BATCHED = {"execution.batch_clients": True, "workload.cloud.updates": 2,
+           "topology": {"generate": "tree", "edges": 1, "ends_per_edge": 9}}  # fmt: skip
+"""Nine alike ends under one edge: each round's nine local updates make one batch."""
 
 
 def sets(extra: dict | None = None) -> list[str]:
@@ -112,7 +115,7 @@ def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
     for name, path, extra, labels in (
         ("async", MOSEI_ASYNC, short, list(ways)),
         ("faults", FAULTS, faults, ["inline", "pool2"]),
-        ("batched", MOSEI_ASYNC, {**short, "execution.batch_clients": True}, ["inline", "pool2"]),
+        ("batched", MOSEI_ASYNC, {**short, **BATCHED}, ["inline", "pool2"]),
     ):
         outs = {}
         for label in labels:
