@@ -12,8 +12,10 @@ All three run the scenario's workload: its model and initial weights, its data d
 the ends as simnet deals them, every end each round, its local epochs, batch size and
 learning rate, and the sample-weighted average of the updates. The bare loop is the same
 local updates one after another with no framework: the floor both frameworks add to.
-simnet's figure is the whole run (its network, compute model, per-round evaluation and
-run directory included). Each prints the final held-out MAE of the global model.
+simnet's figures are whole runs (its network, compute model, per-round evaluation and
+run directory included), with learning jobs inline and in a pool of ``--cpus`` workers
+(Flower's clients run in ``--cpus`` Ray workers). Each prints the final held-out MAE of
+the global model.
 """
 
 from __future__ import annotations
@@ -82,10 +84,13 @@ def bare_loop(w: Workload, rounds: int) -> tuple[float, float]:
     return time.perf_counter() - started, mae(w, state)
 
 
-def simnet_flat(path: str, rounds: int) -> tuple[float, float]:
+def simnet_flat(path: str, rounds: int, backend: str, cpus: int) -> tuple[float, float]:
+    execution = [f"execution.backend={backend}"]
+    if backend != "inline":
+        execution.append(f"execution.workers={cpus}")
+    scenario = load_scenario(path, [*overrides(rounds), *execution])
     with tempfile.TemporaryDirectory() as out:
-        summary = run_scenario(load_scenario(path, overrides(rounds)), Path(out) / "run",
-                               progress=False, figures=False)  # fmt: skip
+        summary = run_scenario(scenario, Path(out) / "run", progress=False, figures=False)
     return summary["wall_time_s"], summary["cloud"]["mae"]
 
 
@@ -163,7 +168,8 @@ def main() -> None:
     print(f"{len(w.splits)} clients, {args.rounds} rounds ({args.scenario})")
     for name, fn in (
         ("bare loop", lambda: bare_loop(w, args.rounds)),
-        ("simnet flat", lambda: simnet_flat(args.scenario, args.rounds)),
+        ("simnet flat", lambda: simnet_flat(args.scenario, args.rounds, "inline", args.cpus)),
+        ("  pool", lambda: simnet_flat(args.scenario, args.rounds, "pool", args.cpus)),
         ("flower", lambda: flower(args.scenario, args.rounds, args.cpus)),
     ):
         wall, final = fn()
