@@ -72,11 +72,17 @@ class NetworkConfig(BaseModel):
     def _known_codec(cls, spec: str) -> str:
         return get_codec(spec).name
 
+    @field_validator("weight_s", "tcp_gamma", "crosstraffic")
+    @classmethod
+    def _of_the_model(cls, value: Any, info: ValidationInfo) -> Any:
+        model = info.data.get("model", "maxmin")
+        if value is not None and DEFAULTS[model][str(info.field_name)] is None:
+            raise ValueError(f"a parameter of cm02 and lv08, not {model}")
+        return value
+
     @model_validator(mode="after")
     def _model_defaults(self) -> NetworkConfig:
         for key, default in DEFAULTS[self.model].items():
-            if default is None and getattr(self, key) is not None:
-                raise ValueError(f"{key} is a parameter of cm02 and lv08, not {self.model}")
             if getattr(self, key) is None:
                 setattr(self, key, default)
         return self

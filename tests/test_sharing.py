@@ -141,7 +141,7 @@ def test_scenarios_fill_each_models_defaults_and_refuse_foreign_parameters(tmp_p
     assert own.latency_factor == 1 and own.bandwidth_factor == 0.97
     plain = load_scenario(path).config.network
     assert (plain.model, plain.latency_factor, plain.tcp_gamma) == ("maxmin", 1.0, None)
-    with pytest.raises(InputError, match="network: tcp_gamma is a parameter of cm02 and lv08"):
+    with pytest.raises(InputError, match="network.tcp_gamma: a parameter of cm02 and lv08, not"):
         load_scenario(path, ["network.tcp_gamma=1000"])
 
 
