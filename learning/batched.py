@@ -16,10 +16,14 @@ stacked along a new leading axis and each step runs once for all clients under
 * the model runs on ops vmap batches natively (:func:`~learning.models.mult.vectorised`:
   explicit attention products, dropout as a uniform draw).
 
+* dropout masks come from each client's own generator (on the training device), seeded
+  with its seed, drawn outside the vectorised function and handed to it
+  (:class:`~learning.models.mult.Uniforms`), so a client's result does not depend on the
+  clients batched with it.
+
 With dropout off the result equals one-by-one training up to float rounding (the kernels
-differ). Dropout masks are drawn by vmap for each client from torch's generator, seeded
-with the first client's seed: deterministic for a given group of clients, but not the
-masks that client would draw alone.
+differ); with dropout on, the masks differ from those ``train`` draws from torch's
+generator.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from learning.data.dataset import MultimodalSplit
-from learning.models.mult import vectorised
+from learning.models.mult import Uniforms, vectorised
 from learning.train import Task, TrainConfig
 
 State = dict[str, torch.Tensor]
@@ -94,9 +98,14 @@ def batched_train(
     plans = [_plan(split, cfg, seed) for split, seed in zip(splits, seeds, strict=True)]
     optimizer = _Optimizer(cfg, params)
 
-    def loss(p: State, b: State, features, labels, present, weights) -> torch.Tensor:
+    first = plans[next(c for c, plan in enumerate(plans) if plan)][0]
+    draws = _uniforms_per_step(model, first, cfg.batch_size, device)
+    streams = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+
+    def loss(p: State, b: State, features, labels, present, weights, u) -> torch.Tensor:
         args = (features,) if present is None else (features, present)
-        out = functional_call(model, {**p, **b}, args)
+        with vectorised(Uniforms(u)):
+            out = functional_call(model, {**p, **b}, args)
         if task == "regression":
             each = (out.reshape(-1) - labels.float()).abs()
         else:
@@ -104,32 +113,41 @@ def batched_train(
         return (each * weights).sum() / weights.sum().clamp(min=1.0)
 
     gradient = {  # present masks given or not
-        masked: vmap(grad(loss), in_dims=(0, 0, 0, 0, 0 if masked else None, 0),
-                     randomness="different")
+        masked: vmap(grad(loss), in_dims=(0, 0, 0, 0, 0 if masked else None, 0, 0))
         for masked in (False, True)
-    }  # fmt: skip
+    }
     model.train()
-    cuda = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), vectorised():
-        torch.manual_seed(seeds[0])
-        for i in range(max(len(plan) for plan in plans)):
-            taking = [c for c, plan in enumerate(plans) if i < len(plan)]
-            rows = torch.tensor(taking, device=device)
-            features, labels, present, weights = _step_inputs(
-                [plans[c][i] for c in taking], cfg.batch_size, device
-            )
-            sub = {n: p[rows] for n, p in params.items()}
-            step = gradient[present is not None]
-            grads = step(sub, {n: b[rows] for n, b in fixed.items()}, features, labels,
-                         present, weights)  # fmt: skip
-            if cfg.grad_clip is not None:
-                grads = _clipped(grads, cfg.grad_clip)
-            params = optimizer.step(params, grads, rows)
+    for i in range(max(len(plan) for plan in plans)):
+        taking = [c for c, plan in enumerate(plans) if i < len(plan)]
+        rows = torch.tensor(taking, device=device)
+        features, labels, present, weights = _step_inputs(
+            [plans[c][i] for c in taking], cfg.batch_size, device
+        )
+        u = torch.stack([torch.rand(draws, generator=streams[c], device=device) for c in taking])
+        sub = {n: p[rows] for n, p in params.items()}
+        step = gradient[present is not None]
+        grads = step(sub, {n: b[rows] for n, b in fixed.items()}, features, labels, present,
+                     weights, u)  # fmt: skip
+        if cfg.grad_clip is not None:
+            grads = _clipped(grads, cfg.grad_clip)
+        params = optimizer.step(params, grads, rows)
     return [
         {n: (params[n][c] if n in params else fixed[n][c]).to("cpu", states[c][n].dtype)
          for n in states[c]}
         for c in range(len(states))
     ]  # fmt: skip
+
+
+def _uniforms_per_step(model: nn.Module, batch: tuple, size: int, device: torch.device) -> int:
+    """How many uniforms one client's forward pass on a batch of ``size`` draws for its
+    dropouts (counted on ``batch``, padded; every step has the same shapes)."""
+    features, _, present, _ = _step_inputs([batch], size, device)
+    counter = Uniforms()
+    args = {m: x[0] for m, x in features.items()}
+    model.train()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]), vectorised(counter):
+        model(args) if present is None else model(args, {m: x[0] for m, x in present.items()})
+    return counter.used
 
 
 def _clipped(grads: State, max_norm: float) -> State:

@@ -111,8 +111,8 @@ class ExecutionConfig(BaseModel):
     """Ray only: the address of a running Ray cluster (default: start a local Ray)."""
     batch_clients: bool = False
     """Clients' local updates that overlap in virtual time train as one vectorised job
-    (:class:`~simnet.executors.BatchingExecutor`): faster; results change in the last
-    digits (other float rounding and dropout draws), but not with the backend."""
+    (:class:`~simnet.executors.BatchingExecutor`): faster with many clients; results
+    change (other float rounding and dropout draws), but not with the backend."""
 
     @field_validator("backend")
     @classmethod

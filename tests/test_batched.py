@@ -128,3 +128,18 @@ def test_groups_smaller_than_the_minimum_run_one_by_one(clients, monkeypatch):
     for job, future in zip(jobs, futures, strict=True):
         got = executor.take(future)
         assert all(torch.equal(got[k], v) for k, v in job.run().items())
+
+
+def test_with_dropout_a_clients_result_does_not_depend_on_its_batch_mates(clients):
+    """Dropout masks come from each client's own seed: client 0 trained beside clients
+    1–2 or beside client 5 alone ends equal to float rounding; another seed differs."""
+    splits, states, _ = clients
+    model = build_model("mult", DIMS, 1, width=8, layers=1, heads=2)  # MulT's dropouts on
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=3e-3)
+    one = batched_train(model, "regression", cfg, states[:3], splits[:3], [7, 8, 9])[0]
+    two = batched_train(model, "regression", cfg, [states[0], states[5]],
+                        [splits[0], splits[5]], [7, 3])[0]  # fmt: skip
+    other = batched_train(model, "regression", cfg, states[:2], splits[:2], [70, 8])[0]
+    moved = (flat(one) - flat(states[0])).norm()
+    assert (flat(one) - flat(two)).norm() < 1e-4 * moved
+    assert (flat(one) - flat(other)).norm() > 1e-2 * moved

@@ -42,16 +42,32 @@ CROSS_ATTN_DROPOUT = {"audio": 0.0, "vision": 0.0}
 vision (``attn_dropout_a``, ``attn_dropout_v``)."""
 
 
-_vectorised = contextvars.ContextVar("vectorised", default=False)
+class Uniforms:
+    """Where :func:`dropout` takes its uniform draws within :func:`vectorised`: each call
+    the next ``x.numel()`` of ``values`` (one client's stream, an input of the vectorised
+    function); with ``values`` None it only counts them (``used``)."""
+
+    def __init__(self, values: torch.Tensor | None = None) -> None:
+        self.values = values
+        self.used = 0
+
+    def take(self, like: torch.Tensor) -> torch.Tensor | None:
+        start, self.used = self.used, self.used + like.numel()
+        return None if self.values is None else self.values[start : self.used].view_as(like)
+
+
+_vectorised: contextvars.ContextVar[Uniforms | None | bool] = contextvars.ContextVar("vectorised")
+"""Within :func:`vectorised`: its uniforms (or None); outside, unset (read as False)."""
 
 
 @contextmanager
-def vectorised() -> Iterator[None]:
+def vectorised(uniforms: Uniforms | None = None) -> Iterator[None]:
     """Within it, MulT runs on ops that ``torch.func.vmap`` batches natively: attention as
     explicit matrix products (:func:`attend`) rather than ``nn.MultiheadAttention``'s fused
-    kernel, dropout as a uniform draw compared with p (:func:`dropout`). The same function
-    and parameters; other float rounding and other dropout draws."""
-    token = _vectorised.set(True)
+    kernel, and dropout as uniforms ``u`` compared with p (:func:`dropout`), taken from
+    ``uniforms`` (else drawn from torch's generator). The same function and parameters;
+    other float rounding and other dropout draws."""
+    token = _vectorised.set(uniforms)
     try:
         yield
     finally:
@@ -59,10 +75,12 @@ def vectorised() -> Iterator[None]:
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``F.dropout``; within :func:`vectorised`, x · [u ≥ p] / (1 − p) with u uniform."""
-    if not _vectorised.get() or not training or p == 0.0:
+    """``F.dropout``; within :func:`vectorised`, x · [u ≥ p] / (1 − p), u uniform."""
+    uniforms = _vectorised.get(False)
+    if uniforms is False or not training or p == 0.0:
         return F.dropout(x, p, training)
-    return x * (torch.rand_like(x) >= p) / (1.0 - p)
+    u = uniforms.take(x) if isinstance(uniforms, Uniforms) else None
+    return x * ((torch.rand_like(x) if u is None else u) >= p) / (1.0 - p)
 
 
 def attend(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
@@ -121,7 +139,7 @@ class EncoderLayer(nn.Module):
         if not cross or source is not None:
             q = self.norm_attn(x)
             kv = self.norm_attn(source) if cross else q
-            if _vectorised.get():
+            if _vectorised.get(False) is not False:
                 a = attend(self.attn, q, kv)
             else:
                 a = self.attn(q, kv, kv, need_weights=False)[0]
