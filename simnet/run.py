@@ -36,24 +36,26 @@ def run_scenario(
             bar.set_postfix_str(f"virtual {world.env.now:.4g} s{jobs}", refresh=False)
 
         executor = scenario.executor()
-        workload = kind.Run(scenario.workload, world, advance, SimRuntime(world, executor))
-        bar = tqdm(
-            total=workload.progress_total,
-            unit=workload.progress_unit,
-            desc=scenario.name,
-            disable=not progress,
-            leave=False,
-            dynamic_ncols=True,
-        )
-        workload.start()
-        until = workload.until
-        limit = scenario.time_limit_s if until is None else until  # a stop time the user set
-        set_up = time.perf_counter()
         try:
-            stopped = world.run(until=limit, idle=until is not None)
+            workload = kind.Run(scenario.workload, world, advance, SimRuntime(world, executor))
+            bar = tqdm(
+                total=workload.progress_total,
+                unit=workload.progress_unit,
+                desc=scenario.name,
+                disable=not progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
+            workload.start()
+            until = workload.until
+            limit = scenario.time_limit_s if until is None else until  # a stop time set
+            set_up = time.perf_counter()
+            try:
+                stopped = world.run(until=limit, idle=until is not None)
+            finally:
+                bar.close()
         finally:
-            bar.close()
-            executor.close()
+            executor.close()  # also when the workload cannot be built
         simulated = time.perf_counter()
         if stopped is None and until is None and world.env.peek() < float("inf"):
             stopped = f"the clock reached execution.time_limit_s = {limit:g} s with events left"

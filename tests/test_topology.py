@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from simnet.errors import InputError
+from simnet.topology.graph import Topology
 from simnet.topology.graphml import great_circle_km
 from simnet.topology.load import load_topology, topology_from_dict
 from simnet.topology.routing import NoRouteError
@@ -179,22 +180,21 @@ def test_tree_routes_are_the_shortest_paths_dijkstra_finds():
             assert topology.path(names[a], names[b]) == search.to(names[b])
 
 
+def edge_nodes(ids: str, links: list[tuple[str, str, float]]) -> Topology:
+    """Edge nodes ``ids`` joined by (a, b, latency ms) links of 1 Mbit/s."""
+    return topology_from_dict(
+        {"nodes": [{"id": x, "tier": "edge", "flops": 1e9} for x in ids],
+         "links": [{"a": a, "b": b, "latency_ms": ms, "bandwidth_mbps": 1}
+                   for a, b, ms in links]},
+        "x.yaml",
+    )  # fmt: skip
+
+
 def test_a_graph_with_a_cycle_or_two_parts_is_not_routed_as_a_tree():
-    cycle = topology_from_dict(
-        {"nodes": [{"id": x, "tier": "edge", "flops": 1e9} for x in "abc"],
-         "links": [{"a": "a", "b": "b", "latency_ms": 1, "bandwidth_mbps": 1},
-                   {"a": "b", "b": "c", "latency_ms": 1, "bandwidth_mbps": 1},
-                   {"a": "a", "b": "c", "latency_ms": 5, "bandwidth_mbps": 1}]},
-        "x.yaml",
-    )  # fmt: skip
+    triangle = [("a", "b", 1), ("b", "c", 1), ("a", "c", 5)]
+    cycle = edge_nodes("abc", triangle)
     assert cycle._tree is None and cycle.path("a", "c") == ("a", "b", "c")
-    parts = topology_from_dict(  # as many links as a tree of 4 nodes, but d is apart
-        {"nodes": [{"id": x, "tier": "edge", "flops": 1e9} for x in "abcd"],
-         "links": [{"a": "a", "b": "b", "latency_ms": 1, "bandwidth_mbps": 1},
-                   {"a": "b", "b": "c", "latency_ms": 1, "bandwidth_mbps": 1},
-                   {"a": "a", "b": "c", "latency_ms": 5, "bandwidth_mbps": 1}]},
-        "x.yaml",
-    )  # fmt: skip
+    parts = edge_nodes("abcd", triangle)  # as many links as a tree of 4 nodes, but d is apart
     assert len(parts.links) == len(parts.nodes) - 1 and parts._tree is None
     with pytest.raises(NoRouteError):
         parts.path("a", "d")
