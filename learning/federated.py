@@ -6,12 +6,14 @@ compute time is planned as a :class:`~learning.jobs.Job` (``*_job`` methods) tha
 its FLOPs before it runs; an executor then runs the step (``local_update``,
 ``tune_adapter``, ``aggregate``, ``merge``) on this learner or on a copy rebuilt in
 another process from the learner's recipe (its ``__reduce__``: factory, task, settings,
-seed). It keeps one scratch model per kind (plain, personalised) and loads states into
-it, so nodes need not hold models of their own; a learner runs one step at a time.
+seed, device). It keeps one scratch model per kind (plain, personalised) and loads states
+into it, so nodes need not hold models of their own; a learner runs one step at a time.
+Steps run on the learner's ``device`` (``cpu`` or ``cuda``); states come and go on the CPU.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -35,8 +37,8 @@ MIX_FLOPS_PER_ELEMENT = 3
 
 
 def copy_state(module: torch.nn.Module) -> State:
-    """A detached copy of ``module``'s state."""
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    """A detached copy of ``module``'s state, on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
 class Learner:
@@ -44,7 +46,8 @@ class Learner:
 
     ``factory`` builds a fresh model (same architecture every call; picklable, e.g. a
     ``functools.partial``, for executors in other processes); ``local`` is the training
-    of an end device, ``adapter`` the tuning of an edge adapter (base frozen).
+    of an end device, ``adapter`` the tuning of an edge adapter (base frozen). Training,
+    evaluation and inference run on ``device``; FLOPs are counted on CPU copies.
     """
 
     def __init__(
@@ -54,12 +57,14 @@ class Learner:
         local: TrainConfig,
         adapter: TrainConfig,
         seed: int = 0,
+        device: str = "cpu",
     ) -> None:
         self.factory = factory
         self.task = task
-        self.local = local
-        self.adapter = adapter
+        self.local = replace(local, device=device)
+        self.adapter = replace(adapter, device=device)
         self.seed = seed
+        self.device = device
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.model = factory()
@@ -67,10 +72,15 @@ class Learner:
         self.initial = copy_state(self.model)
         self.personal.freeze_base()
         self.params = sum(v.numel() for v in self.initial.values())
+        on_cpu = device == "cpu"
+        self.work = self.model if on_cpu else copy.deepcopy(self.model).to(device)
+        self.work_personal = self.personal if on_cpu else copy.deepcopy(self.personal).to(device)
+        """The models that train and predict, on ``device`` (the CPU ones count FLOPs)."""
 
     def __reduce__(self) -> tuple[type[Learner], tuple]:
         """Pickled as its recipe: an unpickled learner is built afresh (same models)."""
-        return Learner, (self.factory, self.task, self.local, self.adapter, self.seed)
+        recipe = (self.factory, self.task, self.local, self.adapter, self.seed, self.device)
+        return Learner, recipe
 
     def local_update_job(self, state: State, data: MultimodalSplit, seed: int) -> Job:
         """:meth:`local_update` of ``state`` on ``data`` with the local settings."""
@@ -81,9 +91,9 @@ class Learner:
 
     def local_update(self, state: State, data: MultimodalSplit, seed: int) -> State:
         """Train ``state`` on ``data`` with the local settings: the new state."""
-        self.model.load_state_dict(state)
-        train(self.model, data, self.task, replace(self.local, seed=seed))
-        return copy_state(self.model)
+        self.work.load_state_dict(state)
+        train(self.work, data, self.task, replace(self.local, seed=seed))
+        return copy_state(self.work)
 
     def local_updates(
         self, states: Sequence[State], datas: Sequence[MultimodalSplit], seeds: Sequence[int]
@@ -91,7 +101,7 @@ class Learner:
         """:meth:`local_update` of many clients as one vectorised job
         (:func:`~learning.batched.batched_train`); the data must hold the same modalities,
         with presence masks in all or none."""
-        return batched_train(self.model, self.task, self.local, states, datas, seeds)
+        return batched_train(self.work, self.task, self.local, states, datas, seeds)
 
     def aggregate_job(self, states: Sequence[State], weights: Sequence[float]) -> Job:
         """:meth:`aggregate`: one multiply-add per element and state."""
@@ -131,33 +141,34 @@ class Learner:
     def tune_adapter(self, base: State, adapter: State, data: MultimodalSplit, seed: int) -> State:
         """Train ``adapter`` on ``data`` with the base frozen at ``base``: the new adapter."""
         self._load_personal(base, adapter)
-        train(self.personal, data, self.task, replace(self.adapter, seed=seed))
-        return copy_state(self.personal.adapter)
+        train(self.work_personal, data, self.task, replace(self.adapter, seed=seed))
+        return copy_state(self.work_personal.adapter)
 
     def evaluate(self, state: State, data: MultimodalSplit) -> dict[str, float]:
         """Held-out metrics of ``state`` on ``data``."""
-        self.model.load_state_dict(state)
-        return evaluate(self.model, data, self.task)
+        self.work.load_state_dict(state)
+        return evaluate(self.work, data, self.task, self.device)
 
     def evaluate_personal(
         self, base: State, adapter: State, data: MultimodalSplit
     ) -> dict[str, float]:
         """Held-out metrics of the personalised model (base + adapter) on ``data``."""
         self._load_personal(base, adapter)
-        return evaluate(self.personal, data, self.task)
+        return evaluate(self.work_personal, data, self.task, self.device)
 
     def infer(
         self, base: State, adapter: State | None, sample: MultimodalSplit
     ) -> tuple[torch.Tensor, int]:
         """Predictions for ``sample`` by ``base`` (+ ``adapter``): (outputs, forward FLOPs)."""
         if adapter is None:
-            model: torch.nn.Module = self.model
-            self.model.load_state_dict(base)
+            model, counted = self.work, self.model
+            self.work.load_state_dict(base)
         else:
-            model = self.personal
+            model, counted = self.work_personal, self.personal
             self._load_personal(base, adapter)
-        return predict(model, sample), forward_flops(model, (sample.features,))
+        flops = forward_flops(counted, (sample.features,))
+        return predict(model, sample, device=self.device), flops
 
     def _load_personal(self, base: State, adapter: State) -> None:
-        self.personal.base.load_state_dict(base)
-        self.personal.adapter.load_state_dict(adapter)
+        self.work_personal.base.load_state_dict(base)
+        self.work_personal.adapter.load_state_dict(adapter)

@@ -1,8 +1,12 @@
 """The learning side of ML-ECS (Algorithm 1): what the devices and the server compute.
 
-Each method trains a :class:`~learning.llm.unified.UnifiedModel` in place for a number of
-AdamW steps and returns the FLOPs it spent (counted once per step shape by
-:func:`~learning.flops.closure_flops`), so the simulator can charge compute time.
+The stages train a :class:`~learning.llm.unified.UnifiedModel` in place for a number of
+AdamW steps; each has a ``*_flops`` twin that counts its FLOPs before it runs (once per
+step shape, :func:`~learning.flops.closure_flops`). The simulator runs the stages as
+:class:`~learning.jobs.Job` s on model *states* — the trainable tensors, all that differs
+between two models of the same backbone and modalities — planned by
+:meth:`Mlecs.device_update_job`, :meth:`Mlecs.anchors_job` and
+:meth:`Mlecs.server_update_job`, so any executor can run them (DESIGN rule 4).
 
 * :meth:`Mlecs.represent` — the server's fused omni-modal representations s' of the
   public set (eq. 9), the anchors of the devices' CCL.
@@ -20,7 +24,8 @@ AdamW steps and returns the FLOPs it spent (counted once per step shape by
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +36,7 @@ from learning.aggregation import weighted_average
 from learning.data.dataset import MultimodalSplit
 from learning.federated import AGGREGATE_FLOPS_PER_ELEMENT
 from learning.flops import closure_flops
+from learning.jobs import Job
 from learning.llm import (
     LLM_DEFAULT,
     SLM_DEFAULT,
@@ -40,7 +46,7 @@ from learning.llm import (
     build_tokenizer,
     lora_state,
 )
-from learning.llm.unified import ENCODERS, UnifiedModel
+from learning.llm.unified import ENCODERS, UnifiedModel, answer_ids
 from learning.llm.warmup import warm_up
 from learning.losses import pooled_kl, volume_contrastive_loss
 from learning.metrics import classification_metrics
@@ -82,7 +88,11 @@ def _batches(split: MultimodalSplit, size: int, seed: int) -> Iterator[tuple[dic
 
 
 class Mlecs:
-    """Tokenizer, warmed-up backbones and the stages of an ML-ECS round."""
+    """Tokenizer, warmed-up backbones and the stages of an ML-ECS round.
+
+    Pickled as its recipe (feature widths, settings, seed): a copy in another process
+    warms up the same backbones. It keeps one scratch model per backbone and modality set
+    and loads states into it (:meth:`loaded`); it runs one job at a time."""
 
     def __init__(self, feature_dims: Mapping[str, int], settings: MlecsSettings, seed: int) -> None:
         self.dims = dict(feature_dims)
@@ -90,11 +100,16 @@ class Mlecs:
         self.seed = seed
         texts = [settings.prompt, *(f"{settings.prompt} {a}<eos>" for a in settings.answers)]
         self.tokenizer = build_tokenizer(texts, settings.vocab_size)
+        self._answer_lengths = [len(ids) for ids in answer_ids(self.tokenizer, settings.answers)]
         self.bases = {}
         for name, spec in (("slm", settings.slm), ("llm", settings.llm)):
             base = build_backbone(spec, len(self.tokenizer), seed)
             warm_up(base, self.tokenizer, texts[1:], settings.warmup_steps, seed=seed)
             self.bases[name] = base
+        self._scratch: dict[tuple[str, tuple[str, ...]], UnifiedModel] = {}
+
+    def __reduce__(self) -> tuple[type[Mlecs], tuple]:
+        return Mlecs, (self.dims, self.settings, self.seed)
 
     def model(self, backbone: str, modalities: Sequence[str], seed: int) -> UnifiedModel:
         """A unified model over ``modalities`` on a copy of the warmed ``backbone``
@@ -115,38 +130,134 @@ class Mlecs:
                 shared_dim=s.shared_dim, soft_tokens=s.soft_tokens,
             )  # fmt: skip
 
+    # ---------------------------------------------------------------- states
+    @staticmethod
+    def state(model: UnifiedModel) -> State:
+        """Copies of ``model``'s trainable tensors: what sets it apart from every other
+        model of its backbone and modalities (the frozen weights are the warmed base's)."""
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def fresh(self, backbone: str, modalities: Sequence[str], seed: int) -> State:
+        """The state of :meth:`model` ``(backbone, modalities, seed)``."""
+        return self.state(self.model(backbone, modalities, seed))
+
+    def loaded(self, backbone: str, modalities: Sequence[str], state: State) -> UnifiedModel:
+        """This learner's scratch model of ``backbone`` over ``modalities``, set to ``state``."""
+        model = self._any(backbone, modalities)
+        missing = model.load_state_dict(state, strict=False).missing_keys
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        if trainable & set(missing):
+            raise KeyError(f"state lacks trainable tensors: {sorted(trainable & set(missing))[:3]}")
+        return model
+
+    def parameters(self, backbone: str, modalities: Sequence[str]) -> int:
+        """Parameters of a model of ``backbone`` over ``modalities``."""
+        return sum(p.numel() for p in self._any(backbone, modalities).parameters())
+
+    def _any(self, backbone: str, modalities: Sequence[str]) -> UnifiedModel:
+        """The scratch model of ``backbone`` over ``modalities``, whatever it holds (for
+        what does not depend on the weights: shapes, FLOPs)."""
+        key = (backbone, tuple(modalities))
+        if key not in self._scratch:
+            self._scratch[key] = self.model(backbone, modalities, seed=0)
+        return self._scratch[key]
+
+    # ------------------------------------------------------------------ jobs
+    def device_update_job(
+        self, modalities: Sequence[str], state: State, private: MultimodalSplit, seed: int,
+        ccl: tuple[MultimodalSplit, torch.Tensor] | None = None,
+    ) -> Job:  # fmt: skip
+        """:meth:`device_update`: CCL on ``ccl = (public share, anchors)`` with seed
+        ``seed − 1``, then AMT on ``private`` with ``seed``; without ``ccl``, plain local
+        training on ``private`` (the baselines)."""
+        model = self._any("slm", modalities)
+        if ccl is None:
+            flops = self.local_flops(model, private, seed)
+        else:
+            flops = self.ccl_flops(model, *ccl, seed - 1) + self.amt_flops(model, private, seed)
+        args = (tuple(modalities), state, private, seed, ccl)
+        return Job(self, "device_update", args, flops)
+
+    def device_update(
+        self, modalities: tuple[str, ...], state: State, private: MultimodalSplit, seed: int,
+        ccl: tuple[MultimodalSplit, torch.Tensor] | None = None,
+    ) -> State:  # fmt: skip
+        """A device's training of a round (see :meth:`device_update_job`): the new state."""
+        model = self.loaded("slm", modalities, state)
+        if ccl is None:
+            self.local(model, private, seed)
+        else:
+            self.ccl(model, *ccl, seed - 1)
+            self.amt(model, private, seed)
+        return self.state(model)
+
+    def anchors_job(self, state: State, data: MultimodalSplit) -> Job:
+        """:meth:`anchors`: s' of ``data`` by the LLM model at ``state``."""
+        flops = self.represent_flops(self._any("llm", data.modalities), data)
+        return Job(self, "anchors", (state, data), flops)
+
+    def anchors(self, state: State, data: MultimodalSplit) -> torch.Tensor:
+        return self.represent(self.loaded("llm", data.modalities, state), data)
+
+    def server_update_job(self, llm: State, slm: State, data: MultimodalSplit, seed: int) -> Job:
+        """:meth:`server_update`: SE-CCL of the server's two models on ``data``."""
+        modalities = data.modalities
+        flops = self.se_ccl_flops(self._any("llm", modalities), self._any("slm", modalities),
+                                  data, seed)  # fmt: skip
+        return Job(self, "server_update", (llm, slm, data, seed), flops)
+
+    def server_update(
+        self, llm: State, slm: State, data: MultimodalSplit, seed: int
+    ) -> tuple[State, State]:
+        """SE-CCL from ``llm`` and ``slm``: their new states."""
+        big = self.loaded("llm", data.modalities, llm)
+        small = self.loaded("slm", data.modalities, slm)
+        self.se_ccl(big, small, data, seed)
+        return self.state(big), self.state(small)
+
+    # ---------------------------------------------------------------- stages
+    def _flops(
+        self, name: str, models: Sequence[nn.Module], loss_fn: Callable[..., torch.Tensor],
+        data: MultimodalSplit, seed: int, per_step: Sequence | None = None,
+    ) -> int:  # fmt: skip
+        """FLOPs of :meth:`_train` with the same arguments: one
+        :func:`~learning.flops.closure_flops` per step, on the batches training will draw,
+        keyed by their shape (size, modalities, longest answer)."""
+        batches = _batches(data, self.settings.batch_size, seed)
+        flops = 0
+        with _mode(models, train=True):  # as _train runs them
+            for i in range(self.settings.steps):
+                batch = next(batches)
+                longest = max(self._answer_lengths[int(y)] for y in batch[1])
+                key = (name, len(batch[1]), tuple(batch[0]), longest)
+                if per_step is not None:
+                    batch = (*batch, per_step[i])
+                flops += closure_flops(key, lambda *ms, b=batch: loss_fn(b, *ms), models)
+        return flops
+
     def _train(
-        self,
-        name: str,
-        models: Sequence[nn.Module],
-        loss_fn,
-        data,
-        seed: int,
-        per_step: Sequence | None = None,
-    ) -> int:
+        self, models: Sequence[nn.Module], loss_fn: Callable[..., torch.Tensor],
+        data: MultimodalSplit, seed: int, per_step: Sequence | None = None,
+    ) -> None:  # fmt: skip
         """``steps`` AdamW steps of ``loss_fn(batch, *models)`` over the trainable
-        parameters of ``models``; returns their FLOPs. ``batch`` is ``(features, labels)``,
-        or ``(features, labels, per_step[i])`` at step ``i`` when ``per_step`` is given.
+        parameters of ``models``. ``batch`` is ``(features, labels)``, or ``(features,
+        labels, per_step[i])`` at step ``i`` when ``per_step`` is given.
 
         ``loss_fn`` must be a pure function of its arguments (dropout aside, which draws
-        from torch's RNG, seeded here): it is also called, once per step shape, by
-        :func:`~learning.flops.closure_flops` only while the FLOP cache is cold, so any
-        other random choice inside it would depend on what ran before in the process.
-        Draw such choices up front from ``seed`` and pass them as ``per_step``."""
+        from torch's RNG, seeded here): :meth:`_flops` also calls it, only while the FLOP
+        cache is cold. Draw any other random choice up front from ``seed`` and pass it as
+        ``per_step``."""
         params = [p for m in models for p in m.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.settings.lr)
         batches = _batches(data, self.settings.batch_size, seed)
-        flops = 0
         for m in models:
             m.train()
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             for i in range(self.settings.steps):
                 batch = next(batches)
-                key = (name, len(batch[1]), tuple(batch[0]))
                 if per_step is not None:
                     batch = (*batch, per_step[i])
-                flops += closure_flops(key, lambda *ms, b=batch: loss_fn(b, *ms), models)
                 loss = loss_fn(batch, *models)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -154,61 +265,73 @@ class Mlecs:
                 optimizer.step()
         for m in models:
             m.eval()
-        return flops
 
     @torch.no_grad()
-    def represent(self, model: UnifiedModel, data: MultimodalSplit) -> tuple[torch.Tensor, int]:
-        """s' (N, d) for every sample of ``data`` (all of the model's modalities), FLOPs."""
+    def represent(self, model: UnifiedModel, data: MultimodalSplit) -> torch.Tensor:
+        """s' (N, d) for every sample of ``data`` (all of the model's modalities)."""
         model.eval()
-        fused = model.fuse(model.represent(data.features))
-        flops = closure_flops(
-            ("represent", len(data)),
-            lambda m: m.fuse(m.represent(data.features)).sum(),
-            [model],
-            None,
-        )
-        return fused, flops
+        return model.fuse(model.represent(data.features))
+
+    @staticmethod
+    def represent_flops(model: UnifiedModel, data: MultimodalSplit) -> int:
+        """FLOPs of :meth:`represent` (a forward pass over ``data``, in eval mode)."""
+        with torch.no_grad(), _mode([model], train=False):
+            return closure_flops(
+                ("represent", len(data)),
+                lambda m: m.fuse(m.represent(data.features)).sum(),
+                [model],
+                None,
+            )
+
+    @staticmethod
+    def _with_anchors(data: MultimodalSplit, anchors: torch.Tensor) -> MultimodalSplit:
+        """``data`` with the anchors riding along as one more (N, 1, d) "modality"."""
+        return MultimodalSplit({**data.features, ANCHOR: anchors[:, None]}, data.labels)
+
+    def _ccl_loss(self, batch, m: UnifiedModel) -> torch.Tensor:
+        features, labels = batch
+        reps = m.represent({k: v for k, v in features.items() if k != ANCHOR})
+        task = m.lm_loss(m.fuse(reps), labels)
+        others = torch.stack(list(reps.values()), dim=1)
+        anchor = features[ANCHOR][:, 0]
+        contrast = volume_contrastive_loss(anchor, others, self.settings.temperature)
+        return task + contrast["total"]
 
     def ccl(
         self, model: UnifiedModel, data: MultimodalSplit, anchors: torch.Tensor, seed: int
-    ) -> int:
+    ) -> None:
         """Device CCL on its public share ``data`` (its modalities) with anchors s'."""
-        # the anchors ride along with their samples as one more (N, 1, d) "modality"
-        split = MultimodalSplit({**data.features, ANCHOR: anchors[:, None]}, data.labels)
-        temperature = self.settings.temperature
+        self._train([model], self._ccl_loss, self._with_anchors(data, anchors), seed)
 
-        def loss(batch, m):
-            features, labels = batch
-            reps = m.represent({k: v for k, v in features.items() if k != ANCHOR})
-            task = m.lm_loss(m.fuse(reps), labels)
-            others = torch.stack(list(reps.values()), dim=1)
-            contrast = volume_contrastive_loss(features[ANCHOR][:, 0], others, temperature)
-            return task + contrast["total"]
+    def ccl_flops(
+        self, model: UnifiedModel, data: MultimodalSplit, anchors: torch.Tensor, seed: int
+    ) -> int:
+        """FLOPs of :meth:`ccl`."""
+        split = self._with_anchors(data, anchors)
+        return self._flops("ccl", [model], self._ccl_loss, split, seed)
 
-        return self._train("ccl", [model], loss, split, seed)
-
-    def local(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
+    def local(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> None:
         """Plain local training on ``data`` (the baselines): L_lb, everything trainable."""
-        return self._train("local", [model], self._lb, data, seed)
+        self._train([model], self._lb, data, seed)
+
+    def local_flops(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
+        """FLOPs of :meth:`local`."""
+        return self._flops("local", [model], self._lb, data, seed)
 
     @staticmethod
     def _lb(batch, model: UnifiedModel) -> torch.Tensor:
         features, labels = batch
         return model.lm_loss(model.fuse(model.represent(features)), labels)
 
-    def amt(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
+    def amt(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> None:
         """Device AMT on private ``data``: L_lb, only encoders and LoRA trainable."""
-        frozen = [
-            p for n, p in model.named_parameters()
-            if p.requires_grad and not (n.startswith(ENCODERS) or "lora_" in n)
-        ]  # fmt: skip
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
-            return self._train("amt", [model], self._lb, data, seed)
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
+        with _amt_frozen(model):
+            self._train([model], self._lb, data, seed)
+
+    def amt_flops(self, model: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
+        """FLOPs of :meth:`amt` (the frozen weights get no update)."""
+        with _amt_frozen(model):
+            return self._flops("amt", [model], self._lb, data, seed)
 
     def mma(self, states: Sequence[State], modality_counts: Sequence[int]) -> State:
         """Eq. 13: Σ_j w_j·φ_j with w_j = |M_j| / Σ_i |M_i|."""
@@ -223,31 +346,42 @@ class Mlecs:
         elements = sum(v.numel() for state in states for v in state.values())
         return AGGREGATE_FLOPS_PER_ELEMENT * elements
 
-    def se_ccl(self, llm: UnifiedModel, slm: UnifiedModel, data: MultimodalSplit, seed: int) -> int:
-        """Server SE-CCL on the public set: eqs. 15 (LLM) and 16 (SLM), trained together.
-        The anchor modality of every step is drawn up front from ``seed``."""
+    def _se_ccl_anchors(self, data: MultimodalSplit, seed: int) -> list[str]:
+        """The anchor modality of every SE-CCL step, drawn from ``seed``."""
         rng = np.random.default_rng(seed)
         modalities = list(data.features)
-        steps = self.settings.steps
-        anchors = [modalities[int(rng.integers(len(modalities)))] for _ in range(steps)]
+        return [modalities[int(rng.integers(len(modalities)))] for _ in range(self.settings.steps)]
+
+    def _se_ccl_loss(self, batch, big: UnifiedModel, small: UnifiedModel) -> torch.Tensor:
+        features, labels, anchor_modality = batch
         temperature = self.settings.temperature
+        reps_l, reps_s = big.represent(features), small.represent(features)
+        fused_l, fused_s = big.fuse(reps_l), small.fuse(reps_s)
+        others = torch.stack([h for m, h in reps_l.items() if m != anchor_modality], dim=1)
+        ccl = (
+            big.lm_loss(fused_l, labels)
+            + volume_contrastive_loss(reps_l[anchor_modality], others, temperature)["total"]
+        )
+        logits_l, logits_s = big.logits(fused_l, labels), small.logits(fused_s, labels)
+        # Both backbones are built on self.tokenizer: compare token by token (eq. 14).
+        kl_s = pooled_kl(logits_s, logits_l, shared_vocab=True)
+        slm_loss = small.lm_loss(fused_s, labels) + kl_s
+        return ccl + pooled_kl(logits_l, logits_s, shared_vocab=True) + slm_loss
 
-        def loss(batch, big, small):
-            features, labels, anchor_modality = batch
-            reps_l, reps_s = big.represent(features), small.represent(features)
-            fused_l, fused_s = big.fuse(reps_l), small.fuse(reps_s)
-            others = torch.stack([h for m, h in reps_l.items() if m != anchor_modality], dim=1)
-            ccl = (
-                big.lm_loss(fused_l, labels)
-                + volume_contrastive_loss(reps_l[anchor_modality], others, temperature)["total"]
-            )
-            logits_l, logits_s = big.logits(fused_l, labels), small.logits(fused_s, labels)
-            # Both backbones are built on self.tokenizer: compare token by token (eq. 14).
-            kl_s = pooled_kl(logits_s, logits_l, shared_vocab=True)
-            slm_loss = small.lm_loss(fused_s, labels) + kl_s
-            return ccl + pooled_kl(logits_l, logits_s, shared_vocab=True) + slm_loss
+    def se_ccl(
+        self, llm: UnifiedModel, slm: UnifiedModel, data: MultimodalSplit, seed: int
+    ) -> None:
+        """Server SE-CCL on the public set: eqs. 15 (LLM) and 16 (SLM), trained together.
+        The anchor modality of every step is drawn up front from ``seed``."""
+        anchors = self._se_ccl_anchors(data, seed)
+        self._train([llm, slm], self._se_ccl_loss, data, seed, per_step=anchors)
 
-        return self._train("se_ccl", [llm, slm], loss, data, seed, per_step=anchors)
+    def se_ccl_flops(
+        self, llm: UnifiedModel, slm: UnifiedModel, data: MultimodalSplit, seed: int
+    ) -> int:
+        """FLOPs of :meth:`se_ccl`."""
+        anchors = self._se_ccl_anchors(data, seed)
+        return self._flops("se_ccl", [llm, slm], self._se_ccl_loss, data, seed, anchors)
 
     @staticmethod
     def lora(model: UnifiedModel) -> State:
@@ -260,3 +394,33 @@ class Mlecs:
         model.eval()
         predicted = torch.cat([model.classify(f) for f, _ in data.batches(64)])
         return classification_metrics(predicted.numpy(), data.labels.numpy())
+
+
+@contextmanager
+def _amt_frozen(model: UnifiedModel) -> Iterator[None]:
+    """AMT's trainable set: everything but the encoders and LoRA frozen for the block."""
+    frozen = [
+        p for n, p in model.named_parameters()
+        if p.requires_grad and not (n.startswith(ENCODERS) or "lora_" in n)
+    ]  # fmt: skip
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+@contextmanager
+def _mode(models: Sequence[nn.Module], train: bool) -> Iterator[None]:
+    """``models`` in train (or eval) mode for the block; every submodule's mode restored
+    after."""
+    modes = [(m, m.training) for model in models for m in model.modules()]
+    for model in models:
+        model.train(train)
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.train(mode)

@@ -179,6 +179,9 @@ class NodeApi(ABC):
 class Runtime(ABC):
     """What a workload needs to start actors: nodes, background coroutines, retries."""
 
+    device = "cpu"
+    """The torch device learning jobs run on (``execution.device``)."""
+
     @property
     @abstractmethod
     def now(self) -> float:

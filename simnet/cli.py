@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from simnet.errors import InputError
+from simnet.executors import WorkerLost
 from simnet.scenario import Scenario, load_scenario
 
 EXIT_INPUT_ERROR = 2
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except WorkerLost as exc:
+        print(f"error: {args.command} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         done = {
             "sweep": "finished points are kept; run the same command again to resume",

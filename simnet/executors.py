@@ -25,13 +25,38 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from learning.jobs import Job
+
+
+class WorkerLost(RuntimeError):
+    """A worker process or actor ended while running a job (killed, or out of memory):
+    the run cannot go on."""
+
+
+@contextmanager
+def losing_workers(who: str, hint: str) -> Iterator[None]:
+    """Turn the loss of a worker process or Ray worker inside the block into
+    :class:`WorkerLost` naming ``who`` and the ``hint``; other errors pass through."""
+    try:
+        yield
+    except Exception as exc:
+        ray = sys.modules.get("ray")
+        lost = (BrokenProcessPool,) if ray is None else (
+            BrokenProcessPool, ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+        )  # fmt: skip
+        if isinstance(exc, lost):
+            raise WorkerLost(f"{who} ended abruptly (killed, or out of memory?); {hint}") from None
+        raise
 
 
 class Executor(ABC):
@@ -136,7 +161,8 @@ class PoolExecutor(Executor):
         return future
 
     def take(self, future: Future) -> Any:
-        result = super().take(future)
+        with losing_workers("a pool worker process", "try fewer execution.workers"):
+            result = super().take(future)
         if future not in self._shipped:
             return result
         self._shipped.discard(future)
@@ -181,7 +207,8 @@ class RayExecutor(Executor):
 
     def take(self, future: Future) -> Any:
         self._settle(future)
-        return super().take(future)
+        with losing_workers("a Ray worker", "try fewer execution.workers"):
+            return super().take(future)
 
     def drop(self, future: Future) -> None:
         self._settle(future)

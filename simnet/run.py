@@ -37,7 +37,8 @@ def run_scenario(
 
         executor = scenario.executor()
         try:
-            workload = kind.Run(scenario.workload, world, advance, SimRuntime(world, executor))
+            runtime = SimRuntime(world, executor, scenario.config.execution.device)
+            workload = kind.Run(scenario.workload, world, advance, runtime)
             bar = tqdm(
                 total=workload.progress_total,
                 unit=workload.progress_unit,
@@ -67,6 +68,7 @@ def run_scenario(
             "seed": scenario.seed,
             "threads": scenario.threads,
             "backend": scenario.config.execution.backend,
+            "device": scenario.config.execution.device,
             "workload": scenario.workload.kind,  # type: ignore[attr-defined]
             **timing_summary(world, workload.finished_at),
             "wall_time_s": time.perf_counter() - started,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 from pydantic import (
     BaseModel,
@@ -113,6 +114,10 @@ class ExecutionConfig(BaseModel):
     """Clients' local updates that overlap in virtual time train as one vectorised job
     (:class:`~simnet.executors.BatchingExecutor`): faster with many clients; results
     change (other float rounding and dropout draws), but not with the backend."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """Where learning jobs train, evaluate and infer (federated workloads; ML-ECS runs on
+    the CPU). ``cuda`` gives other float rounding than ``cpu``: results are bit-identical
+    across backends on the CPU only. Messages carry CPU tensors either way."""
 
     @field_validator("backend")
     @classmethod
@@ -120,6 +125,15 @@ class ExecutionConfig(BaseModel):
         if backend == "ray" and importlib.util.find_spec("ray") is None:
             raise ValueError('ray is not installed: pip install -e ".[ray]"')
         return backend
+
+    @field_validator("device")
+    @classmethod
+    def _cuda_available(cls, device: str, info: ValidationInfo) -> str:
+        if device == "cuda" and info.data.get("backend") == "ray":
+            raise ValueError("cuda with backend ray is not supported yet (use inline or pool)")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"no CUDA device here (torch {torch.__version__}); use cpu")
+        return device
 
     @field_validator("workers")
     @classmethod
@@ -276,6 +290,9 @@ def load_scenario(path: Path | str, overrides: list[str] = (), seed: int | None 
         known = ", ".join(sorted(WORKLOADS))
         raise InputError(source, "workload.kind", f"must be one of {known} (got {kind!r})")
     workload = parse(WORKLOADS[kind].Config, config.workload, source, "workload")
+    if config.execution.device != "cpu" and kind != "federated":
+        message = f"only federated workloads train on {config.execution.device}, not {kind}"
+        raise InputError(source, "execution.device", message)
     for i, event in enumerate(config.network.events):
         for end in ("a", "b"):
             if getattr(event, end) not in topology.nodes:

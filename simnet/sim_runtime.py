@@ -141,9 +141,10 @@ class SimNode(NodeApi):
 class SimRuntime(Runtime):
     """Actors of a :class:`~simnet.world.World`, on its SimPy clock."""
 
-    def __init__(self, world: World, executor: Executor | None = None) -> None:
+    def __init__(self, world: World, executor: Executor | None = None, device: str = "cpu") -> None:
         self.world = world
         self.executor = executor or InlineExecutor()
+        self.device = device
         self.nodes = {
             node_id: SimNode(world, node, self.executor) for node_id, node in world.nodes.items()
         }

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from simnet.errors import InputError
-from simnet.executors import start_ray
+from simnet.executors import losing_workers, start_ray
 from simnet.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
 from simnet.validation import parse
 from simnet.yaml_file import dump_yaml, read_yaml
@@ -260,7 +260,9 @@ def run_sweep(
         else:
             with _started(runner, calls, workers, backend, address) as jobs:
                 for job in as_completed(jobs):
-                    job.result()
+                    with losing_workers("a sweep worker", "finished points are kept; run the "
+                                        "same command again to resume"):  # fmt: skip
+                        job.result()
                     bar.update(1)
     finally:
         bar.close()

@@ -4,6 +4,7 @@ up when their node crashes, and charged as compute on the node that asked."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import pickle
 from functools import partial
 
@@ -12,10 +13,11 @@ import torch
 
 from learning.data.synthetic import mosei_like
 from learning.federated import Learner
+from learning.jobs import Job
 from learning.models import build_model
 from learning.train import TrainConfig, train_flops
 from simnet.actor import Crashed
-from simnet.executors import InlineExecutor, PoolExecutor, RayExecutor
+from simnet.executors import InlineExecutor, PoolExecutor, RayExecutor, WorkerLost
 from simnet.faults import NodeEvent
 from simnet.sim_runtime import SimRuntime
 from simnet.topology.graph import Node, Topology
@@ -88,6 +90,19 @@ def test_workers_run_a_job_to_the_same_bits_as_this_process(backend):
     assert executor.in_flight == 0
     assert not same(expected, owner.initial)  # it trained
     assert all(same(expected, r) for r in results)
+
+
+@pytest.mark.parametrize("backend", ["pool", pytest.param("ray", marks=RAY)])
+def test_a_worker_that_dies_ends_the_run_with_a_reason_not_a_hang(backend):
+    kind = PoolExecutor if backend == "pool" else RayExecutor
+    executor = kind(workers=1, threads=1)
+    try:
+        # os._exit(9) in the worker: it ends as if the kernel's OOM killer had struck
+        future = executor.submit(Job(os._exit, "__call__", (9,), flops=1))
+        with pytest.raises(WorkerLost, match="ended abruptly"):
+            executor.take(future)
+    finally:
+        executor.close()
 
 
 def test_work_charges_the_flops_then_gives_the_result_and_a_crash_gives_the_job_up():

@@ -28,6 +28,7 @@ SHORT = {
 """mosei_async shortened; at this size 1 and 2 intra-op threads give different metrics."""
 FILES = ("messages.csv", "metrics.csv")
 FAULTS = ROOT / "scenarios" / "faults_mosei.yaml"
+MLECS = ROOT / "scenarios" / "mlecs_urfall.yaml"
 RAY = importlib.util.find_spec("ray") is not None
 BATCHED = {"execution.batch_clients": True, "workload.cloud.updates": 2,
            "topology": {"generate": "tree", "edges": 1, "ends_per_edge": 9}}  # fmt: skip
@@ -101,7 +102,7 @@ def test_sweep_workers_do_not_change_the_results(tmp_path):
 def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
     """inline, a pool of 1 and of 2 workers, 2 Ray actors (where Ray is installed): the
     same tables; inline and a pool of 2 also under faults (edge1 crashes with jobs in
-    flight) and with batched clients."""
+    flight), with batched clients and on ML-ECS."""
     faults = {"workload.data.train": 270, "workload.data.test": 90,
               "workload.cloud.updates": 8, "workload.inference.requests": 3}  # fmt: skip
     pool = {"execution.backend": "pool"}
@@ -116,6 +117,7 @@ def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
         ("async", MOSEI_ASYNC, short, list(ways)),
         ("faults", FAULTS, faults, ["inline", "pool2"]),
         ("batched", MOSEI_ASYNC, {**short, **BATCHED}, ["inline", "pool2"]),
+        ("mlecs", MLECS, {"workload.rounds": 2}, ["inline", "pool2"]),
     ):
         outs = {}
         for label in labels:

@@ -70,12 +70,13 @@ def test_devices_get_the_server_lora_as_sent_after_the_codec(tmp_path, monkeypat
     import simnet.protocols.mlecs as protocol
 
     received: list = []
-    original = protocol.load_shared
-    monkeypatch.setattr(
-        protocol,
-        "load_shared",
-        lambda model, state: (received.append(state), original(model, state)),
-    )
+    original = protocol.load_server_lora
+
+    def load(learner, device, shared):
+        received.append(shared)
+        return original(learner, device, shared)
+
+    monkeypatch.setattr(protocol, "load_server_lora", load)
     sent: list = []
     run(
         scenario(tmp_path),
@@ -240,7 +241,7 @@ def test_transmitted_share_comes_from_the_messages_each_device_sent(
     original = protocol.DeviceActor.__init__
 
     def capture(self, ctx, learner, device, *args):
-        models[device.node] = device.model
+        models[device.node] = learner.model("slm", device.modalities, seed=0)
         original(self, ctx, learner, device, *args)
 
     monkeypatch.setattr(protocol.DeviceActor, "__init__", capture)

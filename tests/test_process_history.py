@@ -87,6 +87,7 @@ def _se_ccl_weights(ml, cold: bool) -> dict[str, torch.Tensor]:
     slm = learner.model("slm", data.modalities, seed=2)
     if cold:
         clear_cache()
+    assert learner.se_ccl_flops(llm, slm, data.train, seed=5) > 0  # counted, as a run does
     learner.se_ccl(llm, slm, data.train, seed=5)
     return {
         **{f"llm.{n}": p.detach().clone() for n, p in llm.named_parameters()},
@@ -155,6 +156,6 @@ def test_mlecs_counted_passes_leave_every_global_rng_as_it_found_it(ml):
     slm = learner.model("slm", data.modalities, seed=2)
     clear_cache()
     before = _states()
-    learner.se_ccl(llm, slm, data.train, seed=5)
-    learner.represent(llm, data.train)
+    assert learner.se_ccl_flops(llm, slm, data.train, seed=5) > 0
+    assert learner.represent_flops(llm, data.train) > 0
     _assert_same_states(before, _states())

@@ -32,7 +32,6 @@ import torch
 
 from learning.federated import Learner
 from learning.models import build_model
-from learning.train import evaluate
 from simnet.run import run_scenario
 from simnet.scenario import load_scenario
 from simnet.workloads.federated import end_datasets, ends_in_order, load_data, roles
@@ -70,8 +69,7 @@ def overrides(rounds: int) -> list[str]:
 
 
 def mae(w: Workload, state: dict) -> float:
-    w.learner.model.load_state_dict(state)
-    return evaluate(w.learner.model, w.test, w.learner.task)["mae"]
+    return w.learner.evaluate(state, w.test)["mae"]
 
 
 def bare_loop(w: Workload, rounds: int) -> tuple[float, float]:

@@ -17,6 +17,7 @@ the volume contrastive loss against a device's h_m (eqs. 7–8).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,13 @@ class ModalityEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(self.proj(x)).mean(dim=1)
+
+
+def answer_ids(tokenizer: Any, answers: Sequence[str]) -> list[torch.Tensor]:
+    """The token ids of each answer text as the LM reads it: `` {answer}<eos>``. A batch's
+    sequences are as long as its longest answer's (so are its FLOPs)."""
+    eos = tokenizer.eos_token
+    return [torch.tensor(tokenizer(f" {a}{eos}")["input_ids"], dtype=torch.long) for a in answers]
 
 
 class UnifiedModel(nn.Module):
@@ -77,10 +85,7 @@ class UnifiedModel(nn.Module):
         self.lm = lm
         self.tokenizer = tokenizer
         self.prompt_ids = torch.tensor(tokenizer(prompt)["input_ids"], dtype=torch.long)
-        eos = tokenizer.eos_token
-        self.answer_ids = [
-            torch.tensor(tokenizer(f" {a}{eos}")["input_ids"], dtype=torch.long) for a in answers
-        ]
+        self.answer_ids = answer_ids(tokenizer, answers)
 
     def represent(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """h_m (B, d) for every modality given."""

@@ -125,6 +125,7 @@ class Host(Runtime):
         self.progress = 0.0
         self.tasks: set[asyncio.Task] = set()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="simnet-job")
+        self.device = scenario.config.execution.device
         self.ids: Callable[[], int] = itertools.count(plan.index * 1_000_000_000).__next__
         kind = WORKLOADS[scenario.workload.kind]  # type: ignore[attr-defined]
         self.workload = kind.Run(scenario.workload, self.world, self._advance, self)

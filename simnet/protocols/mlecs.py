@@ -32,11 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from learning.aggregation import weighted_average
 from learning.data.dataset import MultimodalSplit
 from learning.llm import load_lora_state
-from learning.llm.unified import ENCODERS, UnifiedModel
+from learning.llm.unified import ENCODERS
 from learning.mlecs import Mlecs, State
 from simnet.actor import DELIVERED, kind_is
 from simnet.message import Message
@@ -47,10 +48,12 @@ REPORTED = ("accuracy", "f1_macro")
 
 @dataclass
 class Device:
-    """A device: its node, unified model, modalities and data."""
+    """A device: its node, the ``modalities`` of its SLM unified model, the model's
+    ``state`` (:meth:`Mlecs.state`) and its data."""
 
     node: str
-    model: UnifiedModel
+    modalities: tuple[str, ...]
+    state: State
     public: MultimodalSplit
     private: MultimodalSplit
     test: MultimodalSplit
@@ -59,23 +62,35 @@ class Device:
     """Standalone: rounds of local training done (a recovered device goes on from there)."""
 
 
-def shared_state(model: UnifiedModel, method: str) -> State:
+def shared_state(learner: Mlecs, device: Device, method: str) -> State:
     """What a device uploads: LoRA tensors, plus its modality encoders for Multi-FedAvg."""
-    state = Mlecs.lora(model)
+    shared = Mlecs.lora(learner.loaded("slm", device.modalities, device.state))
     if method == "multi_fedavg":
-        state.update(
-            {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(ENCODERS)}
-        )
-    return state
+        shared.update({k: v.clone() for k, v in device.state.items() if k.startswith(ENCODERS)})
+    return shared
 
 
-def load_shared(model: UnifiedModel, state: State) -> None:
-    """Load what came back from the server: LoRA (``lora_`` keys) and any encoder weights."""
-    lora = {k: v for k, v in state.items() if not k.startswith(ENCODERS)}
-    load_lora_state(model.lm, lora)
-    encoders = {k: v for k, v in state.items() if k.startswith(ENCODERS)}
+def with_lora(learner: Mlecs, backbone: str, modalities: tuple[str, ...], state: State,
+              shared: State) -> State:  # fmt: skip
+    """``state`` with what came back from the server loaded: LoRA (``lora_`` keys) and
+    any encoder weights."""
+    model = learner.loaded(backbone, modalities, state)
+    load_lora_state(model.lm, {k: v for k, v in shared.items() if not k.startswith(ENCODERS)})
+    encoders = {k: v for k, v in shared.items() if k.startswith(ENCODERS)}
     if encoders:
         model.load_state_dict(encoders, strict=False)
+    return Mlecs.state(model)
+
+
+def load_server_lora(learner: Mlecs, device: Device, shared: State) -> State:
+    """``device``'s state with a ``server_lora`` payload loaded."""
+    return with_lora(learner, "slm", device.modalities, device.state, shared)
+
+
+def evaluated(learner: Mlecs, backbone: str, modalities: tuple[str, ...], state: State,
+              data: MultimodalSplit) -> dict[str, float]:  # fmt: skip
+    """Metrics of the model at ``state`` on ``data``."""
+    return learner.evaluate(learner.loaded(backbone, modalities, state), data)
 
 
 def average_by_key(states: list[State], weights: list[float]) -> State:
@@ -87,6 +102,22 @@ def average_by_key(states: list[State], weights: list[float]) -> State:
         merged = weighted_average([{key: s[key]} for s, _ in holders], [w for _, w in holders])
         out[key] = merged[key]
     return out
+
+
+async def train_and_evaluate(
+    ctx: Context, learner: Mlecs, device: Device, seed: int,
+    ccl: tuple[MultimodalSplit, Any] | None = None,
+) -> None:  # fmt: skip
+    """A device's training of a round (:meth:`Mlecs.device_update_job`), then its
+    evaluation on its test data, recorded."""
+    node = ctx.node(device.node)
+    modalities = device.modalities
+    job = learner.device_update_job(modalities, device.state, device.private, seed, ccl)
+    device.state = await node.work(job)
+    device.metrics = await node.job(
+        evaluated, learner, "slm", modalities, device.state, device.test
+    )
+    ctx.record(device.node, device.metrics, REPORTED)
 
 
 class MlecsServer:
@@ -112,9 +143,10 @@ class MlecsServer:
         self.public, self.public_test = public, public_test
         self.seed, self.advance = seed, advance
         self.deadline_s = deadline_s
-        modalities = public.modalities
-        self.llm = learner.model("llm", modalities, seed)
-        self.slm = learner.model("slm", modalities, seed + 1)
+        self.modalities = public.modalities
+        self.llm = learner.fresh("llm", self.modalities, seed)
+        self.slm = learner.fresh("slm", self.modalities, seed + 1)
+        """The states of the server's two unified models."""
         self.metrics: dict[str, float] = {}
         self.late = 0
         """Updates that came after their round closed (discarded)."""
@@ -122,8 +154,7 @@ class MlecsServer:
     async def process(self) -> None:
         for r in range(1, self.rounds + 1):
             if self.method != "multi_fedavg":
-                anchors, flops = await self.api.job(self.learner.represent, self.llm, self.public)
-                await self.api.compute(flops)
+                anchors = await self.api.work(self.learner.anchors_job(self.llm, self.public))
                 for d in self.devices:
                     self.ctx.send(self.node, d.node, "representations", {"s": anchors}, round=r)
             else:
@@ -166,21 +197,25 @@ class MlecsServer:
                 self.ctx.send(self.node, m.src, "server_lora", part, round=r)
             return
         counts = [1 if self.method == "no_mma" else m.meta["modalities"] for m in updates]
-        await self.api.job(self._merge, states, counts)
+        merged = await self.api.job(self.learner.mma, states, counts)
+        self.slm = await self.api.job(
+            with_lora, self.learner, "slm", self.modalities, self.slm, merged
+        )
         if self.method != "no_se_ccl":
-            flops = await self.api.job(
-                self.learner.se_ccl, self.llm, self.slm, self.public, self.seed * 1000 + r
-            )
-            await self.api.compute(flops)
-        self.metrics = await self.api.job(self.learner.evaluate, self.llm, self.public_test)
+            job = self.learner.server_update_job(self.llm, self.slm, self.public,
+                                                 self.seed * 1000 + r)  # fmt: skip
+            self.llm, self.slm = await self.api.work(job)
+        self.metrics = await self.api.job(
+            evaluated, self.learner, "llm", self.modalities, self.llm, self.public_test
+        )
         self.ctx.record(self.node, self.metrics, REPORTED)
-        shipped = Mlecs.lora(self.slm)
+        shipped = await self.api.job(self._lora, self.slm)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "server_lora", shipped, round=r)
 
-    def _merge(self, states: list[State], counts: list[int]) -> None:
-        """MMA of the devices' LoRA into the SLM."""
-        load_lora_state(self.slm.lm, self.learner.mma(states, counts))
+    def _lora(self, slm: State) -> State:
+        """The LoRA tensors of the server's SLM at ``slm``."""
+        return Mlecs.lora(self.learner.loaded("slm", self.modalities, slm))
 
 
 class DeviceActor:
@@ -207,21 +242,17 @@ class DeviceActor:
             if node.sits_out(r):
                 continue
             own = seed + 2 * r + 1  # the seed of training on its private data
-            if message.kind == "representations":
-                anchors = message.payload["s"]
-                flops = await node.job(learner.ccl, device.model, device.public, anchors, own - 1)
-                flops += await node.job(learner.amt, device.model, device.private, own)
-            else:  # Multi-FedAvg: plain local training
-                flops = await node.job(learner.local, device.model, device.private, own)
-            await node.compute(flops)
-            device.metrics = await node.job(learner.evaluate, device.model, device.test)
-            ctx.record(device.node, device.metrics, REPORTED)
+            # CCL with the server's anchors then AMT; Multi-FedAvg: plain local training
+            ccl = (
+                (device.public, message.payload["s"]) if message.kind == "representations" else None
+            )
+            await train_and_evaluate(ctx, learner, device, own, ccl)
             meta = {
                 "round": r,
                 "modalities": len(device.private.modalities),
                 "samples": len(device.private),
             }
-            shared = await node.job(shared_state, device.model, self.method)
+            shared = await node.job(shared_state, learner, device, self.method)
             delivery = await ctx.send(device.node, self.server, "lora_update", shared, **meta)
             if delivery.status == DELIVERED:
                 uploaded = r
@@ -238,7 +269,8 @@ class DeviceActor:
             received += [] if back is None else [back]
         if received:
             newest = max(received, key=lambda m: m.meta["round"])
-            await node.job(load_shared, self.device.model, newest.payload)
+            device = self.device
+            device.state = await node.job(load_server_lora, self.learner, device, newest.payload)
 
 
 async def standalone(
@@ -255,9 +287,6 @@ async def standalone(
     while device.rounds_done < rounds:
         r = device.rounds_done + 1
         if not node.sits_out(r):
-            flops = await node.job(learner.local, device.model, device.private, seed + 2 * r + 1)
-            await node.compute(flops)
-            device.metrics = await node.job(learner.evaluate, device.model, device.test)
-            ctx.record(device.node, device.metrics, REPORTED)
+            await train_and_evaluate(ctx, learner, device, seed + 2 * r + 1)
         device.rounds_done = r
         advance(1)

@@ -313,6 +313,7 @@ class FederatedRun(WorkloadRun):
             config.end.training.train_config(),
             config.edge.adapter_training.train_config(),
             seed,
+            self.runtime.device,
         )
         self.ctx = Context(self.runtime, learner, seed)
         world.network.phases.update(dict.fromkeys(INFERENCE_KINDS, INFERENCE_PHASE))

@@ -224,7 +224,8 @@ class MlecsRun(WorkloadRun):
         self.devices = [
             Device(
                 node,
-                self.learner.model("slm", mods, seed + 10 + k),
+                tuple(mods),
+                self.learner.fresh("slm", mods, seed + 10 + k),
                 public.only(mods),
                 pool.subset(parts["private_train"][data.train[k]]).only(mods),
                 pool.subset(parts["private_test"][data.test[k]]).only(mods),
@@ -303,7 +304,7 @@ class MlecsRun(WorkloadRun):
         model's parameters (its encoders make models of different modalities differ)."""
         rounds, elements = self.ctx.sent.get((device.node, "lora_update"), (0, 0))
         per_round = elements / rounds if rounds else 0.0
-        total = sum(p.numel() for p in device.model.parameters())
+        total = self.learner.parameters("slm", device.modalities)
         return {
             "model_parameters": total,
             "uploaded_rounds": rounds,
