@@ -8,6 +8,7 @@ communicated (r = 8, alpha = 16, dropout 0.05, no bias, task CAUSAL_LM).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ def build_backbone(
             model.generation_config.pad_token_id = pad_token_id
             model.generation_config.eos_token_id = eos_token_id
             model.generation_config.bos_token_id = eos_token_id
+    model.loss_type = "ForCausalLM"  # the default loss, named (else transformers warns)
     return model.eval()
 
 
@@ -177,7 +179,9 @@ def add_lora(
         fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2's Conv1D stores W as (in, out)
     )
     training = model.training
-    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+    with torch.random.fork_rng(devices=[], enabled=seed is not None), warnings.catch_warnings():
+        # peft asks transformers a deprecated question; nothing for a user to act on
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated")
         if seed is not None:
             torch.manual_seed(seed)
         peft_model = get_peft_model(model, config)
