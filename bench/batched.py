@@ -1,6 +1,6 @@
 """Batched clients against one-by-one training: client steps per second.
 
-    python bench/batched.py [--clients 9 36] [--device cpu|cuda] [--threads 2]
+    python bench/batched.py [--clients 9 36] [--device cpu|cuda] [--threads 2] [--repeat 3]
 
 The workload of ``scenarios/mosei_async.yaml``'s ends: MulT (width 16, 2 layers, 2
 heads) on MOSEI-shaped features (text/audio/vision 300/74/35, 12 steps), Adam, batches of
@@ -8,7 +8,8 @@ heads) on MOSEI-shaped features (text/audio/vision 300/74/35, 12 steps), Adam, b
 forward, backward, clipping and optimizer. Prints the one-by-one rate of
 :func:`learning.train.train` on the CPU with ``--threads`` torch threads, then for each
 client count the rate of :func:`learning.batched.batched_train` on ``--device`` and its
-ratio to the one-by-one rate; on CUDA also the peak GPU memory per client.
+ratio to the one-by-one rate; on CUDA also the peak GPU memory per client. Each rate is
+the best of ``--repeat`` runs (wall times on a shared machine vary by tens of percent).
 """
 
 from __future__ import annotations
@@ -83,13 +84,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[9, 36])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="CPU torch threads")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     args = parser.parse_args()
-    base = one_by_one(args.threads)
+    base = max(one_by_one(args.threads) for _ in range(args.repeat))
     print(f"one by one, CPU, {args.threads} threads: {base:.1f} client steps/s")
     print(f"{'clients':>8} {'device':>6} {'steps/s':>9} {'× one by one':>13} {'MiB/client':>11}")
     torch.set_num_threads(args.threads)
     for count in args.clients:
-        rate, memory = batched(count, args.device)
+        rate, memory = max(batched(count, args.device) for _ in range(args.repeat))
         print(f"{count:>8} {args.device:>6} {rate:>9.1f} {rate / base:>13.2f} {memory:>11.1f}")
 
 

@@ -18,7 +18,7 @@ stacked along a new leading axis and each step runs once for all clients under
 
 * dropout masks come from each client's own generator (on the training device), seeded
   with its seed, drawn outside the vectorised function and handed to it
-  (:class:`~learning.models.mult.Uniforms`), so a client's result does not depend on the
+  (:class:`~learning.models.mult.Masks`), so a client's result does not depend on the
   clients batched with it.
 
 With dropout off the result equals one-by-one training up to float rounding (the kernels
@@ -29,6 +29,7 @@ generator.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from learning.data.dataset import MultimodalSplit
-from learning.models.mult import Uniforms, vectorised
+from learning.models.mult import Masks, vectorised
 from learning.train import Task, TrainConfig
 
 State = dict[str, torch.Tensor]
@@ -99,12 +100,12 @@ def batched_train(
     optimizer = _Optimizer(cfg, params)
 
     first = plans[next(c for c, plan in enumerate(plans) if plan)][0]
-    draws = _uniforms_per_step(model, first, cfg.batch_size, device)
-    streams = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+    rates = _dropout_rates(model, first, cfg.batch_size, device)
+    masks = _Draws([torch.Generator(device).manual_seed(seed) for seed in seeds], rates)
 
     def loss(p: State, b: State, features, labels, present, weights, u) -> torch.Tensor:
         args = (features,) if present is None else (features, present)
-        with vectorised(Uniforms(u)):
+        with vectorised(Masks(u)):
             out = functional_call(model, {**p, **b}, args)
         if task == "regression":
             each = (out.reshape(-1) - labels.float()).abs()
@@ -117,20 +118,23 @@ def batched_train(
         for masked in (False, True)
     }
     model.train()
-    for i in range(max(len(plan) for plan in plans)):
-        taking = [c for c, plan in enumerate(plans) if i < len(plan)]
-        rows = torch.tensor(taking, device=device)
-        features, labels, present, weights = _step_inputs(
-            [plans[c][i] for c in taking], cfg.batch_size, device
-        )
-        u = torch.stack([torch.rand(draws, generator=streams[c], device=device) for c in taking])
-        sub = {n: p[rows] for n, p in params.items()}
-        step = gradient[present is not None]
-        grads = step(sub, {n: b[rows] for n, b in fixed.items()}, features, labels, present,
-                     weights, u)  # fmt: skip
-        if cfg.grad_clip is not None:
-            grads = _clipped(grads, cfg.grad_clip)
-        params = optimizer.step(params, grads, rows)
+    try:
+        for i in range(max(len(plan) for plan in plans)):
+            taking = [c for c, plan in enumerate(plans) if i < len(plan)]
+            every = len(taking) == len(plans)
+            rows = None if every else torch.tensor(taking, device=device)
+            features, labels, present, weights = _step_inputs(
+                [plans[c][i] for c in taking], cfg.batch_size, device
+            )
+            sub = params if every else {n: p[rows] for n, p in params.items()}
+            constant = fixed if every else {n: b[rows] for n, b in fixed.items()}
+            step = gradient[present is not None]
+            grads = step(sub, constant, features, labels, present, weights, masks(taking))
+            if cfg.grad_clip is not None:
+                grads = _clipped(grads, cfg.grad_clip)
+            params = optimizer.step(params, grads, rows)
+    finally:
+        masks.close()
     return [
         {n: (params[n][c] if n in params else fixed[n][c]).to("cpu", states[c][n].dtype)
          for n in states[c]}
@@ -138,16 +142,50 @@ def batched_train(
     ]  # fmt: skip
 
 
-def _uniforms_per_step(model: nn.Module, batch: tuple, size: int, device: torch.device) -> int:
-    """How many uniforms one client's forward pass on a batch of ``size`` draws for its
-    dropouts (counted on ``batch``, padded; every step has the same shapes)."""
+def _dropout_rates(model: nn.Module, batch: tuple, size: int, device: torch.device) -> torch.Tensor:
+    """The dropout rate p of every mask element one client's forward pass on a batch of
+    ``size`` takes, in order (counted on ``batch``, padded; every step has the same
+    shapes), on ``device``."""
     features, _, present, _ = _step_inputs([batch], size, device)
-    counter = Uniforms()
+    counter = Masks()
     args = {m: x[0] for m, x in features.items()}
     model.train()
     with torch.no_grad(), torch.random.fork_rng(devices=[]), vectorised(counter):
         model(args) if present is None else model(args, {m: x[0] for m, x in present.items()})
-    return counter.used
+    parts = [torch.full((n,), p, device=device) for n, p in counter.rates]
+    return torch.cat(parts) if parts else torch.zeros(0, device=device)
+
+
+class _Draws:
+    """Each step's dropout keep masks: (clients taking it, elements), row k 1.0 where the
+    next uniform u of that client's stream is ≥ the element's rate p (``rates``), else
+    0.0. One buffer serves every step (a fresh one per step costs its page faults), and on
+    the CPU the rows are drawn in parallel, one thread per torch thread (each row from its
+    own stream in order, so the values do not depend on the threads): drawing is a fifth
+    of a batched step's time on one thread."""
+
+    def __init__(self, streams: list[torch.Generator], rates: torch.Tensor) -> None:
+        self.streams, self.rates = streams, rates
+        self.buffer = torch.empty(len(streams), len(rates), device=rates.device)
+        threads = torch.get_num_threads() if rates.device.type == "cpu" else 1
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 and len(streams) > 1 else None
+
+    def __call__(self, taking: list[int]) -> torch.Tensor:
+        masks = self.buffer[: len(taking)]
+
+        def draw(k: int) -> None:
+            masks[k].uniform_(generator=self.streams[taking[k]]).ge_(self.rates)
+
+        if self.pool is None:
+            for k in range(len(taking)):
+                draw(k)
+        else:
+            list(self.pool.map(draw, range(len(taking))))
+        return masks
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def _clipped(grads: State, max_norm: float) -> State:
@@ -172,29 +210,40 @@ class _Optimizer:
         self.m = {n: torch.zeros_like(p) for n, p in params.items()}
         self.v = {n: torch.zeros_like(p) for n, p in params.items()}
 
-    def step(self, params: State, grads: State, rows: torch.Tensor) -> State:
-        """``params`` after one step of the clients at ``rows`` (``grads``: theirs)."""
+    def step(self, params: State, grads: State, rows: torch.Tensor | None) -> State:
+        """``params`` after one step of the clients at ``rows`` (``None``: all of them;
+        ``grads``: theirs)."""
         cfg, (b1, b2) = self.cfg, self.BETAS
-        self.count[rows] += 1
-        t = self.count[rows]
+
+        def part(full: torch.Tensor) -> torch.Tensor:
+            return full if rows is None else full[rows]
+
+        def whole(full: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+            return new if rows is None else full.index_copy(0, rows, new)
+
+        if rows is None:
+            self.count += 1
+        else:
+            self.count[rows] += 1
+        t = part(self.count)
         step_size = cfg.lr / (1 - b1**t)
         root = (1 - b2**t).sqrt()
         out = {}
         for n, full in params.items():
-            p, g = full[rows], grads[n]
+            p, g = part(full), grads[n]
             shape = (-1, *([1] * (p.dim() - 1)))
             if cfg.optimizer == "sgd":
                 if cfg.weight_decay:
                     g = g + cfg.weight_decay * p
-                out[n] = full.index_copy(0, rows, p - cfg.lr * g)
+                out[n] = whole(full, p - cfg.lr * g)
                 continue
             if cfg.optimizer == "adam" and cfg.weight_decay:
                 g = g + cfg.weight_decay * p
-            m = self.m[n][rows].lerp(g, 1 - b1)
-            v = self.v[n][rows] * b2 + (1 - b2) * g * g
-            self.m[n] = self.m[n].index_copy(0, rows, m)
-            self.v[n] = self.v[n].index_copy(0, rows, v)
+            m = part(self.m[n]).lerp(g, 1 - b1)
+            v = part(self.v[n]) * b2 + (1 - b2) * g * g
+            self.m[n] = whole(self.m[n], m)
+            self.v[n] = whole(self.v[n], v)
             decayed = p * (1 - cfg.lr * cfg.weight_decay) if cfg.optimizer == "adamw" else p
             new = decayed - step_size.view(shape) * m / (v.sqrt() / root.view(shape) + self.EPS)
-            out[n] = full.index_copy(0, rows, new)
+            out[n] = whole(full, new)
         return out
