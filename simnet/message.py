@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
 
 from simnet.codecs import Codec, get_codec
+from simnet.safetensors_bytes import save as _st_save
 
 ENVELOPE_KEY = "simnet"
 
@@ -59,14 +59,6 @@ def _check_size(message: Message) -> None:
         raise ValueError("size_bytes may only be declared for a message without payload")
 
 
-def _wire_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached, contiguous, CPU copies that share no storage (what safetensors requires)."""
-    return {
-        name: t.detach().to("cpu").clone(memory_format=torch.contiguous_format)
-        for name, t in tensors.items()
-    }
-
-
 def encode(message: Message, codec: Codec | None = None) -> bytes:
     """Encode ``message`` as safetensors bytes, applying ``codec`` to the payload."""
     _check_size(message)
@@ -89,7 +81,7 @@ def encode(message: Message, codec: Codec | None = None) -> bytes:
         text = json.dumps(envelope, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"message meta is not JSON-serialisable: {exc}") from exc
-    return _st_save(_wire_tensors(tensors), metadata={ENVELOPE_KEY: text})
+    return _st_save(tensors, metadata={ENVELOPE_KEY: text})
 
 
 def read_header(data: bytes) -> dict[str, Any]:
