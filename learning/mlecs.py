@@ -144,10 +144,12 @@ class Mlecs:
     def loaded(self, backbone: str, modalities: Sequence[str], state: State) -> UnifiedModel:
         """This learner's scratch model of ``backbone`` over ``modalities``, set to ``state``."""
         model = self._any(backbone, modalities)
-        missing = model.load_state_dict(state, strict=False).missing_keys
+        result = model.load_state_dict(state, strict=False)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-        if trainable & set(missing):
-            raise KeyError(f"state lacks trainable tensors: {sorted(trainable & set(missing))[:3]}")
+        lacking = sorted(trainable & set(result.missing_keys))
+        if lacking or result.unexpected_keys:
+            raise KeyError(f"not a state of this model: lacks {lacking[:3]}, "
+                           f"unknown {result.unexpected_keys[:3]}")  # fmt: skip
         return model
 
     def parameters(self, backbone: str, modalities: Sequence[str]) -> int:

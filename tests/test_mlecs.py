@@ -134,3 +134,14 @@ def test_a_device_update_job_on_states_is_the_training_of_the_model(ml):
     for result in (job.run(), remote):
         assert result.keys() == expected.keys()
         assert all(torch.equal(result[k], expected[k]) for k in expected)
+
+
+def test_a_state_loads_only_into_a_model_of_its_backbone_and_modalities(ml):
+    data, learner = ml
+    state = learner.fresh("slm", ("acce", "rgb"), seed=4)
+    model = learner.loaded("slm", ("acce", "rgb"), state)
+    assert all(torch.equal(learner.state(model)[k], state[k]) for k in state)
+    with pytest.raises(KeyError, match="not a state of this model"):
+        learner.loaded("slm", ("rgb", "depth"), state)
+    with pytest.raises(KeyError, match="lacks"):
+        learner.loaded("slm", ("acce", "rgb"), {k: v for k, v in state.items() if "lora_" not in k})
