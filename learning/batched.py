@@ -18,7 +18,7 @@ stacked along a new leading axis and each step runs once for all clients under
 
 * dropout masks come from each client's own generator (on the training device), seeded
   with its seed, drawn outside the vectorised function and handed to it
-  (:class:`~learning.models.mult.Masks`), so a client's result does not depend on the
+  (:class:`~learning.models.mult.Uniforms`), so a client's result does not depend on the
   clients batched with it.
 
 With dropout off the result equals one-by-one training up to float rounding (the kernels
@@ -37,7 +37,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from learning.data.dataset import MultimodalSplit
-from learning.models.mult import Masks, vectorised
+from learning.models.mult import Uniforms, vectorised
 from learning.train import Task, TrainConfig
 
 State = dict[str, torch.Tensor]
@@ -100,12 +100,12 @@ def batched_train(
     optimizer = _Optimizer(cfg, params)
 
     first = plans[next(c for c, plan in enumerate(plans) if plan)][0]
-    rates = _dropout_rates(model, first, cfg.batch_size, device)
-    masks = _Draws([torch.Generator(device).manual_seed(seed) for seed in seeds], rates)
+    draws = _uniforms_per_step(model, first, cfg.batch_size, device)
+    uniforms = _Draws([torch.Generator(device).manual_seed(seed) for seed in seeds], draws, device)
 
     def loss(p: State, b: State, features, labels, present, weights, u) -> torch.Tensor:
         args = (features,) if present is None else (features, present)
-        with vectorised(Masks(u)):
+        with vectorised(Uniforms(u)):
             out = functional_call(model, {**p, **b}, args)
         if task == "regression":
             each = (out.reshape(-1) - labels.float()).abs()
@@ -129,12 +129,12 @@ def batched_train(
             sub = params if every else {n: p[rows] for n, p in params.items()}
             constant = fixed if every else {n: b[rows] for n, b in fixed.items()}
             step = gradient[present is not None]
-            grads = step(sub, constant, features, labels, present, weights, masks(taking))
+            grads = step(sub, constant, features, labels, present, weights, uniforms(taking))
             if cfg.grad_clip is not None:
                 grads = _clipped(grads, cfg.grad_clip)
             params = optimizer.step(params, grads, rows)
     finally:
-        masks.close()
+        uniforms.close()
     return [
         {n: (params[n][c] if n in params else fixed[n][c]).to("cpu", states[c][n].dtype)
          for n in states[c]}
@@ -142,46 +142,44 @@ def batched_train(
     ]  # fmt: skip
 
 
-def _dropout_rates(model: nn.Module, batch: tuple, size: int, device: torch.device) -> torch.Tensor:
-    """The dropout rate p of every mask element one client's forward pass on a batch of
-    ``size`` takes, in order (counted on ``batch``, padded; every step has the same
-    shapes), on ``device``."""
+def _uniforms_per_step(model: nn.Module, batch: tuple, size: int, device: torch.device) -> int:
+    """How many uniforms one client's forward pass on a batch of ``size`` draws for its
+    dropouts (counted on ``batch``, padded; every step has the same shapes)."""
     features, _, present, _ = _step_inputs([batch], size, device)
-    counter = Masks()
+    counter = Uniforms()
     args = {m: x[0] for m, x in features.items()}
     model.train()
     with torch.no_grad(), torch.random.fork_rng(devices=[]), vectorised(counter):
         model(args) if present is None else model(args, {m: x[0] for m, x in present.items()})
-    parts = [torch.full((n,), p, device=device) for n, p in counter.rates]
-    return torch.cat(parts) if parts else torch.zeros(0, device=device)
+    return counter.used
 
 
 class _Draws:
-    """Each step's dropout keep masks: (clients taking it, elements), row k 1.0 where the
-    next uniform u of that client's stream is ≥ the element's rate p (``rates``), else
-    0.0. One buffer serves every step (a fresh one per step costs its page faults), and on
-    the CPU the rows are drawn in parallel, one thread per torch thread (each row from its
-    own stream in order, so the values do not depend on the threads): drawing is a fifth
-    of a batched step's time on one thread."""
+    """Each step's dropout uniforms: (clients taking it, draws), row k the next ``draws``
+    of that client's stream. One buffer serves every step (a fresh one per step costs its
+    page faults), and on the CPU the rows are drawn in parallel, one thread per torch
+    thread (each row from its own stream in order, so the values do not depend on the
+    threads): drawing is a fifth of a batched step's time on one thread. (Comparing them
+    with p here, to hand in float keep masks, made the vectorised step slower.)"""
 
-    def __init__(self, streams: list[torch.Generator], rates: torch.Tensor) -> None:
-        self.streams, self.rates = streams, rates
-        self.buffer = torch.empty(len(streams), len(rates), device=rates.device)
-        threads = torch.get_num_threads() if rates.device.type == "cpu" else 1
+    def __init__(self, streams: list[torch.Generator], draws: int, device: torch.device):
+        self.streams = streams
+        self.buffer = torch.empty(len(streams), draws, device=device)
+        threads = torch.get_num_threads() if device.type == "cpu" else 1
         self.pool = ThreadPoolExecutor(threads) if threads > 1 and len(streams) > 1 else None
 
     def __call__(self, taking: list[int]) -> torch.Tensor:
-        masks = self.buffer[: len(taking)]
+        u = self.buffer[: len(taking)]
 
         def draw(k: int) -> None:
-            masks[k].uniform_(generator=self.streams[taking[k]]).ge_(self.rates)
+            u[k].uniform_(generator=self.streams[taking[k]])
 
         if self.pool is None:
             for k in range(len(taking)):
                 draw(k)
         else:
             list(self.pool.map(draw, range(len(taking))))
-        return masks
+        return u
 
     def close(self) -> None:
         if self.pool is not None:

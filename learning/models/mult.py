@@ -42,38 +42,32 @@ CROSS_ATTN_DROPOUT = {"audio": 0.0, "vision": 0.0}
 vision (``attn_dropout_a``, ``attn_dropout_v``)."""
 
 
-class Masks:
-    """Where :func:`dropout` takes its keep masks within :func:`vectorised`: each call the
-    next ``x.numel()`` of ``values`` (1.0 keep, 0.0 drop: a uniform u ≥ p, drawn by the
-    caller from one client's stream; an input of the vectorised function). With
-    ``values`` None it only counts them (``used``) and notes each call's (count, p) in
-    ``rates``, so that the caller knows what to draw."""
+class Uniforms:
+    """Where :func:`dropout` takes its uniform draws within :func:`vectorised`: each call
+    the next ``x.numel()`` of ``values`` (one client's stream, an input of the vectorised
+    function); with ``values`` None it only counts them (``used``)."""
 
     def __init__(self, values: torch.Tensor | None = None) -> None:
         self.values = values
         self.used = 0
-        self.rates: list[tuple[int, float]] = []
 
-    def take(self, like: torch.Tensor, p: float) -> torch.Tensor | None:
+    def take(self, like: torch.Tensor) -> torch.Tensor | None:
         start, self.used = self.used, self.used + like.numel()
-        if self.values is None:
-            self.rates.append((like.numel(), p))
-            return None
-        return self.values[start : self.used].view_as(like)
+        return None if self.values is None else self.values[start : self.used].view_as(like)
 
 
-_vectorised: contextvars.ContextVar[Masks | None | bool] = contextvars.ContextVar("vectorised")
-"""Within :func:`vectorised`: its masks (or None); outside, unset (read as False)."""
+_vectorised: contextvars.ContextVar[Uniforms | None | bool] = contextvars.ContextVar("vectorised")
+"""Within :func:`vectorised`: its uniforms (or None); outside, unset (read as False)."""
 
 
 @contextmanager
-def vectorised(masks: Masks | None = None) -> Iterator[None]:
+def vectorised(uniforms: Uniforms | None = None) -> Iterator[None]:
     """Within it, MulT runs on ops that ``torch.func.vmap`` batches natively: attention as
     explicit matrix products (:func:`attend`) rather than ``nn.MultiheadAttention``'s fused
-    kernel, and dropout as a keep mask [u ≥ p] (:func:`dropout`), taken from ``masks``
-    (else drawn from torch's generator). The same function and parameters; other float
-    rounding and other dropout draws."""
-    token = _vectorised.set(masks)
+    kernel, and dropout as uniforms ``u`` compared with p (:func:`dropout`), taken from
+    ``uniforms`` (else drawn from torch's generator). The same function and parameters;
+    other float rounding and other dropout draws."""
+    token = _vectorised.set(uniforms)
     try:
         yield
     finally:
@@ -82,11 +76,11 @@ def vectorised(masks: Masks | None = None) -> Iterator[None]:
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """``F.dropout``; within :func:`vectorised`, x · [u ≥ p] / (1 − p), u uniform."""
-    masks = _vectorised.get(False)
-    if masks is False or not training or p == 0.0:
+    uniforms = _vectorised.get(False)
+    if uniforms is False or not training or p == 0.0:
         return F.dropout(x, p, training)
-    keep = masks.take(x, p) if isinstance(masks, Masks) else None
-    return x * ((torch.rand_like(x) >= p) if keep is None else keep) / (1.0 - p)
+    u = uniforms.take(x) if isinstance(uniforms, Uniforms) else None
+    return x * ((torch.rand_like(x) if u is None else u) >= p) / (1.0 - p)
 
 
 def attend(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
