@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from safetensors.torch import load as _st_load
 
 from simnet.codecs import Codec, get_codec
+from simnet.safetensors_bytes import load as _st_load
 from simnet.safetensors_bytes import save as _st_save
 
 ENVELOPE_KEY = "simnet"

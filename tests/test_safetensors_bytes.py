@@ -1,5 +1,6 @@
 """simnet's safetensors writer gives the bytes of ``safetensors.torch.save`` (the oracle):
-the message sizes the network charges depend on them."""
+the message sizes the network charges depend on them; its reader gives the tensors of
+``safetensors.torch.load``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from safetensors.torch import load
 from safetensors.torch import save as reference
 
 from simnet.safetensors_bytes import DTYPES, save
+from simnet.safetensors_bytes import load as read
 
 NAMES = ["a", "b.weight", "é", 'q"uote', "back\\slash", "tab\tx", "ctl\u0001", "/", "😀", "Z"]
 UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
@@ -56,3 +58,24 @@ def test_several_metadata_keys_are_written_sorted_and_read_back():
     assert data == save({"t": torch.ones(2)}, dict(reversed(meta.items())))
     assert data.index(b'"a":"3"') < data.index(b'"simnet":"2"') < data.index(b'"zeta":"1"')
     assert torch.equal(load(data)["t"], torch.ones(2))
+
+
+def as_bytes(t: torch.Tensor) -> bytes:
+    return t.reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def test_reading_gives_the_tensors_safetensors_reads():
+    rng = random.Random(11)
+    for _ in range(200):
+        tensors = {
+            rng.choice(NAMES) + str(rng.randint(0, 9)): random_tensor(rng, rng.choice(list(DTYPES)))
+            for _ in range(rng.randint(0, 8))
+        }
+        data = reference(tensors, metadata={"simnet": "{}"})
+        got, want = read(data), load(data)
+        assert got.keys() == want.keys()
+        for k in want:
+            assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape, k
+            assert as_bytes(got[k]) == as_bytes(want[k]), k
+        for t in got.values():  # writable (safetensors' tensors are too)
+            t.zero_()
