@@ -73,7 +73,7 @@ def load(data: bytes | bytearray) -> dict[str, torch.Tensor]:
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
     header.pop("__metadata__", None)
-    body = bytearray(data[8 + n :])
+    body = bytearray(memoryview(data)[8 + n :])
     out = {}
     for name, entry in header.items():
         begin, end = entry["data_offsets"]
