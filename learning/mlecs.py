@@ -143,7 +143,7 @@ class Mlecs:
 
     def loaded(self, backbone: str, modalities: Sequence[str], state: State) -> UnifiedModel:
         """This learner's scratch model of ``backbone`` over ``modalities``, set to ``state``."""
-        model = self._any(backbone, modalities)
+        model = self._scratch_model(backbone, modalities)
         result = model.load_state_dict(state, strict=False)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         lacking = sorted(trainable & set(result.missing_keys))
@@ -154,9 +154,9 @@ class Mlecs:
 
     def parameters(self, backbone: str, modalities: Sequence[str]) -> int:
         """Parameters of a model of ``backbone`` over ``modalities``."""
-        return sum(p.numel() for p in self._any(backbone, modalities).parameters())
+        return sum(p.numel() for p in self._scratch_model(backbone, modalities).parameters())
 
-    def _any(self, backbone: str, modalities: Sequence[str]) -> UnifiedModel:
+    def _scratch_model(self, backbone: str, modalities: Sequence[str]) -> UnifiedModel:
         """The scratch model of ``backbone`` over ``modalities``, whatever it holds (for
         what does not depend on the weights: shapes, FLOPs)."""
         key = (backbone, tuple(modalities))
@@ -172,7 +172,7 @@ class Mlecs:
         """:meth:`device_update`: CCL on ``ccl = (public share, anchors)`` with seed
         ``seed − 1``, then AMT on ``private`` with ``seed``; without ``ccl``, plain local
         training on ``private`` (the baselines)."""
-        model = self._any("slm", modalities)
+        model = self._scratch_model("slm", modalities)
         if ccl is None:
             flops = self.local_flops(model, private, seed)
         else:
@@ -195,17 +195,18 @@ class Mlecs:
 
     def anchors_job(self, state: State, data: MultimodalSplit) -> Job:
         """:meth:`anchors`: s' of ``data`` by the LLM model at ``state``."""
-        flops = self.represent_flops(self._any("llm", data.modalities), data)
+        flops = self.represent_flops(self._scratch_model("llm", data.modalities), data)
         return Job(self, "anchors", (state, data), flops)
 
     def anchors(self, state: State, data: MultimodalSplit) -> torch.Tensor:
+        """s' (N, d) of ``data`` by the LLM model at ``state`` (:meth:`represent`)."""
         return self.represent(self.loaded("llm", data.modalities, state), data)
 
     def server_update_job(self, llm: State, slm: State, data: MultimodalSplit, seed: int) -> Job:
         """:meth:`server_update`: SE-CCL of the server's two models on ``data``."""
         modalities = data.modalities
-        flops = self.se_ccl_flops(self._any("llm", modalities), self._any("slm", modalities),
-                                  data, seed)  # fmt: skip
+        big, small = self._scratch_model("llm", modalities), self._scratch_model("slm", modalities)
+        flops = self.se_ccl_flops(big, small, data, seed)
         return Job(self, "server_update", (llm, slm, data, seed), flops)
 
     def server_update(
@@ -389,6 +390,10 @@ class Mlecs:
     def lora(model: UnifiedModel) -> State:
         """The LoRA tensors of ``model``'s LM (what ML-ECS transmits)."""
         return lora_state(model.lm)
+
+    def lora_of(self, backbone: str, modalities: Sequence[str], state: State) -> State:
+        """:meth:`lora` of the model of ``backbone`` over ``modalities`` at ``state``."""
+        return self.lora(self.loaded(backbone, modalities, state))
 
     @staticmethod
     def evaluate(model: UnifiedModel, data: MultimodalSplit) -> dict[str, float]:

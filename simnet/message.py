@@ -10,7 +10,6 @@ The network charges ``wire_size(message)`` bytes for it.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 
 from simnet.codecs import Codec, get_codec
 from simnet.safetensors_bytes import load as _st_load
+from simnet.safetensors_bytes import read_header
 from simnet.safetensors_bytes import save as _st_save
 
 ENVELOPE_KEY = "simnet"
@@ -84,21 +84,12 @@ def encode(message: Message, codec: Codec | None = None) -> bytes:
     return _st_save(tensors, metadata={ENVELOPE_KEY: text})
 
 
-def read_header(data: bytes) -> dict[str, Any]:
-    """The JSON header of a safetensors blob (8-byte little-endian length, then JSON)."""
-    if len(data) < 8:
-        raise ValueError("not a safetensors blob: shorter than 8 bytes")
-    (n,) = struct.unpack("<Q", data[:8])
-    if 8 + n > len(data):
-        raise ValueError("not a safetensors blob: header length exceeds data")
-    return json.loads(data[8 : 8 + n])
-
-
 def decode(data: bytes) -> Message:
     """Inverse of :func:`encode`: tensors come back in their original names, dtypes, shapes."""
-    envelope = json.loads(read_header(data)["__metadata__"][ENVELOPE_KEY])
+    header = read_header(data)
+    envelope = json.loads(header["__metadata__"][ENVELOPE_KEY])
     codec = get_codec(envelope["codec"])
-    payload = codec.decode(_st_load(data), envelope["codec_meta"])
+    payload = codec.decode(_st_load(data, header), envelope["codec_meta"])
     return Message(
         src=envelope["src"],
         dst=envelope["dst"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+from typing import Any
 
 import torch
 
@@ -67,15 +68,27 @@ def save(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = Non
     return b"".join([struct.pack("<Q", len(header)), header, *chunks])
 
 
-def load(data: bytes | bytearray) -> dict[str, torch.Tensor]:
-    """The tensors of safetensors ``data`` (what ``safetensors.torch.load`` gives), on the
-    CPU, as views of one copy of the data section (header order)."""
+def read_header(data: bytes | bytearray) -> dict[str, Any]:
+    """The JSON header of safetensors ``data``; ``ValueError`` if it cannot be one."""
+    if len(data) < 8:
+        raise ValueError("not a safetensors blob: shorter than 8 bytes")
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + n])
-    header.pop("__metadata__", None)
+    if 8 + n > len(data):
+        raise ValueError("not a safetensors blob: header length exceeds data")
+    return json.loads(data[8 : 8 + n])
+
+
+def load(data: bytes | bytearray, header: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of safetensors ``data`` (what ``safetensors.torch.load`` gives), on the
+    CPU, as views of one copy of the data section (header order); ``header``: its
+    :func:`read_header`, if already read."""
+    header = read_header(data) if header is None else header
+    (n,) = struct.unpack("<Q", data[:8])
     body = bytearray(memoryview(data)[8 + n :])
     out = {}
     for name, entry in header.items():
+        if name == "__metadata__":
+            continue
         begin, end = entry["data_offsets"]
         dtype = _NAMED[entry["dtype"]]
         if begin == end:

@@ -64,7 +64,7 @@ class Device:
 
 def shared_state(learner: Mlecs, device: Device, method: str) -> State:
     """What a device uploads: LoRA tensors, plus its modality encoders for Multi-FedAvg."""
-    shared = Mlecs.lora(learner.loaded("slm", device.modalities, device.state))
+    shared = learner.lora_of("slm", device.modalities, device.state)
     if method == "multi_fedavg":
         shared.update({k: v.clone() for k, v in device.state.items() if k.startswith(ENCODERS)})
     return shared
@@ -209,13 +209,9 @@ class MlecsServer:
             evaluated, self.learner, "llm", self.modalities, self.llm, self.public_test
         )
         self.ctx.record(self.node, self.metrics, REPORTED)
-        shipped = await self.api.job(self._lora, self.slm)
+        shipped = await self.api.job(self.learner.lora_of, "slm", self.modalities, self.slm)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "server_lora", shipped, round=r)
-
-    def _lora(self, slm: State) -> State:
-        """The LoRA tensors of the server's SLM at ``slm``."""
-        return Mlecs.lora(self.learner.loaded("slm", self.modalities, slm))
 
 
 class DeviceActor:
