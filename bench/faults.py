@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from simnet.config.scenario import load_scenario
 from simnet.run import run_scenario
-from simnet.scenario import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "faults_mosei.yaml"
 

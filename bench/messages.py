@@ -7,8 +7,8 @@ The payload is the state of ``scenarios/scale_1k.yaml``'s model (MulT over MOSEI
 features, ``--width``, 1 layer, 2 heads: ~200 tensors). Prints milliseconds per message,
 the best of 5 rounds of ``--repeat``:
 
-* ``encode`` / ``decode``: :func:`simnet.message.encode` / :func:`~simnet.message.decode`
-  (envelope, identity codec, :mod:`simnet.safetensors_bytes`);
+* ``encode`` / ``decode``: :func:`simnet.wire.message.encode` / :func:`~simnet.wire.message.decode`
+  (envelope, identity codec, :mod:`simnet.wire.safetensors_bytes`);
 * ``safetensors save`` / ``load``: the library's ``safetensors.torch`` functions on the
   same tensors (the save after the contiguous CPU copies it requires), for comparison.
 """
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from safetensors.torch import load, save
 
 from learning.models import build_model
-from simnet.message import Message, decode, encode
+from simnet.wire.message import Message, decode, encode
 
 DIMS = {"text": 300, "audio": 74, "vision": 35}
 

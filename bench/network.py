@@ -24,8 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
-from simnet.network import Network
-from simnet.sharing import DEFAULTS, Sharing
+from simnet.engine.network import Network
+from simnet.engine.sharing import DEFAULTS, Sharing
 from simnet.topology.graph import Link, Node, Topology
 
 

@@ -42,8 +42,8 @@ def measure(scenario: str, backend: str, workers: int | None, sets: list[str]) -
     import torch
 
     from learning.federated import Learner
+    from simnet.config.scenario import load_scenario
     from simnet.run import run_scenario
-    from simnet.scenario import load_scenario
 
     events = 0
     step = simpy.Environment.step

@@ -3,7 +3,7 @@
 A node's behaviour is an ``async def`` coroutine that awaits only what a :class:`NodeApi`
 gives it — the time, sending, receiving (with an optional timeout), computing FLOPs,
 sleeping, learning jobs, background actors — and records metrics. Two runtimes drive
-the same coroutines: :mod:`simnet.sim_runtime` on SimPy's virtual clock, and
+the same coroutines: :mod:`simnet.engine.sim_runtime` on SimPy's virtual clock, and
 :mod:`simnet.live` on asyncio loops over ZeroMQ in wall-clock time. Protocol modules
 import this module, never SimPy or ZeroMQ.
 
@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from learning.jobs import Job
-from simnet.message import Message
+from simnet.wire.message import Message
 
 DELIVERED = "delivered"
 DROPPED = "dropped"

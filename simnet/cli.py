@@ -9,9 +9,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from simnet.config.scenario import Scenario, load_scenario
 from simnet.errors import InputError
 from simnet.executors import WorkerLost
-from simnet.scenario import Scenario, load_scenario
 
 EXIT_INPUT_ERROR = 2
 EXIT_INCOMPLETE = 3
@@ -127,7 +127,7 @@ def _default_out(scenario: Scenario, mode: str = "") -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from simnet.records import clear_run
+    from simnet.report.records import clear_run
     from simnet.run import run_scenario
 
     scenario = load_scenario(args.scenario, args.overrides, args.seed)
@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(summary: dict, out: Path, quiet: bool) -> int:
     """Print a run's summary table (unless ``quiet``); exit status 3 if incomplete."""
-    from simnet.table import format_summary
+    from simnet.report.table import format_summary
 
     if not quiet:
         print(format_summary(summary, out))
@@ -166,7 +166,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from simnet.executors import default_workers
-    from simnet.plot import plot
+    from simnet.report.plot import plot
     from simnet.sweep import load_sweep, run_sweep
 
     sweep = load_sweep(args.sweep)
@@ -192,7 +192,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from simnet.plot import plot
+    from simnet.report.plot import plot
 
     try:
         written = plot(args.directory)
@@ -224,7 +224,7 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from simnet.compare import compare_runs, format_comparison
+    from simnet.report.compare import compare_runs, format_comparison
 
     print(format_comparison(compare_runs(args.sim, args.live, args.out or args.live)))
     return 0

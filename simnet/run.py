@@ -9,11 +9,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from simnet.figures import write_run_figures
-from simnet.records import write_run
-from simnet.scenario import Scenario
-from simnet.sim_runtime import SimRuntime
-from simnet.summary import fault_summary, incomplete_reason, network_summary, timing_summary
+from simnet.config.scenario import Scenario
+from simnet.engine.sim_runtime import SimRuntime
+from simnet.report.figures import write_run_figures
+from simnet.report.records import write_run
+from simnet.report.summary import fault_summary, incomplete_reason, network_summary, timing_summary
 from simnet.workloads import WORKLOADS
 
 

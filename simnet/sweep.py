@@ -51,14 +51,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
+from simnet.config.validation import parse
+from simnet.config.yaml_file import dump_yaml, read_yaml
 from simnet.errors import InputError
 from simnet.executors import losing_workers, start_ray
-from simnet.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
-from simnet.validation import parse
-from simnet.yaml_file import dump_yaml, read_yaml
+from simnet.report.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
 
 if TYPE_CHECKING:
-    from simnet.scenario import Scenario
+    from simnet.config.scenario import Scenario
 
 RESULTS = "results.csv"
 SWEEP_COPY = "sweep.yaml"
@@ -139,7 +139,7 @@ class Sweep:
 
     def scenario(self, point: Point) -> Scenario:
         """The scenario ``point`` runs (loaded on first use)."""
-        from simnet.scenario import load_scenario
+        from simnet.config.scenario import load_scenario
 
         if point.index not in self.loaded:
             self.loaded[point.index] = load_scenario(self.base, self.overrides(point))
@@ -173,8 +173,8 @@ def load_sweep(path: Path | str) -> Sweep:
 def _run_point(base: Path, overrides: list[str], out: Path) -> None:
     """One point, in a worker or in this process (with the scenario's
     ``execution.threads``, whichever runs it)."""
+    from simnet.config.scenario import load_scenario
     from simnet.run import run_scenario
-    from simnet.scenario import load_scenario
 
     run_scenario(load_scenario(base, overrides), out, progress=False, figures=False)
 

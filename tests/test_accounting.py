@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from simnet.figures import cumulative_bytes_by_class, read_messages
+from simnet.config.scenario import load_scenario
+from simnet.report.figures import cumulative_bytes_by_class, read_messages
+from simnet.report.table import format_summary
 from simnet.run import run_scenario
-from simnet.scenario import load_scenario
-from simnet.table import format_summary
 from simnet.topology.graph import link_class
 
 ROOT = Path(__file__).resolve().parents[1]

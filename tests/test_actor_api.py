@@ -12,14 +12,13 @@ import pytest
 import simpy
 
 from simnet.actor import DELIVERED, Crashed, kind_is
-from simnet.faults import NodeEvent
-from simnet.sim_runtime import SimRuntime, drive
+from simnet.engine.faults import NodeEvent
+from simnet.engine.sim_runtime import SimRuntime, drive
+from simnet.engine.world import World
 from simnet.topology.graph import Link, Node, Topology
-from simnet.world import World
 
 PROTOCOLS = sorted((Path(__file__).parents[1] / "simnet" / "protocols").glob("*.py"))
-FORBIDDEN = ("simpy", "zmq", "simnet.node", "simnet.world", "simnet.network", "simnet.live",
-             "simnet.sim_runtime")  # fmt: skip
+FORBIDDEN = ("simpy", "zmq", "simnet.engine", "simnet.live")
 
 
 @pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.name)

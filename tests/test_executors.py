@@ -17,11 +17,11 @@ from learning.jobs import Job
 from learning.models import build_model
 from learning.train import TrainConfig, train_flops
 from simnet.actor import Crashed
+from simnet.engine.faults import NodeEvent
+from simnet.engine.sim_runtime import SimRuntime
+from simnet.engine.world import World
 from simnet.executors import InlineExecutor, PoolExecutor, RayExecutor, WorkerLost
-from simnet.faults import NodeEvent
-from simnet.sim_runtime import SimRuntime
 from simnet.topology.graph import Node, Topology
-from simnet.world import World
 
 DIMS = {"text": 6, "audio": 4}
 

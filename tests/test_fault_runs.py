@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from simnet.cli import main
-from simnet.records import is_complete
+from simnet.config.scenario import load_scenario
+from simnet.report.records import is_complete
 from simnet.run import run_scenario
-from simnet.scenario import load_scenario
 from simnet.topology.graph import link_class
 
 ROOT = Path(__file__).resolve().parents[1]

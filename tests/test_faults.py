@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from simnet.actor import kind_is
+from simnet.engine.faults import Dropout, NodeEvent, RetryConfig, read_trace
+from simnet.engine.sim_runtime import SimRuntime
+from simnet.engine.world import World
 from simnet.errors import InputError
-from simnet.faults import Dropout, NodeEvent, RetryConfig, read_trace
-from simnet.message import Message
 from simnet.protocols.context import Context
-from simnet.sim_runtime import SimRuntime
 from simnet.topology.graph import Link, Node, Topology
-from simnet.world import World
+from simnet.wire.message import Message
 
 MB = 1_000_000  # bytes
 RATE = 8.0  # Mbit/s on every link: 1 MB takes 1 s

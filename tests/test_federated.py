@@ -14,10 +14,10 @@ import yaml
 
 from learning.flops import forward_flops
 from learning.models import PersonalizedModel, build_model
-from simnet.node import Node
+from simnet.config.scenario import load_scenario
+from simnet.engine.node import Node
 from simnet.protocols.cloud import MergeRule
 from simnet.run import run_scenario
-from simnet.scenario import load_scenario
 
 SMALL_MODEL = {"name": "mult", "options": {"width": 8, "layers": 1, "heads": 2}}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simnet.figures import cumulative_bytes_by_class, write_run_figures
+from simnet.report.figures import cumulative_bytes_by_class, write_run_figures
 
 PNG = b"\x89PNG"
 

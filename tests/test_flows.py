@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from simnet.flows import FlowTable
+from simnet.engine.flows import FlowTable
 
 
 def _route(rng: np.random.Generator, hops: int) -> SimpleNamespace:

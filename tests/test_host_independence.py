@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from simnet.config.scenario import load_scenario
 from simnet.run import run_scenario
-from simnet.scenario import load_scenario
 from simnet.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from simnet.config.scenario import load_scenario
 from simnet.live.launch import live_run
 from simnet.live.links import Chunk, Link, chunk_bytes
 from simnet.run import run_scenario
-from simnet.scenario import load_scenario
 
 ROOT = Path(__file__).parents[1]
 MB = 1_000_000

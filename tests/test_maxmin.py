@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simnet.maxmin import max_min_rates
+from simnet.engine.maxmin import max_min_rates
 
 
 def random_instance(rng: np.random.Generator, flows: int, hops: int):

@@ -9,8 +9,8 @@ import struct
 import pytest
 import torch
 
-from simnet.codecs import get_codec
-from simnet.message import Message, decode, encode, wire_size
+from simnet.wire.codecs import get_codec
+from simnet.wire.message import Message, decode, encode, wire_size
 
 
 def _payload() -> dict[str, torch.Tensor]:

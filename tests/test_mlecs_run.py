@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 
-from simnet.codecs import get_codec
-from simnet.node import Node
+from simnet.config.scenario import load_scenario
+from simnet.engine.node import Node
 from simnet.run import run_scenario
-from simnet.scenario import load_scenario
+from simnet.wire.codecs import get_codec
 
 
 def scenario(tmp_path: Path, **workload: Any) -> Path:
@@ -171,22 +171,22 @@ def test_lora_targets_widen_what_is_shared(tmp_path):
 
 def sent_blobs(monkeypatch) -> list[bytes]:
     """Every message's encoded bytes, in send order (the order of messages.csv)."""
-    import simnet.node
+    import simnet.engine.node
 
     blobs: list[bytes] = []
-    original = simnet.node.encode
+    original = simnet.engine.node.encode
 
     def recording(message, codec=None):
         blobs.append(original(message, codec))
         return blobs[-1]
 
-    monkeypatch.setattr(simnet.node, "encode", recording)
+    monkeypatch.setattr(simnet.engine.node, "encode", recording)
     return blobs
 
 
 def wire(run_dir: Path, blobs: list[bytes]) -> list[tuple[dict, Any]]:
     """messages.csv rows, each with its message as decoded from the bytes sent."""
-    from simnet.message import decode
+    from simnet.wire.message import decode
 
     rows = list(csv.DictReader((run_dir / "messages.csv").open()))
     assert len(rows) == len(blobs)

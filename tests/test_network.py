@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import simpy
 
-from simnet.network import DELIVERED, DROPPED, Network
+from simnet.engine.network import DELIVERED, DROPPED, Network
 from simnet.topology.graph import Link, Node, Topology
 
 MB = 1_000_000

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import simpy
 
-from simnet.network import DELIVERED, Network
+from simnet.engine.network import DELIVERED, Network
 from simnet.topology.graph import Link, Node, Topology, mbps_to_bytes_per_s
 
 EVENTS_PER_MESSAGE = 6  # send timer, latency, done, and a wake-up per start and per end

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simnet.codecs import get_codec
-from simnet.message import Message, encode
+from simnet.engine.world import World
 from simnet.topology.graph import Link, Node, Topology
-from simnet.world import World
+from simnet.wire.codecs import get_codec
+from simnet.wire.message import Message, encode
 
 
 def world(slots: int = 1) -> World:

@@ -31,9 +31,9 @@ SCRIPT = textwrap.dedent(
     import hashlib, sys
     from pathlib import Path
     import torch
-    from simnet.node import Node
+    from simnet.engine.node import Node
     from simnet.run import run_scenario
-    from simnet.scenario import load_scenario
+    from simnet.config.scenario import load_scenario
 
     out, sets = Path(sys.argv[1]), sys.argv[2:]
     digest = hashlib.sha256()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from simnet.cli import main
-from simnet.records import is_complete
+from simnet.report.records import is_complete
 
 ROOT = Path(__file__).parents[1]
 DUMBBELL = ROOT / "scenarios" / "traffic_dumbbell.yaml"

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load
 from safetensors.torch import save as reference
 
-from simnet.safetensors_bytes import DTYPES, save
-from simnet.safetensors_bytes import load as read
+from simnet.wire.safetensors_bytes import DTYPES, save
+from simnet.wire.safetensors_bytes import load as read
 
 NAMES = ["a", "b.weight", "é", 'q"uote', "back\\slash", "tab\tx", "ctl\u0001", "/", "😀", "Z"]
 UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import simpy
 
+from simnet.config.scenario import load_scenario
+from simnet.engine.maxmin import max_min_rates, weighted_max_min
+from simnet.engine.network import Network
+from simnet.engine.sharing import Sharing
 from simnet.errors import InputError
-from simnet.maxmin import max_min_rates, weighted_max_min
-from simnet.network import Network
-from simnet.scenario import load_scenario
-from simnet.sharing import Sharing
 from simnet.topology.graph import Link, Node, Topology
 
 MB = 1_000_000
@@ -148,7 +148,7 @@ def test_scenarios_fill_each_models_defaults_and_refuse_foreign_parameters(tmp_p
 def test_re_solving_only_what_a_change_reaches_equals_re_solving_everything(monkeypatch):
     """Random forests of flows under cm02 with cross-traffic: the times with the
     reachable-part re-solve equal those of full re-solves (forced here)."""
-    from simnet.flows import FlowTable
+    from simnet.engine.flows import FlowTable
 
     rng = np.random.default_rng(11)
     sharing = Sharing.of("cm02")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simnet.scenario import load_scenario
+from simnet.config.scenario import load_scenario
 from simnet.sweep import load_sweep
 
 FILES = sorted((Path(__file__).parents[1] / "scenarios").glob("*.yaml"))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_sharing import times
 
-from simnet.sharing import DEFAULTS, Sharing
+from simnet.engine.sharing import DEFAULTS, Sharing
 from simnet.topology.graph import Link, Node, Topology, mbps_to_bytes_per_s
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 import yaml
 
-import simnet.plot
+import simnet.report.plot
 import simnet.sweep
 from simnet.cli import EXIT_INCOMPLETE, main
 from simnet.errors import InputError
-from simnet.plot import plot
-from simnet.records import clear_run, is_complete
+from simnet.report.plot import plot
+from simnet.report.records import clear_run, is_complete
 from simnet.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +66,8 @@ def test_an_interrupted_sweep_resumes_without_rerunning(tmp_path):
     calls: list[Path] = []
 
     def counting(base, overrides, run_dir):
+        from simnet.config.scenario import load_scenario
         from simnet.run import run_scenario
-        from simnet.scenario import load_scenario
 
         calls.append(run_dir)
         run_scenario(load_scenario(base, overrides), run_dir, progress=False, figures=False)
@@ -140,8 +140,8 @@ def counting(calls: list[str]):
     """A runner that runs the point for real and records its directory name."""
 
     def runner(base, overrides, run_dir):
+        from simnet.config.scenario import load_scenario
         from simnet.run import run_scenario
-        from simnet.scenario import load_scenario
 
         calls.append(run_dir.name)
         run_scenario(load_scenario(base, overrides), run_dir, progress=False, figures=False)
@@ -277,8 +277,8 @@ def test_incomplete_points_are_rows_rerun_on_resume_and_not_plotted(tmp_path, mo
         drawn.append(list(table["run"]))
         return original(table, *args)
 
-    original = simnet.plot.knob_figure
-    monkeypatch.setattr(simnet.plot, "knob_figure", knob_figure)
+    original = simnet.report.plot.knob_figure
+    monkeypatch.setattr(simnet.report.plot, "knob_figure", knob_figure)
     plot(out)
     assert drawn and all(runs == [names[0], names[2]] for runs in drawn)
 

@@ -31,12 +31,12 @@ import torch
 import zmq.asyncio
 
 from simnet.actor import DELIVERED, Actor, Runtime
+from simnet.config.scenario import load_scenario
 from simnet.live.links import Chunk, Link, chunk_bytes
 from simnet.live.mailbox import Mailbox, start_authenticator
 from simnet.live.node import LiveNode
 from simnet.live.wire import BadFrame, Header, Reassembly, chunks
-from simnet.message import ENVELOPE_KEY, Message, decode, encode
-from simnet.scenario import load_scenario
+from simnet.wire.message import ENVELOPE_KEY, Message, decode, encode
 from simnet.workloads import WORKLOADS
 
 T = TypeVar("T")

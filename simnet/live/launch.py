@@ -25,16 +25,16 @@ import numpy as np
 from tqdm import tqdm
 
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
+from simnet.config.scenario import Scenario, load_scenario
+from simnet.config.yaml_file import read_yaml
+from simnet.engine.network import Transfer
+from simnet.engine.world import MetricRow
 from simnet.errors import InputError
 from simnet.live.host import HostPlan, host_main
 from simnet.live.keys import write_keys
-from simnet.network import Transfer
-from simnet.records import write_run
-from simnet.scenario import Scenario, load_scenario
-from simnet.summary import time_stats
+from simnet.report.records import write_run
+from simnet.report.summary import time_stats
 from simnet.workloads import WORKLOADS
-from simnet.world import MetricRow
-from simnet.yaml_file import read_yaml
 
 STATUSES = (DELIVERED, DROPPED, IN_FLIGHT)
 READY_TIMEOUT_S = 300.0

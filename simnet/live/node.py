@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simnet.actor import Accept, Actor, NodeApi
-from simnet.message import Message
 from simnet.topology.graph import Node as NodeSpec
+from simnet.wire.message import Message
 
 if TYPE_CHECKING:
     from simnet.live.host import Host

@@ -27,9 +27,9 @@ from learning.aggregation import StalenessRule, staleness_factor
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.actor import kind_is
-from simnet.message import Message
 from simnet.protocols.context import Context
 from simnet.protocols.hierarchical import REPORTED, Aggregator, concat
+from simnet.wire.message import Message
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ import torch
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.actor import DELIVERED, kind_is
-from simnet.message import Message
 from simnet.protocols.context import Context
 from simnet.protocols.payload import payload_split, split_payload
+from simnet.wire.message import Message
 
 REPORTED = ("acc2_non0", "f1_non0", "mae", "corr", "accuracy", "f1_macro")
 """Evaluation metrics written to ``metrics.csv`` (those the task has)."""

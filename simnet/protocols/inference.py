@@ -28,9 +28,9 @@ import numpy as np
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.actor import DELIVERED, Crashed, NodeApi, ReplyFilter, kind_is
-from simnet.message import Message
 from simnet.protocols.context import Context
 from simnet.protocols.payload import payload_split, split_payload
+from simnet.wire.message import Message
 
 TERMS = ("feature_s", "upload_s", "compute_s", "download_s")
 """The terms of a request's latency, in seconds, in order."""

@@ -40,8 +40,8 @@ from learning.llm import load_lora_state
 from learning.llm.unified import ENCODERS
 from learning.mlecs import Mlecs, State
 from simnet.actor import DELIVERED, kind_is
-from simnet.message import Message
 from simnet.protocols.context import Context
+from simnet.wire.message import Message
 
 REPORTED = ("accuracy", "f1_macro")
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simnet.config.validation import parse
 from simnet.topology.schema import LinkSpec, Profiles
-from simnet.validation import parse
 
 Tier = Literal["end", "edge", "cloud"]
 

@@ -30,10 +30,10 @@ from xml.etree.ElementTree import ParseError
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
+from simnet.config.validation import parse
 from simnet.errors import InputError
 from simnet.topology.graph import TIERS
 from simnet.topology.schema import Profiles
-from simnet.validation import parse
 
 EARTH_RADIUS_KM = 6371.0
 FIBRE_KM_PER_MS = 200.0

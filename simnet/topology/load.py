@@ -14,13 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from simnet.config.validation import parse
+from simnet.config.yaml_file import read_yaml
 from simnet.errors import InputError
 from simnet.topology import generators
 from simnet.topology.graph import Link, Node, Topology
 from simnet.topology.graphml import from_graphml
 from simnet.topology.schema import TopologyConfig
-from simnet.validation import parse
-from simnet.yaml_file import read_yaml
 
 GENERATORS = {"tree": generators.tree, "star": generators.star}
 

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from simnet.actor import Runtime
-from simnet.sim_runtime import SimRuntime
+from simnet.engine.sim_runtime import SimRuntime
+from simnet.engine.world import World
 from simnet.topology.graph import Topology
-from simnet.world import World
 
 
 class WorkloadRun(ABC):

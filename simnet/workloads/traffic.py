@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simnet.actor import DELIVERED, Delivery
 from simnet.errors import InputError
-from simnet.summary import time_stats
+from simnet.report.summary import time_stats
 from simnet.topology.graph import Topology
 from simnet.topology.routing import NoRouteError
 from simnet.workloads.base import WorkloadRun

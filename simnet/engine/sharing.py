@@ -15,7 +15,7 @@ the latency factor) and raw capacities ``B_h`` (bytes/s, *without* the bandwidth
     window bound     x ≤ β · tcp_gamma / (2 · L)           (none if L = 0)
 
 The latency phase lasts ``λ · L``; rates are the weighted max-min allocation
-(:func:`simnet.maxmin.weighted_max_min`) under the capacities ``β · B_h``. ``maxmin`` is
+(:func:`simnet.engine.maxmin.weighted_max_min`) under the capacities ``β · B_h``. ``maxmin`` is
 penalty 1, no bound, no cross-traffic: plain max-min.
 """
 

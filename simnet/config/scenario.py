@@ -19,8 +19,12 @@ from pydantic import (
     model_validator,
 )
 
-from simnet import link_overrides as link_classes
-from simnet.codecs import get_codec
+from simnet.config import link_overrides as link_classes
+from simnet.config.validation import parse
+from simnet.config.yaml_file import read_yaml
+from simnet.engine.faults import Dropout, FaultsConfig, NodeEvent, node_events
+from simnet.engine.sharing import DEFAULTS, Sharing
+from simnet.engine.world import LinkEvent, World
 from simnet.errors import InputError
 from simnet.executors import (
     BatchingExecutor,
@@ -30,14 +34,10 @@ from simnet.executors import (
     RayExecutor,
     default_workers,
 )
-from simnet.faults import Dropout, FaultsConfig, NodeEvent, node_events
-from simnet.sharing import DEFAULTS, Sharing
 from simnet.topology.graph import Topology
 from simnet.topology.load import load_topology
-from simnet.validation import parse
+from simnet.wire.codecs import get_codec
 from simnet.workloads import WORKLOADS
-from simnet.world import LinkEvent, World
-from simnet.yaml_file import read_yaml
 
 
 class LinkEventConfig(BaseModel):
@@ -53,7 +53,7 @@ class LinkEventConfig(BaseModel):
 
 class NetworkConfig(BaseModel):
     """The sharing ``model`` (``maxmin``, ``cm02``, ``lv08``) and its parameters under
-    SimGrid's names (left out: the model's defaults, :data:`simnet.sharing.DEFAULTS`),
+    SimGrid's names (left out: the model's defaults, :data:`simnet.engine.sharing.DEFAULTS`),
     scheduled link state changes, and the codec applied to every message payload
     (``none``, ``fp16``, ``int8``, ``topk:<fraction>``)."""
 
@@ -238,7 +238,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 
     List items are addressed by index: ``workload.transfers.0.bytes=5``. (Link classes,
     ``topology.links[edge-cloud].bandwidth_mbps=5``, are handled by
-    :mod:`simnet.link_overrides` after the topology is loaded.)
+    :mod:`simnet.config.link_overrides` after the topology is loaded.)
     """
     key, sep, raw = assignment.partition("=")
     if not sep or not key:

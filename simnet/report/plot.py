@@ -1,6 +1,6 @@
 """``simnet plot DIR``: figures of a run directory or of a sweep directory (PNG and PDF).
 
-Run: the run figures of :mod:`simnet.figures`, plus ``latency_breakdown`` (stacked mean
+Run: the run figures of :mod:`simnet.report.figures`, plus ``latency_breakdown`` (stacked mean
 latency terms per placement, when the run had an inference phase) and
 ``parameter_share`` (parameters sent per message kind, log scale, for learning runs).
 
@@ -28,8 +28,8 @@ import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from simnet.figures import node_tiers, read_summary, save, write_run_figures  # noqa: E402
 from simnet.protocols.inference import TERMS  # noqa: E402
+from simnet.report.figures import node_tiers, read_summary, save, write_run_figures  # noqa: E402
 from simnet.sweep import RESULTS, SWEEP_COPY  # noqa: E402
 
 FORMATS = ("png", "pdf")

@@ -2,7 +2,7 @@
 
 A codec turns a named set of tensors into another named set (what goes on the wire) plus a
 small ``dict[str, str]`` of facts needed to undo it (original dtypes, shapes).
-:func:`simnet.message.encode` stores that dict in the safetensors metadata, so the encoded
+:func:`simnet.wire.message.encode` stores that dict in the safetensors metadata, so the encoded
 bytes, and hence the simulated transfer time, include the codec's real overhead.
 
 Specs understood by :func:`get_codec`:

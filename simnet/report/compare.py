@@ -1,6 +1,6 @@
 """``simnet compare SIM_RUN LIVE_RUN``: a simulated run against a live run of the same scenario.
 
-Both are run directories (see :mod:`simnet.records`); a live run's times are wall-clock
+Both are run directories (see :mod:`simnet.report.records`); a live run's times are wall-clock
 seconds since its start. Messages are joined on ``id`` for traffic workloads (a transfer's
 index in both modes), otherwise on ``(src, dst, kind, k)``, ``k`` counting the messages
 of that ``(src, dst, kind)`` in ``t_send`` order from 0. Only messages delivered in both
@@ -24,10 +24,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from simnet.engine.network import DELIVERED  # noqa: E402
 from simnet.errors import InputError  # noqa: E402
-from simnet.figures import node_tiers, read_messages, save  # noqa: E402
-from simnet.network import DELIVERED  # noqa: E402
-from simnet.records import atomic_write, load_summary  # noqa: E402
+from simnet.report.figures import node_tiers, read_messages, save  # noqa: E402
+from simnet.report.records import atomic_write, load_summary  # noqa: E402
 
 SIZE_CLASSES = ("<10 kB", "10 kB–1 MB", "≥1 MB")
 """Message size classes (1 kB = 1000 B, 1 MB = 10⁶ B), smallest first."""

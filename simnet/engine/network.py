@@ -7,7 +7,7 @@ A message of ``S`` bytes sent at ``t_send`` over the static route ``r`` (directe
    flows are the max-min fair allocation (progressive filling) under the capacities
    ``C_h = β · bandwidth_mbps_h · 10⁶ / 8`` bytes/s of every directed hop ``h``, recomputed
    whenever a flow starts, ends or is dropped (once for flows starting at one instant);
-   ``network.model`` ``cm02``/``lv08`` weight the sharing (:mod:`simnet.sharing`);
+   ``network.model`` ``cm02``/``lv08`` weight the sharing (:mod:`simnet.engine.sharing`);
 3. is received at ``t_recv``, the instant its last byte is transmitted:
    ``∫_{t_send+L}^{t_recv} x_f(t) dt = S``.
 
@@ -31,9 +31,9 @@ import numpy as np
 import simpy
 
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
-from simnet.flows import FlowTable
-from simnet.maxmin import REL_TOL, max_min_rates, weighted_max_min
-from simnet.sharing import CROSSTRAFFIC_WEIGHT, Sharing
+from simnet.engine.flows import FlowTable
+from simnet.engine.maxmin import REL_TOL, max_min_rates, weighted_max_min
+from simnet.engine.sharing import CROSSTRAFFIC_WEIGHT, Sharing
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
 
 

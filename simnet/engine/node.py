@@ -8,10 +8,10 @@ from typing import Any
 import simpy
 
 from simnet.actor import Crashed, KindFilter
-from simnet.codecs import Codec
-from simnet.message import Message, decode, encode
-from simnet.network import DELIVERED, Network, Transfer
+from simnet.engine.network import DELIVERED, Network, Transfer
 from simnet.topology.graph import Node as NodeSpec
+from simnet.wire.codecs import Codec
+from simnet.wire.message import Message, decode, encode
 
 Actor = Generator[simpy.Event, Any, Any]
 """A node's behaviour: a generator of SimPy events (a process)."""

@@ -1,4 +1,4 @@
-"""Figures of one run directory, drawn only from its files (see ``simnet.records``).
+"""Figures of one run directory, drawn only from its files (see ``simnet.report.records``).
 
 ``write_run_figures`` writes PNGs (150 dpi; other formats on request, ``simnet plot``
 adds PDF) into ``run_dir/figures/``. Times are virtual seconds; bytes are shown in MB
@@ -21,7 +21,7 @@ import yaml  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from simnet.records import load_summary  # noqa: E402
+from simnet.report.records import load_summary  # noqa: E402
 from simnet.topology.graph import class_order, link_class  # noqa: E402
 
 ACCURACY_METRICS = ("acc2_non0", "f1_non0", "mae", "accuracy", "f1_macro")

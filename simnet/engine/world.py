@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from simnet.codecs import Codec
-from simnet.faults import Dropout, NodeEvent, RetryConfig
-from simnet.network import Network
-from simnet.node import Node
-from simnet.sharing import Sharing
+from simnet.engine.faults import Dropout, NodeEvent, RetryConfig
+from simnet.engine.network import Network
+from simnet.engine.node import Node
+from simnet.engine.sharing import Sharing
 from simnet.topology.graph import Topology
+from simnet.wire.codecs import Codec
 
 STALL_EVENTS = 1_000_000
 """Events processed at one virtual instant after which the clock counts as stalled."""

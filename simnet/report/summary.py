@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from simnet.network import DELIVERED, DROPPED, IN_FLIGHT
+from simnet.engine.network import DELIVERED, DROPPED, IN_FLIGHT
+from simnet.engine.world import World
 from simnet.topology.graph import class_order
-from simnet.world import World
 
 FAULT_COUNTS = ("crash", "recovery", "dropout", "retry", "gave_up", "skipped_push")
 """Fault-related events every summary counts (``World.count``), zeros included."""

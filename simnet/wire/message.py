@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from simnet.codecs import Codec, get_codec
-from simnet.safetensors_bytes import load as _st_load
-from simnet.safetensors_bytes import read_header
-from simnet.safetensors_bytes import save as _st_save
+from simnet.wire.codecs import Codec, get_codec
+from simnet.wire.safetensors_bytes import load as _st_load
+from simnet.wire.safetensors_bytes import read_header
+from simnet.wire.safetensors_bytes import save as _st_save
 
 ENVELOPE_KEY = "simnet"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from simnet.protocols.inference import TERMS as INFERENCE_TERMS
-from simnet.summary import phase_order
+from simnet.report.summary import phase_order
 
 
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from simnet.network import Transfer
-from simnet.world import MetricRow
-from simnet.yaml_file import dump_yaml
+from simnet.config.yaml_file import dump_yaml
+from simnet.engine.network import Transfer
+from simnet.engine.world import MetricRow
 
 MESSAGE_COLUMNS = [
     "id",

@@ -19,10 +19,10 @@ import simpy
 
 from learning.jobs import Job
 from simnet.actor import Accept, Actor, NodeApi, Runtime
+from simnet.engine.node import Node
+from simnet.engine.world import World
 from simnet.executors import Executor, InlineExecutor
-from simnet.message import Message
-from simnet.node import Node
-from simnet.world import World
+from simnet.wire.message import Message
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ class Working:
 
 
 class SimNode(NodeApi):
-    """The actor API of one simulated :class:`~simnet.node.Node`."""
+    """The actor API of one simulated :class:`~simnet.engine.node.Node`."""
 
     def __init__(self, world: World, node: Node, executor: Executor) -> None:
         self.world = world
@@ -139,7 +139,7 @@ class SimNode(NodeApi):
 
 
 class SimRuntime(Runtime):
-    """Actors of a :class:`~simnet.world.World`, on its SimPy clock."""
+    """Actors of a :class:`~simnet.engine.world.World`, on its SimPy clock."""
 
     def __init__(self, world: World, executor: Executor | None = None, device: str = "cpu") -> None:
         self.world = world

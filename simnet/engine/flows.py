@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from simnet.network import Route
+    from simnet.engine.network import Route
 
 FLOW_FIELDS = ("_remaining", "_rates", "_floor", "_penalty", "_bound")
 ENTRY_FIELDS = ("_entry_flow", "_entry_slot", "_entry_weight")

@@ -1,0 +1,1 @@
+"""Scenario files: schema, YAML reading, ``--set`` overrides, validation."""

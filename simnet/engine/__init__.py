@@ -1,0 +1,2 @@
+"""The simulation: world, nodes, network and its sharing models, flows, max-min solver,
+SimPy runtime, faults."""

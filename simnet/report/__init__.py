@@ -1,0 +1,1 @@
+"""Results: run directories, summaries, tables, figures, sim-vs-live comparison."""

@@ -1,0 +1,2 @@
+"""Messages and their bytes: the message type, payload codecs, the safetensors
+reader/writer."""
