@@ -26,7 +26,7 @@ import simpy
 
 from simnet.engine.network import Network
 from simnet.engine.sharing import DEFAULTS, Sharing
-from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 
 
 def best_rate(fn: Callable[[], tuple[int, float]], repeat: int) -> float:
@@ -55,7 +55,8 @@ def network(env: simpy.Environment, topology: Topology, model: str) -> Network:
 
 def sequential_deliveries(model: str, count: int = 20_000) -> tuple[int, float]:
     topo = Topology(
-        [Node("a", "end", 1e9), Node("b", "edge", 1e9)], [Link("a", "b", 1.0, 100.0, 100.0)]
+        [NodeSpec("a", "end", 1e9), NodeSpec("b", "edge", 1e9)],
+        [LinkSpec("a", "b", 1.0, 100.0, 100.0)],
     )
     env = simpy.Environment()
     net = network(env, topo, model)
@@ -74,14 +75,14 @@ def sequential_deliveries(model: str, count: int = 20_000) -> tuple[int, float]:
 
 def bottleneck(flows: int, rng: np.random.Generator) -> tuple[Topology, list[tuple]]:
     """``flows`` left hosts send to ``flows`` right hosts at once through one link."""
-    nodes = [Node("L", "edge", 1e9), Node("R", "edge", 1e9)]
-    links = [Link("L", "R", 10.0, 1_000.0, 1_000.0)]
+    nodes = [NodeSpec("L", "edge", 1e9), NodeSpec("R", "edge", 1e9)]
+    links = [LinkSpec("L", "R", 10.0, 1_000.0, 1_000.0)]
     for i in range(flows):
-        nodes += [Node(f"s{i}", "end", 1e9), Node(f"d{i}", "end", 1e9)]
+        nodes += [NodeSpec(f"s{i}", "end", 1e9), NodeSpec(f"d{i}", "end", 1e9)]
         links += [
-            Link(f"s{i}", "L", float(rng.uniform(1, 20)), float(rng.choice([5, 10, 20, 50])),
+            LinkSpec(f"s{i}", "L", float(rng.uniform(1, 20)), float(rng.choice([5, 10, 20, 50])),
                  100.0),
-            Link(f"d{i}", "R", 1.0, 100.0, 100.0),
+            LinkSpec(f"d{i}", "R", 1.0, 100.0, 100.0),
         ]  # fmt: skip
     sends = [(f"s{i}", f"d{i}") for i in range(flows)]
     return Topology(nodes, links), sends
@@ -91,15 +92,15 @@ def tree(flows: int, rng: np.random.Generator) -> tuple[Topology, list[tuple]]:
     """Ends under edges (100 each) under a core router and the cloud; three in four flows
     upload to the cloud, the rest download from it."""
     edges = max(1, flows // 100)
-    nodes = [Node("cloud", "cloud", 1e13), Node("core", "edge", 1e12)]
-    links = [Link("core", "cloud", 1.0, 10_000.0, 10_000.0)]
+    nodes = [NodeSpec("cloud", "cloud", 1e13), NodeSpec("core", "edge", 1e12)]
+    links = [LinkSpec("core", "cloud", 1.0, 10_000.0, 10_000.0)]
     for e in range(edges):
-        nodes.append(Node(f"e{e}", "edge", 1e12))
-        links.append(Link(f"e{e}", "core", float(rng.uniform(5, 40)),
+        nodes.append(NodeSpec(f"e{e}", "edge", 1e12))
+        links.append(LinkSpec(f"e{e}", "core", float(rng.uniform(5, 40)),
                           float(rng.choice([100, 200, 500])), 1_000.0))  # fmt: skip
     for i in range(flows):
-        nodes.append(Node(f"u{i}", "end", 1e10))
-        links.append(Link(f"u{i}", f"e{i % edges}", float(rng.uniform(1, 10)),
+        nodes.append(NodeSpec(f"u{i}", "end", 1e10))
+        links.append(LinkSpec(f"u{i}", f"e{i % edges}", float(rng.uniform(1, 10)),
                           float(rng.choice([10, 20, 50])), 100.0))  # fmt: skip
     sends = [(f"u{i}", "cloud") if i % 4 else ("cloud", f"u{i}") for i in range(flows)]
     return Topology(nodes, links), sends

@@ -11,6 +11,8 @@ stacked along a new leading axis and each step runs once for all clients under
   ``Σ_i ω_i ℓ_i / Σ_i ω_i`` over its real samples only;
 * a client with fewer steps than the longest sits the remaining steps out: each step
   runs for the clients that take it only;
+* FedProx (``cfg.prox_mu`` = μ > 0): client ``c``'s loss gets ``train``'s proximal term
+  (μ/2)·‖w_c − w_c⁰‖², w_c⁰ its own starting state (:func:`~learning.train.proximal_term`);
 * clipping (``‖g_c‖`` over all of a client's gradients) and the optimizer (Adam, AdamW
   or SGD, PyTorch's update rules) act per client, with per-client step counts;
 * the model runs on ops vmap batches natively (:func:`~learning.models.mult.vectorised`:
@@ -38,7 +40,7 @@ from torch.func import functional_call, grad, vmap
 
 from learning.data.dataset import MultimodalSplit
 from learning.models.mult import Uniforms, vectorised
-from learning.train import Task, TrainConfig
+from learning.train import Task, TrainConfig, proximal_term
 
 State = dict[str, torch.Tensor]
 CLIP_EPS = 1e-6
@@ -96,6 +98,7 @@ def batched_train(
     fixed = {
         n: torch.stack([s[n] for s in states]).to(device) for n in states[0] if n not in params
     }
+    start = {n: p.clone() for n, p in params.items()} if cfg.prox_mu else None
     plans = [_plan(split, cfg, seed) for split, seed in zip(splits, seeds, strict=True)]
     optimizer = _Optimizer(cfg, params)
 
@@ -113,8 +116,15 @@ def batched_train(
             each = F.cross_entropy(out, labels.long(), reduction="none")
         return (each * weights).sum() / weights.sum().clamp(min=1.0)
 
+    def proximal(p: State, p0: State, b: State, *batch) -> torch.Tensor:
+        """FedProx's loss: the client's loss + (μ/2)·‖w − w⁰‖², w⁰ its starting state."""
+        return loss(p, b, *batch) + proximal_term(
+            [p[n] for n in names], [p0[n] for n in names], cfg.prox_mu
+        )
+
+    objective, lead = (loss, (0, 0)) if start is None else (proximal, (0, 0, 0))
     gradient = {  # present masks given or not
-        masked: vmap(grad(loss), in_dims=(0, 0, 0, 0, 0 if masked else None, 0, 0))
+        masked: vmap(grad(objective), in_dims=(*lead, 0, 0, 0 if masked else None, 0, 0))
         for masked in (False, True)
     }
     model.train()
@@ -128,8 +138,12 @@ def batched_train(
             )
             sub = params if every else {n: p[rows] for n, p in params.items()}
             constant = fixed if every else {n: b[rows] for n, b in fixed.items()}
+            states_in = (sub, constant)
+            if start is not None:
+                states_in = (sub, start if every else {n: p[rows] for n, p in start.items()},
+                             constant)  # fmt: skip
             step = gradient[present is not None]
-            grads = step(sub, constant, features, labels, present, weights, uniforms(taking))
+            grads = step(*states_in, features, labels, present, weights, uniforms(taking))
             if cfg.grad_clip is not None:
                 grads = _clipped(grads, cfg.grad_clip)
             params = optimizer.step(params, grads, rows)

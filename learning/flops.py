@@ -1,5 +1,5 @@
 """FLOPs of one forward pass and of one training step, the work behind virtual compute
-time (DESIGN rule 1).
+time (docs/design.md, rule 1).
 
 Counted by ``torch.utils.flop_counter.FlopCounterMode`` on a deep copy of the model, so
 the model's parameters, gradients, buffers and train/eval mode are untouched, and with

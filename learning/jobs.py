@@ -3,9 +3,9 @@
 A job is ``owner.method(*args)``: ``owner`` is the learning object that plans it (a
 :class:`~learning.federated.Learner`), ``args`` are tensors, states, data splits and a
 seed — everything the step depends on — and ``flops`` is its work, counted before it runs
-(DESIGN rule 4: the simulator charges the compute time from it and may run the step ahead
-of the clock, on another core or machine). An owner is rebuilt from a small recipe where
-it is pickled (its ``__reduce__``), never shipped as modules.
+(docs/design.md, rule 4: the simulator charges the compute time from it and may run the
+step ahead of the clock, on another core or machine). An owner is rebuilt from a small
+recipe where it is pickled (its ``__reduce__``), never shipped as modules.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ step shape, :func:`~learning.flops.closure_flops`). The simulator runs the stage
 :class:`~learning.jobs.Job` s on model *states* — the trainable tensors, all that differs
 between two models of the same backbone and modalities — planned by
 :meth:`Mlecs.device_update_job`, :meth:`Mlecs.anchors_job` and
-:meth:`Mlecs.server_update_job`, so any executor can run them (DESIGN rule 4).
+:meth:`Mlecs.server_update_job`, so any executor can run them (docs/design.md, rule 4).
 
 * :meth:`Mlecs.represent` — the server's fused omni-modal representations s' of the
   public set (eq. 9), the anchors of the devices' CCL.

@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from simnet.config.scenario import Scenario, load_scenario
-from simnet.errors import InputError
+from simnet.errors import InputError, PluginError
 from simnet.executors import WorkerLost
 
 EXIT_INPUT_ERROR = 2
@@ -28,32 +25,47 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(commands)
+    _scenario_command(commands, "validate", "check a scenario and its topology without running it")
+    _add_live(commands)
+    _add_sweep(commands)
+    _add_plot_and_compare(commands)
+    return parser
 
-    def scenario_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        cmd = commands.add_parser(name, help=help_text, description=help_text)
-        cmd.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario YAML file")
-        cmd.add_argument("--seed", type=int, help="override the scenario's seed")
-        cmd.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a field, e.g. --set network.bandwidth_factor=0.5 (repeatable; "
-            "list items by index: workload.transfers.0.bytes=1000; a class of links: "
-            "'topology.links[edge-cloud].bandwidth_mbps=5')",
-        )
-        return cmd
 
-    run = scenario_command("run", "simulate a scenario and write its run directory")
+def _scenario_command(
+    commands: argparse._SubParsersAction, name: str, help_text: str
+) -> argparse.ArgumentParser:
+    """A command taking a scenario file, ``--seed`` and ``--set``."""
+    cmd = commands.add_parser(name, help=help_text, description=help_text)
+    cmd.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario YAML file")
+    cmd.add_argument("--seed", type=int, help="override the scenario's seed")
+    cmd.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set network.bandwidth_factor=0.5 (repeatable; "
+        "list items by index: workload.transfers.0.bytes=1000; a class of links: "
+        "'topology.links[edge-cloud].bandwidth_mbps=5')",
+    )
+    return cmd
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    run = _scenario_command(commands, "run", "simulate a scenario and write its run directory")
     run.add_argument("--out", type=Path, help="run directory (default: runs/NAME-YYYYmmdd-HHMMSS)")
     run.add_argument(
         "--force", action="store_true", help="replace the files of an existing run directory"
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
     run.add_argument("--no-figures", action="store_true", help="do not write figures/")
-    scenario_command("validate", "check a scenario and its topology without running it")
-    live = scenario_command(
+
+
+def _add_live(commands: argparse._SubParsersAction) -> None:
+    live = _scenario_command(
+        commands,
         "live",
         "run a scenario's actors for real: OS processes exchanging messages over ZeroMQ "
         "through emulated links, in wall-clock time",
@@ -71,12 +83,17 @@ def _parser() -> argparse.ArgumentParser:
         "--curve", action="store_true",
         help="authenticate nodes with CURVE key pairs (written to OUT/keys unless --keys)",
     )  # fmt: skip
-    live.add_argument("--keys", type=Path, help="folder of CURVE key pairs, one per node")
+    live.add_argument(
+        "--keys", type=Path, help="folder of CURVE key pairs, one per node (with --curve)"
+    )
     live.add_argument("--hosts", type=Path, help="YAML file mapping node ids to host:port")
     live.add_argument(
         "--time-limit", type=float, default=600.0, help="wall-clock seconds (default 600)"
     )
     live.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
+
+
+def _add_sweep(commands: argparse._SubParsersAction) -> None:
     sweep = commands.add_parser(
         "sweep",
         help="run a grid of scenario variants (resumable) and tabulate them",
@@ -96,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true",
         help="run every point again, even complete ones, and clear stale figures/",
     )  # fmt: skip
+
+
+def _add_plot_and_compare(commands: argparse._SubParsersAction) -> None:
     plot = commands.add_parser(
         "plot",
         help="draw the figures of a run or sweep directory (PNG and PDF)",
@@ -112,34 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("sim", type=Path, metavar="SIM_RUN", help="simulated run directory")
     compare.add_argument("live", type=Path, metavar="LIVE_RUN", help="live run directory")
     compare.add_argument("--out", type=Path, help="where compare.csv/.png go (default: LIVE_RUN)")
-    return parser
-
-
-def _default_out(scenario: Scenario, mode: str = "") -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"{scenario.name}-{mode}" if mode else scenario.name
-    out = Path("runs") / f"{name}-{stamp}"
-    suffix = 1
-    while out.exists():
-        out = Path("runs") / f"{name}-{stamp}-{suffix}"
-        suffix += 1
-    return out
 
 
 def _run(args: argparse.Namespace) -> int:
-    from simnet.report.records import clear_run
-    from simnet.run import run_scenario
+    from simnet.api import run
 
-    scenario = load_scenario(args.scenario, args.overrides, args.seed)
-    out = args.out or _default_out(scenario)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise InputError(
-            "--out", "", f"{out} already holds files; choose another directory or pass --force"
-        )
-    if args.force:
-        clear_run(out)
-    summary = run_scenario(scenario, out, progress=not args.quiet, figures=not args.no_figures)
-    return _report(summary, out, args.quiet)
+    result = run(
+        args.scenario, args.overrides, args.seed, args.out, progress=not args.quiet,
+        force=args.force, figures=not args.no_figures,
+    )  # fmt: skip
+    return _report(result.summary, result.run_dir, args.quiet)
 
 
 def _report(summary: dict, out: Path, quiet: bool) -> int:
@@ -155,7 +157,9 @@ def _report(summary: dict, out: Path, quiet: bool) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, args.overrides, args.seed)
+    from simnet.api import load
+
+    scenario = load(args.scenario, args.overrides, args.seed)
     topo = scenario.topology
     print(
         f"{args.scenario}: ok ({scenario.workload.kind} workload, "  # type: ignore[attr-defined]
@@ -165,27 +169,20 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from simnet.executors import default_workers
-    from simnet.report.plot import plot
-    from simnet.sweep import load_sweep, run_sweep
+    from simnet.api import sweep
 
-    sweep = load_sweep(args.sweep)
-    out = args.out or Path("runs") / f"sweep-{args.sweep.stem}"
-    workers = args.workers or default_workers()
-    if args.address and args.backend != "ray":
-        raise InputError("--address", "", "only with --backend ray")
-    if args.backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise InputError("--backend", "", 'ray is not installed: pip install -e ".[ray]"')
-    table = run_sweep(sweep, out, workers, progress=not args.quiet, force=args.force,
-                      backend=args.backend, address=args.address)  # fmt: skip
-    figures = plot(out)
+    result = sweep(args.sweep, args.workers, args.backend, args.out, progress=not args.quiet,
+                   force=args.force, address=args.address)  # fmt: skip
+    table = result.results
     failed = table[~table["complete"].astype(bool)]
     reasons = zip(failed["run"], failed["incomplete_reason"], strict=True)
     incomplete = f"{len(failed)} incomplete: " + "; ".join(f"{r}: {why}" for r, why in reasons)
+    out = result.sweep_dir
     if not args.quiet:
+        figures = len(result.figures)
         note = f" ({incomplete})" if len(failed) else ""
         print(f"{len(table)} runs in {out}{note}; table {out / 'results.csv'}; "
-              f"{len(figures)} figures")  # fmt: skip
+              f"{figures} figures")  # fmt: skip
     elif len(failed):
         print(f"{out}: {incomplete}", file=sys.stderr)
     return EXIT_INCOMPLETE if len(failed) else 0
@@ -204,29 +201,25 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from simnet.live.launch import live_run
+    from simnet.api import live
 
-    scenario = load_scenario(args.scenario, args.overrides, args.seed)
-    out = args.out or _default_out(scenario, "live")
-    if out.exists() and (out / "summary.json").exists():
-        raise InputError("--out", "", f"{out} already holds a run; choose another directory")
-    if args.processes is not None and args.processes < 2:
-        raise InputError("--processes", "", "a live run needs at least 2 processes")
     try:
-        summary = live_run(
-            str(args.scenario), args.overrides, args.seed, out, args.processes, args.shaping,
-            args.curve, args.keys, args.hosts, args.time_limit, progress=not args.quiet,
+        result = live(
+            args.scenario, args.overrides, args.seed, args.out, progress=not args.quiet,
+            processes=args.processes, shaping=args.shaping, curve=args.curve, keys=args.keys,
+            hosts=args.hosts, time_limit_s=args.time_limit,
         )  # fmt: skip
     except (RuntimeError, OSError, ValueError) as exc:  # a process failed: no run directory
         print(f"error: live run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    return _report(summary, out, args.quiet)
+    return _report(result.summary, result.run_dir, args.quiet)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from simnet.report.compare import compare_runs, format_comparison
+    from simnet.api import compare
+    from simnet.report.compare import format_comparison
 
-    print(format_comparison(compare_runs(args.sim, args.live, args.out or args.live)))
+    print(format_comparison(compare(args.sim, args.live, args.out)))
     return 0
 
 
@@ -246,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except PluginError as exc:
+        print(exc.traceback, end="", file=sys.stderr)
+        print(f"error: {args.command} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except WorkerLost as exc:
         print(f"error: {args.command} failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

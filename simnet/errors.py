@@ -28,3 +28,22 @@ class InputError(Exception):
         """The same error with ``prefix`` prepended to the field path."""
         field = f"{prefix}.{self.field}" if self.field else prefix
         return InputError(self.source, field, self.message)
+
+
+class PluginError(Exception):
+    """User code named in a scenario (a strategy, model or data plug-in) raised.
+
+    ``field`` is where the scenario names it (``workload.cloud.strategy``), ``ref`` the
+    reference (``./mystrategy.py:Median``), ``traceback`` the user's traceback as text
+    (kept as text so that it survives the trip back from a worker process).
+    """
+
+    def __init__(self, field: str, ref: str, error: str, traceback: str = "") -> None:
+        self.field = field
+        self.ref = ref
+        self.error = error
+        self.traceback = traceback
+        super().__init__(field, ref, error, traceback)
+
+    def __str__(self) -> str:
+        return f"plug-in {self.ref} ({self.field}) raised {self.error}"

@@ -2,11 +2,11 @@
 Ray actors; clients' local updates optionally batched.
 
 The simulation runtime submits a :class:`~learning.jobs.Job` as soon as an actor asks for
-it, waits the job's compute time in virtual time, and only then takes the result (DESIGN
-rule 4), so jobs whose virtual intervals overlap run side by side in wall time. A job is
-a pure function of its arguments (its seed among them) and every executor runs it with
-the scenario's ``execution.threads`` torch threads, so results do not depend on the
-executor, the number of workers or the order in which jobs finish.
+it, waits the job's compute time in virtual time, and only then takes the result
+(docs/design.md, rule 4), so jobs whose virtual intervals overlap run side by side in wall
+time. A job is a pure function of its arguments (its seed among them) and every
+executor runs it with the scenario's ``execution.threads`` torch threads, so results do
+not depend on the executor, the number of workers or the order in which jobs finish.
 
 * ``inline`` — the job runs at once, in this process (no overlap; the default).
 * ``pool`` — ``workers`` spawned processes. A worker rebuilds each job's owner from its

@@ -35,7 +35,6 @@ sweep as run.
 from __future__ import annotations
 
 import itertools
-import json
 import multiprocessing
 import re
 import shutil
@@ -104,11 +103,6 @@ def _short(key: str) -> str:
     return f"{match[1]}.{match[2]}" if match else key.split(".")[-1]
 
 
-def _assign(key: str, value: Any) -> str:
-    """A ``--set`` assignment; the value as JSON, which YAML reads back unchanged."""
-    return f"{key}={json.dumps(value)}"
-
-
 @dataclass
 class Sweep:
     """A loaded sweep: its file, base scenario, fixed overrides and points."""
@@ -133,9 +127,9 @@ class Sweep:
                 out.append(Point(len(out), values))
         return out
 
-    def overrides(self, point: Point) -> list[str]:
-        fixed = [_assign(k, v) for k, v in self.config.set.items()]
-        return fixed + [_assign(k, v) for k, v in point.values.items()]
+    def overrides(self, point: Point) -> list[tuple[str, Any]]:
+        """The fixed overrides, then the point's values, as (dotted key, value) pairs."""
+        return [*self.config.set.items(), *point.values.items()]
 
     def scenario(self, point: Point) -> Scenario:
         """The scenario ``point`` runs (loaded on first use)."""
@@ -170,7 +164,7 @@ def load_sweep(path: Path | str) -> Sweep:
     return sweep
 
 
-def _run_point(base: Path, overrides: list[str], out: Path) -> None:
+def _run_point(base: Path, overrides: list[tuple[str, Any]], out: Path) -> None:
     """One point, in a worker or in this process (with the scenario's
     ``execution.threads``, whichever runs it)."""
     from simnet.config.scenario import load_scenario
@@ -233,7 +227,7 @@ def results_table(sweep: Sweep, out: Path) -> pd.DataFrame:
 
 def run_sweep(
     sweep: Sweep, out: Path, workers: int = 1, progress: bool = True,
-    runner: Callable[[Path, list[str], Path], None] = _run_point, force: bool = False,
+    runner: Callable[[Path, list[tuple[str, Any]], Path], None] = _run_point, force: bool = False,
     backend: str = "pool", address: str | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Run every point that is not :func:`reusable` (all of them with ``force``), its run

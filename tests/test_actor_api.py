@@ -15,7 +15,7 @@ from simnet.actor import DELIVERED, Crashed, kind_is
 from simnet.engine.faults import NodeEvent
 from simnet.engine.sim_runtime import SimRuntime, drive
 from simnet.engine.world import World
-from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 
 PROTOCOLS = sorted((Path(__file__).parents[1] / "simnet" / "protocols").glob("*.py"))
 FORBIDDEN = ("simpy", "zmq", "simnet.engine", "simnet.live")
@@ -38,8 +38,8 @@ def test_importing_every_protocol_loads_neither_simpy_nor_zmq():
 
 def chain(**kw) -> World:
     """a — b: 10 ms, 8 Mbit/s each way; b computes 2 GFLOP/s."""
-    nodes = [Node("a", "end", 1e9), Node("b", "edge", 2e9)]
-    return World(Topology(nodes, [Link("a", "b", 10, 8, 8)]), **kw)
+    nodes = [NodeSpec("a", "end", 1e9), NodeSpec("b", "edge", 2e9)]
+    return World(Topology(nodes, [LinkSpec("a", "b", 10, 8, 8)]), **kw)
 
 
 def test_a_coroutine_sees_the_analytic_times():

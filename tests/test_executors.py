@@ -21,7 +21,7 @@ from simnet.engine.faults import NodeEvent
 from simnet.engine.sim_runtime import SimRuntime
 from simnet.engine.world import World
 from simnet.executors import InlineExecutor, PoolExecutor, RayExecutor, WorkerLost
-from simnet.topology.graph import Node, Topology
+from simnet.topology.graph import NodeSpec, Topology
 
 DIMS = {"text": 6, "audio": 4}
 
@@ -110,7 +110,7 @@ def test_work_charges_the_flops_then_gives_the_result_and_a_crash_gives_the_job_
     1.25 s and b crashes at 1.5 s, which gives the job up."""
     owner, split = learner(), data()
     job = owner.local_update_job(owner.initial, split, seed=11)
-    nodes = [Node("b", "edge", float(job.flops))]
+    nodes = [NodeSpec("b", "edge", float(job.flops))]
     world = World(Topology(nodes, []), node_events=[NodeEvent(1.5, "b", False)])
     executor = InlineExecutor()
     runtime = SimRuntime(world, executor)

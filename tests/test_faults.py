@@ -12,7 +12,7 @@ from simnet.engine.sim_runtime import SimRuntime
 from simnet.engine.world import World
 from simnet.errors import InputError
 from simnet.protocols.context import Context
-from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 from simnet.wire.message import Message
 
 MB = 1_000_000  # bytes
@@ -22,8 +22,8 @@ LATENCY_MS = 10.0
 
 def chain(**world: object) -> World:
     """a — b — c, 10 ms and 8 Mbit/s each way on both links; a computes 2 GFLOP/s."""
-    nodes = [Node("a", "end", 2e9), Node("b", "edge", 1e12), Node("c", "cloud", 1e13)]
-    links = [Link("a", "b", LATENCY_MS, RATE, RATE), Link("b", "c", LATENCY_MS, RATE, RATE)]
+    nodes = [NodeSpec("a", "end", 2e9), NodeSpec("b", "edge", 1e12), NodeSpec("c", "cloud", 1e13)]
+    links = [LinkSpec("a", "b", LATENCY_MS, RATE, RATE), LinkSpec("b", "c", LATENCY_MS, RATE, RATE)]
     return World(Topology(nodes, links), **world)
 
 

@@ -15,7 +15,7 @@ import yaml
 from learning.flops import forward_flops
 from learning.models import PersonalizedModel, build_model
 from simnet.config.scenario import load_scenario
-from simnet.engine.node import Node
+from simnet.engine.node import Machine
 from simnet.protocols.cloud import MergeRule
 from simnet.run import run_scenario
 
@@ -133,13 +133,13 @@ def test_same_seed_same_records(async_run, tmp_path):
 
 def test_adapters_never_leave_the_edge(tmp_path, monkeypatch):
     sent: list[tuple[str, set[str]]] = []
-    original = Node.send
+    original = Machine.send
 
     def spy(self, message, codec=None):
         sent.append((message.kind, set(message.payload)))
         return original(self, message, codec)
 
-    monkeypatch.setattr(Node, "send", spy)
+    monkeypatch.setattr(Machine, "send", spy)
     summary, _ = run(scenario(tmp_path), tmp_path / "run", **{"workload.cloud.updates": 4})
     keys = set().union(*(k for _, k in sent))
     assert not [k for k in keys if "adapter" in k]

@@ -1,5 +1,5 @@
 """Results depend on the scenario and the seed only: not on the host's thread count, not on
-how many sweep workers run the points (DESIGN rule 1)."""
+how many sweep workers run the points (docs/design.md, rule 1)."""
 
 from __future__ import annotations
 

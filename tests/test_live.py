@@ -18,7 +18,7 @@ import yaml
 
 from simnet.config.scenario import load_scenario
 from simnet.live.launch import live_run
-from simnet.live.links import Chunk, Link, chunk_bytes
+from simnet.live.links import Chunk, EmulatedLink, chunk_bytes
 from simnet.run import run_scenario
 
 ROOT = Path(__file__).parents[1]
@@ -166,7 +166,7 @@ def run_links(plan):
 
 def test_a_lone_message_crosses_its_links_in_the_analytic_time():
     """Σ latency + S / C_min + (H − 1) · c / C_min: 2 MB over 8 MB/s then 2 MB/s links."""
-    fast, slow = Link(0.010, 8 * MB), Link(0.020, 2 * MB)
+    fast, slow = EmulatedLink(0.010, 8 * MB), EmulatedLink(0.020, 2 * MB)
     got = run_links([(1, 2 * MB, [fast, slow])])[1]
     c = chunk_bytes(8 * MB)
     expected = 0.030 + 2 * MB / (2 * MB) + c / (8 * MB)
@@ -175,7 +175,7 @@ def test_a_lone_message_crosses_its_links_in_the_analytic_time():
 
 def test_flows_on_one_link_share_it_equally():
     """Two 1 MB flows on a 4 MB/s link both end at 2 · 1 MB / 4 MB/s = 0.5 s."""
-    link = Link(0.0, 4 * MB)
+    link = EmulatedLink(0.0, 4 * MB)
     got = run_links([(1, MB, [link]), (2, MB, [link])])
     assert np.allclose([got[1], got[2]], 0.5, atol=2e-3)
     assert abs(got[1] - got[2]) <= chunk_bytes(4 * MB) / (4 * MB) + 1e-9
@@ -185,7 +185,7 @@ def test_a_link_that_goes_down_drops_its_flows():
     dropped = []
 
     async def main():
-        link = Link(0.0, MB, dropped.append)
+        link = EmulatedLink(0.0, MB, dropped.append)
         link.put(Chunk(7, 1000, 0.0, lambda t: None))
         link.set_up(False)
         link.put(Chunk(8, 1000, 0.0, lambda t: None))

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from simnet.config.scenario import load_scenario
-from simnet.engine.node import Node
+from simnet.engine.node import Machine
 from simnet.run import run_scenario
 from simnet.wire.codecs import get_codec
 
@@ -33,13 +33,13 @@ def scenario(tmp_path: Path, **workload: Any) -> Path:
 
 def run(path: Path, out: Path, *sets: str, spy: list | None = None, monkeypatch=None):
     if spy is not None:
-        original = Node.send
+        original = Machine.send
 
         def recording(self, message, codec=None):
             spy.append(message)
             return original(self, message, codec)
 
-        monkeypatch.setattr(Node, "send", recording)
+        monkeypatch.setattr(Machine, "send", recording)
     return run_scenario(load_scenario(path, list(sets)), out, progress=False, figures=False)
 
 

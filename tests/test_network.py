@@ -10,7 +10,7 @@ import pytest
 import simpy
 
 from simnet.engine.network import DELIVERED, DROPPED, Network
-from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 
 MB = 1_000_000
 
@@ -19,10 +19,10 @@ def topo(links: list[tuple], tiers: dict[str, str] | None = None) -> Topology:
     """Topology from (a, b, latency_ms, up_mbps[, down_mbps]) tuples."""
     names = sorted({n for link in links for n in link[:2]})
     tiers = tiers or {}
-    nodes = [Node(n, tiers.get(n, "edge"), 1e9) for n in names]
+    nodes = [NodeSpec(n, tiers.get(n, "edge"), 1e9) for n in names]
     return Topology(
         nodes,
-        [Link(a, b, lat, up, rest[0] if rest else up) for a, b, lat, up, *rest in links],
+        [LinkSpec(a, b, lat, up, rest[0] if rest else up) for a, b, lat, up, *rest in links],
     )
 
 

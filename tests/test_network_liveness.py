@@ -2,8 +2,9 @@
 
 A wake-up scheduled for a flow's completion must complete it, whatever float rounding left
 of its bytes; otherwise a small message late in a run leaves a residue whose delay is below
-half a float step of ``now`` and the same wake-up repeats forever (DESIGN rule 7). Every run
-here is bounded by a number of SimPy events, so a livelock fails instead of hanging.
+half a float step of ``now`` and the same wake-up repeats forever (docs/design.md,
+rule 7). Every run here is bounded by a number of SimPy events, so a livelock fails
+instead of hanging.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import simpy
 
 from simnet.engine.network import DELIVERED, Network
-from simnet.topology.graph import Link, Node, Topology, mbps_to_bytes_per_s
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology, mbps_to_bytes_per_s
 
 EVENTS_PER_MESSAGE = 6  # send timer, latency, done, and a wake-up per start and per end
 REL = 1e-9
@@ -33,9 +34,9 @@ def run_bounded(env: simpy.Environment, max_events: int) -> int:
 
 def disjoint_links(links: list[tuple[float, float]]) -> Topology:
     """One link ``s{i} - d{i}`` per (latency_ms, mbps), no two sharing a node."""
-    nodes = [Node(f"{end}{i}", "edge", 1e9) for i in range(len(links)) for end in "sd"]
+    nodes = [NodeSpec(f"{end}{i}", "edge", 1e9) for i in range(len(links)) for end in "sd"]
     return Topology(
-        nodes, [Link(f"s{i}", f"d{i}", lat, bw, bw) for i, (lat, bw) in enumerate(links)]
+        nodes, [LinkSpec(f"s{i}", f"d{i}", lat, bw, bw) for i, (lat, bw) in enumerate(links)]
     )
 
 

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from simnet.engine.world import World
-from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 from simnet.wire.codecs import get_codec
 from simnet.wire.message import Message, encode
 
 
 def world(slots: int = 1) -> World:
-    nodes = [Node("dev", "end", 2.0e9, slots), Node("srv", "edge", 1.0e12)]
-    return World(Topology(nodes, [Link("dev", "srv", 10.0, 8.0, 8.0)]))
+    nodes = [NodeSpec("dev", "end", 2.0e9, slots), NodeSpec("srv", "edge", 1.0e12)]
+    return World(Topology(nodes, [LinkSpec("dev", "srv", 10.0, 8.0, 8.0)]))
 
 
 def test_compute_takes_flops_over_flops_per_second():
@@ -88,8 +88,8 @@ def test_cannot_send_as_another_node():
 
 
 def test_world_codec_is_the_default_for_every_send():
-    nodes = [Node("dev", "end", 2.0e9), Node("srv", "edge", 1.0e12)]
-    w = World(Topology(nodes, [Link("dev", "srv", 10.0, 8.0, 8.0)]), codec=get_codec("fp16"))
+    nodes = [NodeSpec("dev", "end", 2.0e9), NodeSpec("srv", "edge", 1.0e12)]
+    w = World(Topology(nodes, [LinkSpec("dev", "srv", 10.0, 8.0, 8.0)]), codec=get_codec("fp16"))
     payload = {"w": torch.ones(10_000)}
     w.nodes["dev"].send(Message("dev", "srv", "update", payload))
     w.env.run()

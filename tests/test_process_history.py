@@ -1,5 +1,5 @@
-"""Results must not depend on what ran before in the process (DESIGN rule 1): the FLOP
-cache being cold or warm may change no RNG draw, so no weight and no record."""
+"""Results must not depend on what ran before in the process (docs/design.md, rule 1):
+the FLOP cache being cold or warm may change no RNG draw, so no weight and no record."""
 
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ SCRIPT = textwrap.dedent(
     import hashlib, sys
     from pathlib import Path
     import torch
-    from simnet.engine.node import Node
+    from simnet.engine.node import Machine
     from simnet.run import run_scenario
     from simnet.config.scenario import load_scenario
 
     out, sets = Path(sys.argv[1]), sys.argv[2:]
     digest = hashlib.sha256()
-    original = Node.send
+    original = Machine.send
 
     def send(self, message, codec=None):
         for key, value in sorted((message.payload or {}).items()):
@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent(
                 digest.update(value.detach().cpu().contiguous().numpy().tobytes())
         return original(self, message, codec)
 
-    Node.send = send
+    Machine.send = send
     for name in ("cold", "warm"):
         digest = hashlib.sha256()
         scenario = load_scenario("scenarios/mlecs_urfall.yaml", sets)

@@ -17,7 +17,7 @@ from simnet.engine.maxmin import max_min_rates, weighted_max_min
 from simnet.engine.network import Network
 from simnet.engine.sharing import Sharing
 from simnet.errors import InputError
-from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 
 MB = 1_000_000
 CM02 = Sharing("cm02", weight_s=0.0, tcp_gamma=4_194_304.0, crosstraffic=False)
@@ -25,7 +25,7 @@ CM02 = Sharing("cm02", weight_s=0.0, tcp_gamma=4_194_304.0, crosstraffic=False)
 
 def topo(links: list[tuple]) -> Topology:
     names = sorted({n for link in links for n in link[:2]})
-    return Topology([Node(n, "edge", 1e9) for n in names], [Link(*link) for link in links])
+    return Topology([NodeSpec(n, "edge", 1e9) for n in names], [LinkSpec(*link) for link in links])
 
 
 def times(topology, sends, sharing, bandwidth_factor=1.0, latency_factor=1.0):

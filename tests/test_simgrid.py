@@ -17,7 +17,7 @@ import pytest
 from test_sharing import times
 
 from simnet.engine.sharing import DEFAULTS, Sharing
-from simnet.topology.graph import Link, Node, Topology, mbps_to_bytes_per_s
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology, mbps_to_bytes_per_s
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 ORACLE = Path(__file__).parent / "oracles" / "simgrid_flows.py"
@@ -44,8 +44,8 @@ def random_case(rng: np.random.Generator, n_nodes: int, n_flows: int):
         up = float(rng.uniform(1, 100))
         down = float(rng.uniform(1, 100)) if rng.random() < 0.5 else up
         parent = names[int(rng.integers(0, i))]
-        links.append(Link(parent, names[i], float(rng.uniform(1, 50)), up, down))
-    topology = Topology([Node(n, "edge", 1e9) for n in names], links)
+        links.append(LinkSpec(parent, names[i], float(rng.uniform(1, 50)), up, down))
+    topology = Topology([NodeSpec(n, "edge", 1e9) for n in names], links)
     flows = []
     for _ in range(n_flows):
         a, b = rng.choice(n_nodes, 2, replace=False)
@@ -110,7 +110,7 @@ def test_completion_times_agree_with_simgrid(model, seed):
 
 def test_the_oracle_reproduces_simgrids_documented_example():
     """Models.rst: 100 kB each way over a 1 Mbit/s, 10 ms link under LV08: 0.996079 s."""
-    topology = Topology([Node("A", "edge", 1e9), Node("B", "edge", 1e9)],
-                        [Link("A", "B", 10, 1, 1)])  # fmt: skip
+    topology = Topology([NodeSpec("A", "edge", 1e9), NodeSpec("B", "edge", 1e9)],
+                        [LinkSpec("A", "B", 10, 1, 1)])  # fmt: skip
     flows = [("A", "B", 100_000, 0.0), ("B", "A", 100_000, 0.0)]
     assert simgrid_times(topology, flows, "lv08") == [pytest.approx(0.996079, abs=5e-7)] * 2

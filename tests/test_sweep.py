@@ -246,7 +246,7 @@ def incomplete_when_slow(calls: list[str]):
 
     def runner(base, overrides, run_dir):
         real(base, overrides, run_dir)
-        if "topology.links[edge-edge].latency_ms=10" in overrides:
+        if ("topology.links[edge-edge].latency_ms", 10) in overrides:
             summary = json.loads((run_dir / "summary.json").read_text())
             summary.update(complete=False, incomplete_reason=REASON)
             (run_dir / "summary.json").write_text(json.dumps(summary))

@@ -163,16 +163,16 @@ def test_tree_routes_are_the_shortest_paths_dijkstra_finds():
     the general search finds, zero-latency links included."""
     import numpy as np
 
-    from simnet.topology.graph import Link, Node, Topology
+    from simnet.topology.graph import LinkSpec, NodeSpec, Topology
     from simnet.topology.routing import ShortestPaths
 
     rng = np.random.default_rng(5)
     for _ in range(100):
         n = int(rng.integers(1, 40))
         names = [f"n{i}" for i in range(n)]
-        links = [Link(names[int(rng.integers(0, i))], names[i], float(rng.choice([0, 1, 2.5])),
+        links = [LinkSpec(names[int(rng.integers(0, i))], names[i], float(rng.choice([0, 1, 2.5])),
                       10.0, 10.0) for i in range(1, n)]  # fmt: skip
-        topology = Topology([Node(x, "edge", 1e9) for x in names], links)
+        topology = Topology([NodeSpec(x, "edge", 1e9) for x in names], links)
         assert topology._tree is not None
         for a, b in rng.integers(0, n, size=(20, 2)):
             search = ShortestPaths(names[a], topology._sorted_neighbours.__getitem__,

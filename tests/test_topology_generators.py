@@ -1,6 +1,6 @@
 """Topology producers as pure functions: ``tree``, ``star`` and ``from_graphml``.
 
-They return plain dicts in the topology file format of DESIGN.md; every test also feeds
+They return plain dicts in the topology file format of docs/design.md; every test also feeds
 the dict through :func:`topology_from_dict`, the validation a hand-written file gets.
 """
 

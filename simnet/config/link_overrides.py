@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from simnet.errors import InputError
 from simnet.topology.graph import Topology
 from simnet.topology.load import topology_from_dict
@@ -33,20 +31,24 @@ class LinkOverride:
     key: str
 
 
-def split(assignments: list[str]) -> tuple[list[str], list[LinkOverride]]:
-    """Separate link-class overrides from ordinary ``dotted.key=value`` ones."""
+def split(pairs: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], list[LinkOverride]]:
+    """Separate link-class overrides from ordinary ``(dotted.key, value)`` ones."""
     plain, links = [], []
-    for assignment in assignments:
-        key, _, raw = assignment.partition("=")
+    for key, value in pairs:
         match = PATTERN.match(key)
         if match is None:
-            plain.append(assignment)
+            plain.append((key, value))
             continue
         link_class, field = match.groups()
         if field not in FIELDS:
             raise InputError("--set", key, f"a link field is one of {', '.join(FIELDS)}")
-        links.append(LinkOverride(link_class, field, yaml.safe_load(raw), key))
+        links.append(LinkOverride(link_class, field, value, key))
     return plain, links
+
+
+def is_link_key(key: str) -> bool:
+    """Whether ``key`` addresses a class of links (``topology.links[CLASS].FIELD``)."""
+    return PATTERN.match(key) is not None
 
 
 def apply(topology: Topology, overrides: list[LinkOverride], source: str) -> Topology:

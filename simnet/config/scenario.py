@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from pydantic import (
 )
 
 from simnet.config import link_overrides as link_classes
+from simnet.config.origin import Origin
 from simnet.config.validation import parse
 from simnet.config.yaml_file import read_yaml
 from simnet.engine.faults import Dropout, FaultsConfig, NodeEvent, node_events
@@ -233,20 +235,47 @@ class Scenario:
         return data
 
 
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one ``dotted.key=value`` override (value parsed as YAML) to ``data`` in place.
+Overrides = Mapping[str, Any] | Sequence[str | tuple[str, Any]]
+"""``--set`` overrides: ``dotted.key=value`` texts (the value read as YAML), or a mapping
+of dotted keys to Python values, or (key, value) pairs (the same meaning, the value taken
+as it is)."""
 
-    List items are addressed by index: ``workload.transfers.0.bytes=5``. (Link classes,
-    ``topology.links[edge-cloud].bandwidth_mbps=5``, are handled by
-    :mod:`simnet.config.link_overrides` after the topology is loaded.)
-    """
+
+def parse_assignment(assignment: str) -> tuple[str, Any]:
+    """``dotted.key=value`` as (key, value), the value read as YAML (text that is not YAML
+    stays text, except for a link-class key, whose value must be a number)."""
     key, sep, raw = assignment.partition("=")
     if not sep or not key:
         raise InputError("--set", assignment, "expected dotted.key=value")
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        if link_classes.is_link_key(key):
+            problem = getattr(exc, "problem", None) or "not YAML"
+            raise InputError("--set", key, f"invalid value {raw!r}: {problem}") from None
+        return key, raw
+
+
+def override_pairs(overrides: Overrides | None) -> list[tuple[str, Any]]:
+    """``overrides`` as (dotted key, value) pairs, in order."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        return [(str(key), value) for key, value in overrides.items()]
+    if isinstance(overrides, str):
+        raise InputError("--set", overrides, "overrides are a list of key=value or a mapping")
+    return [parse_assignment(a) if isinstance(a, str) else (str(a[0]), a[1]) for a in overrides]
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the field at ``key`` (dotted) of ``data`` to ``value``, in place.
+
+    List items are addressed by index: ``workload.transfers.0.bytes``. (Link classes,
+    ``topology.links[edge-cloud].bandwidth_mbps``, are handled by
+    :mod:`simnet.config.link_overrides` after the topology is loaded.)
+    """
+    if not key:
+        raise InputError("--set", key, "expected a dotted key")
     parts = key.split(".")
     node: Any = data
     for depth, part in enumerate(parts):
@@ -263,36 +292,60 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         else:
             raise InputError("--set", here, "cannot set a field inside a plain value")
         if last:
-            node[index] = value
+            node[index] = copy.deepcopy(value)
         else:
             node = node[index]
 
 
-def load_scenario(path: Path | str, overrides: list[str] = (), seed: int | None = None) -> Scenario:
-    """Read, override and validate a scenario file; user mistakes raise :class:`InputError`."""
-    path = Path(path)
-    raw = read_yaml(path, "scenario file")
-    source = str(path)
-    if not isinstance(raw, dict):
-        raise InputError(source, "", "a scenario must be a mapping of fields")
-    data = copy.deepcopy(raw)
-    plain, link_overrides = link_classes.split(list(overrides))
-    for assignment in plain:
-        apply_override(data, assignment)
+def load_scenario(
+    source: Path | str | Mapping[str, Any],
+    overrides: Overrides | None = None,
+    seed: int | None = None,
+    base_dir: Path | str | None = None,
+) -> Scenario:
+    """Read (from a file, or take the mapping ``source``: its relative paths resolved
+    against ``base_dir``, default the working directory), override and validate a
+    scenario; user mistakes raise :class:`InputError`."""
+    if isinstance(source, Mapping):
+        raw: Any = source
+        label, base, name = "<scenario>", Path(base_dir or "."), "scenario"
+    else:
+        path = Path(source)
+        raw = read_yaml(path, "scenario file")
+        label, base, name = str(path), path.parent, path.stem
+    if not isinstance(raw, Mapping):
+        raise InputError(label, "", "a scenario must be a mapping of fields")
+    data = copy.deepcopy(dict(raw))
+    plain, link_overrides = link_classes.split(override_pairs(overrides))
+    for key, value in plain:
+        apply_override(data, key, value)
     if seed is not None:
         data["seed"] = seed
-    data.setdefault("name", path.stem)
-    config = parse(ScenarioConfig, data, source)
-    topology = load_topology(config.topology, source, path.parent)
-    topology = link_classes.apply(topology, link_overrides, source)
+    data.setdefault("name", name)
+    config = parse(ScenarioConfig, data, label)
+    topology = load_topology(config.topology, label, base)
+    topology = link_classes.apply(topology, link_overrides, label)
     kind = config.workload.get("kind")
     if kind not in WORKLOADS:
         known = ", ".join(sorted(WORKLOADS))
-        raise InputError(source, "workload.kind", f"must be one of {known} (got {kind!r})")
-    workload = parse(WORKLOADS[kind].Config, config.workload, source, "workload")
+        raise InputError(label, "workload.kind", f"must be one of {known} (got {kind!r})")
+    workload = parse(WORKLOADS[kind].Config, config.workload, label, "workload")
     if config.execution.device != "cpu" and kind != "federated":
         message = f"only federated workloads train on {config.execution.device}, not {kind}"
-        raise InputError(source, "execution.device", message)
+        raise InputError(label, "execution.device", message)
+    _check_link_events(config, topology, label)
+    faults = config.faults
+    if faults.trace is not None:
+        faults.trace = str((base / faults.trace).resolve())
+    crashes = node_events(faults, topology, label, base)
+    dropout = faults.dropout.probability if faults.dropout else 0.0
+    faulty = bool(crashes or config.network.events or dropout > 0)
+    WORKLOADS[kind].check(workload, topology, Origin(label, base), config.seed, faulty)
+    return Scenario(label, config, topology, workload, crashes)
+
+
+def _check_link_events(config: ScenarioConfig, topology: Topology, source: str) -> None:
+    """Every scheduled link event names two nodes with a link between them."""
     for i, event in enumerate(config.network.events):
         for end in ("a", "b"):
             if getattr(event, end) not in topology.nodes:
@@ -302,11 +355,3 @@ def load_scenario(path: Path | str, overrides: list[str] = (), seed: int | None 
             raise InputError(
                 source, f"network.events.{i}", f"no link between {event.a!r} and {event.b!r}"
             )
-    faults = config.faults
-    if faults.trace is not None:
-        faults.trace = str((path.parent / faults.trace).resolve())
-    crashes = node_events(faults, topology, source, path.parent)
-    dropout = faults.dropout.probability if faults.dropout else 0.0
-    faulty = bool(crashes or config.network.events or dropout > 0)
-    WORKLOADS[kind].check(workload, topology, source, config.seed, faulty)
-    return Scenario(source, config, topology, workload, crashes)

@@ -79,7 +79,7 @@ def non_finite(data: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...
 def parse(model: type[M], data: Any, source: str, prefix: str = "") -> M:
     """Validate ``data`` against ``model``; user mistakes become :class:`InputError`.
 
-    Non-finite numbers are bad input wherever they appear (DESIGN rule 6), including
+    Non-finite numbers are bad input wherever they appear (docs/design.md, rule 6), including
     text such as ``"inf"`` that a field turned into a float.
     """
     try:

@@ -1,4 +1,4 @@
-"""Reading user YAML files with one-line errors; writing YAML fast."""
+"""Reading user files (UTF-8 text, YAML) with one-line errors; writing YAML fast."""
 
 from __future__ import annotations
 
@@ -18,14 +18,37 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
 
 
+def read_text(path: Path, source: str | None = None, field: str = "") -> str:
+    """The text of the user file ``path``, which must be UTF-8.
+
+    A file that cannot be read or is not UTF-8 raises :class:`InputError` from ``source``
+    and ``field`` (the message then names the file), by default from the file itself.
+    Newlines are kept as they are in the file (as ``open(..., newline="")`` reads them).
+    """
+    path = Path(path)
+    named = "" if source is None else f"{path.name}: "
+    source = str(path) if source is None else source
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(source, field, f"{named}cannot read: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line}"
+        raise InputError(source, field, f"{named}not UTF-8 text ({where})") from None
+
+
 def read_yaml(path: Path, what: str = "file") -> Any:
-    """Parse a YAML file; a missing or malformed file raises :class:`InputError`."""
+    """Parse a YAML file; a missing, unreadable, non-UTF-8 or malformed file raises
+    :class:`InputError`."""
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), "", f"{what} not found")
+    text = read_text(path)
     try:
-        with path.open(encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -13,6 +13,7 @@ docs/faults.md states the rules; here are the ``faults:`` fields and their check
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from simnet.config.yaml_file import read_text
 from simnet.errors import InputError
 from simnet.topology.graph import Topology
 
@@ -104,8 +106,7 @@ def read_trace(path: Path, source: str, topology: Topology) -> list[NodeEvent]:
     field = "faults.trace"
     if not path.is_file():
         raise InputError(source, field, f"file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(csv.DictReader(io.StringIO(read_text(path, source, field), newline="")))
     events = []
     for line, row in enumerate(rows, start=2):
         where = f"{path.name} line {line}"

@@ -1,4 +1,5 @@
-"""Nodes as actors: a mailbox, a compute profile, sending through the network, crashes."""
+"""A simulated node's machine: a mailbox, a compute profile, sending through the network,
+crashes."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import simpy
 
 from simnet.actor import Crashed, KindFilter
 from simnet.engine.network import DELIVERED, Network, Transfer
-from simnet.topology.graph import Node as NodeSpec
+from simnet.topology.graph import NodeSpec
 from simnet.wire.codecs import Codec
 from simnet.wire.message import Message, decode, encode
 
-Actor = Generator[simpy.Event, Any, Any]
-"""A node's behaviour: a generator of SimPy events (a process)."""
+ProcessBody = Generator[simpy.Event, Any, Any]
+"""What a SimPy process runs: a generator of SimPy events (:func:`~simnet.engine.sim_runtime.drive`
+makes one of an actor coroutine)."""
 
 
 def _defuse_crash(event: simpy.Event) -> None:
@@ -23,7 +25,7 @@ def _defuse_crash(event: simpy.Event) -> None:
         event.defused = True
 
 
-class Node:
+class Machine:
     """An end device, edge server or cloud taking part in a simulation.
 
     Compute: a job of ``F`` FLOPs holds one of the node's ``slots`` for ``F / flops``
@@ -39,7 +41,7 @@ class Node:
         env: simpy.Environment,
         spec: NodeSpec,
         network: Network,
-        directory: Mapping[str, Node],
+        directory: Mapping[str, Machine],
         codec: Codec | None = None,
     ) -> None:
         self.env = env
@@ -59,7 +61,7 @@ class Node:
         # running actors and jobs, in start order (dicts as ordered sets: a crash stops
         # them in a deterministic order)
         self._actors: dict[simpy.Process, None] = {}
-        self._restarts: list[Callable[[], Actor]] = []
+        self._restarts: list[Callable[[], ProcessBody]] = []
         self._jobs: dict[simpy.Process, None] = {}
         self._waits: dict[simpy.Event, tuple[str, float]] = {}
 
@@ -108,7 +110,9 @@ class Node:
         return duration
 
     # ------------------------------------------------------------------ actors, crashes
-    def start(self, actor: Actor, restart: Callable[[], Actor] | None = None) -> simpy.Process:
+    def start(
+        self, actor: ProcessBody, restart: Callable[[], ProcessBody] | None = None
+    ) -> simpy.Process:
         """Run ``actor`` on this node; a crash stops it. ``restart`` makes the actor that
         takes over each time the node recovers."""
         if restart is not None:
@@ -183,7 +187,7 @@ class Node:
             return get
         return self.env.process(self._receive_until(get, timeout))
 
-    def _receive_until(self, get: simpy.Event, timeout: float) -> Actor:
+    def _receive_until(self, get: simpy.Event, timeout: float) -> ProcessBody:
         yield get | self.env.timeout(timeout)
         if get.triggered:
             return get.value

@@ -19,7 +19,7 @@ import simpy
 
 from learning.jobs import Job
 from simnet.actor import Accept, Actor, NodeApi, Runtime
-from simnet.engine.node import Node
+from simnet.engine.node import Machine
 from simnet.engine.world import World
 from simnet.executors import Executor, InlineExecutor
 from simnet.wire.message import Message
@@ -87,9 +87,9 @@ class Working:
 
 
 class SimNode(NodeApi):
-    """The actor API of one simulated :class:`~simnet.engine.node.Node`."""
+    """The actor API of one simulated :class:`~simnet.engine.node.Machine`."""
 
-    def __init__(self, world: World, node: Node, executor: Executor) -> None:
+    def __init__(self, world: World, node: Machine, executor: Executor) -> None:
         self.world = world
         self.executor = executor
         self.node = node

@@ -10,7 +10,7 @@ import simpy
 
 from simnet.engine.faults import Dropout, NodeEvent, RetryConfig
 from simnet.engine.network import Network
-from simnet.engine.node import Node
+from simnet.engine.node import Machine
 from simnet.engine.sharing import Sharing
 from simnet.topology.graph import Topology
 from simnet.wire.codecs import Codec
@@ -66,9 +66,9 @@ class World:
         self.network = Network(
             self.env, self.topology, self.bandwidth_factor, self.latency_factor, self.sharing
         )
-        self.nodes: dict[str, Node] = {}
+        self.nodes: dict[str, Machine] = {}
         for spec in self.topology.nodes.values():
-            self.nodes[spec.id] = Node(self.env, spec, self.network, self.nodes, self.codec)
+            self.nodes[spec.id] = Machine(self.env, spec, self.network, self.nodes, self.codec)
         self.metrics: list[MetricRow] = []
         self.faults: Counter[str] = Counter()
         self._index = {node: i for i, node in enumerate(self.topology.nodes)}

@@ -1,7 +1,7 @@
 """One OS process of a live run: its nodes' actors, mailboxes and outgoing links.
 
 Every process builds the same world and workload from the scenario and its seed, then
-starts the actors of the nodes it hosts only (:meth:`Host.hosts`). A message is encoded
+starts the actors of the nodes it hosts only (:meth:`LiveHost.hosts`). A message is encoded
 as in the simulation (safetensors; a declared size is padded with zeros to that size),
 cut into chunks, and crosses its route hop by hop: the process hosting a hop's tail node
 paces the chunk on that link (:mod:`simnet.live.links`) and hands it to the next node —
@@ -32,7 +32,7 @@ import zmq.asyncio
 
 from simnet.actor import DELIVERED, Actor, Runtime
 from simnet.config.scenario import load_scenario
-from simnet.live.links import Chunk, Link, chunk_bytes
+from simnet.live.links import Chunk, EmulatedLink, chunk_bytes
 from simnet.live.mailbox import Mailbox, start_authenticator
 from simnet.live.node import LiveNode
 from simnet.live.wire import BadFrame, Header, Reassembly, chunks
@@ -55,7 +55,7 @@ class HostPlan:
     ``None``) and node → endpoint ``addresses`` to bind (``None``: a free loopback port)."""
 
     scenario: str
-    overrides: tuple[str, ...]
+    overrides: tuple[tuple[str, Any], ...]
     seed: int | None
     index: int
     assignment: dict[str, int]
@@ -88,7 +88,7 @@ def unpadded(data: bytes) -> Message:
     return decode(data[: 8 + n] if envelope["size_bytes"] is not None else data)
 
 
-class Host(Runtime):
+class LiveHost(Runtime):
     """The runtime of one process of a live run."""
 
     def __init__(self, plan: HostPlan) -> None:
@@ -118,7 +118,7 @@ class Host(Runtime):
         self.dropped: dict[int, float] = {}
         """Times (s) a link emulated here dropped a message, by id."""
         self.pending: dict[int, asyncio.Future] = {}
-        self.links: dict[tuple[str, str], Link] = {}
+        self.links: dict[tuple[str, str], EmulatedLink] = {}
         self.mailboxes: dict[str, Mailbox] = {}
         self.outboxes: dict[tuple[str, str], asyncio.Queue] = {}
         self.reassembly = Reassembly(1 << 31)
@@ -231,11 +231,11 @@ class Host(Runtime):
                 self._forward(path[0], head, piece, loop.time())
         return future
 
-    def _link(self, a: str, b: str) -> Link:
+    def _link(self, a: str, b: str) -> EmulatedLink:
         if (a, b) not in self.links:  # the simulation's latency phase and capacity of a → b
             network = self.world.network
             latency = network.route_latency(((a, b),))
-            self.links[a, b] = Link(latency, network.capacity((a, b)), self._drop)
+            self.links[a, b] = EmulatedLink(latency, network.capacity((a, b)), self._drop)
         return self.links[a, b]
 
     def _drop(self, flow: int) -> None:
@@ -418,6 +418,6 @@ def host_main(plan: HostPlan, control: Connection, threads: int) -> None:
     """Entry point of a host process."""
     torch.set_num_threads(threads)
     try:
-        asyncio.run(Host(plan).serve(control))
+        asyncio.run(LiveHost(plan).serve(control))
     except BaseException as exc:  # reported to the launcher, which says it in one line
         control.send(("error", f"process {plan.index}: {type(exc).__name__}: {exc}"))

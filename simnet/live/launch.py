@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
-from simnet.config.scenario import Scenario, load_scenario
+from simnet.config.scenario import Overrides, Scenario, load_scenario, override_pairs
 from simnet.config.yaml_file import read_yaml
 from simnet.engine.network import Transfer
 from simnet.engine.world import MetricRow
@@ -73,7 +73,7 @@ def read_hosts(path: Path, nodes: list[str]) -> dict[str, str]:
 
 def live_run(
     path: str,
-    overrides: list[str],
+    overrides: Overrides | None,
     seed: int | None,
     out_dir: Path,
     processes: int | None = None,
@@ -98,7 +98,7 @@ def live_run(
     plans = [
         HostPlan(
             path,
-            tuple(overrides),
+            tuple(override_pairs(overrides)),
             seed,
             i,
             assignment,
@@ -215,11 +215,39 @@ def _write(
     shaping: str,
     curve: bool,
 ) -> dict[str, Any]:
+    """Merge what the processes recorded into the run directory ``out_dir``; return its
+    summary."""
+    transfers = _merged_transfers(scenario, results)
+    metrics = sorted((MetricRow(*m) for r in results for m in r["metrics"]), key=lambda m: m.t)
+    summary = _summary(scenario, results, transfers, stopped, started, shaping, curve)
+    main = next((i for i, r in enumerate(results) if r["main"]), 0)
+    run = WORKLOADS[summary["workload"]].Run
+    parts = run.combine([r["part"] for r in results], main, assignment)
+    summary.update({k: v for k, v in parts.items() if k not in summary})
+    if not summary["complete"]:
+        waiting = [w for r in results for w in r["waiting"]]
+        reason = stopped or "the workload did not finish"
+        summary["incomplete_reason"] = "; ".join([reason, *waiting[:5]])
+    write_run(out_dir, scenario.as_run(), transfers, metrics, summary)
+    return summary
+
+
+def _end_times(results: list[dict[str, Any]]) -> tuple[dict[int, float], dict[int, float]]:
+    """Message id → when it arrived, and id → when a link first dropped it."""
     received = {int(i): t for r in results for i, t in r["received_at"].items()}
     dropped: dict[int, float] = {}
     for r in results:
         for i, t in r["dropped_at"].items():
             dropped[int(i)] = min(t, dropped.get(int(i), t))
+    return received, dropped
+
+
+def _merged_transfers(scenario: Scenario, results: list[dict[str, Any]]) -> list[Transfer]:
+    """One :class:`Transfer` per message any process sent, with its fate, in id order.
+
+    A traffic run keeps the ids of its transfers; otherwise messages are numbered in
+    order of sending (``t_send``, then the id the sender gave them)."""
+    received, dropped = _end_times(results)
     rows = sorted((row for r in results for row in r["sent"]), key=lambda w: (w["t_send"], w["id"]))
     traffic = scenario.workload.kind == "traffic"  # type: ignore[attr-defined]
     transfers = []
@@ -243,14 +271,32 @@ def _write(
             )  # fmt: skip
         )
     transfers.sort(key=lambda t: t.id)
-    metrics = sorted((MetricRow(*m) for r in results for m in r["metrics"]), key=lambda m: m.t)
-    phases: Counter[str] = Counter()
-    for t in transfers:
-        phases[t.phase] += t.size
+    return transfers
+
+
+def _busy_by_tier(scenario: Scenario, results: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds spent computing, summed over the nodes of each tier."""
     busy: Counter[str] = Counter()
     for r in results:
         for node, seconds in r["busy_s"].items():
             busy[scenario.topology.nodes[node].tier] += seconds
+    return dict(busy)
+
+
+def _summary(
+    scenario: Scenario,
+    results: list[dict[str, Any]],
+    transfers: list[Transfer],
+    stopped: str | None,
+    started: float,
+    shaping: str,
+    curve: bool,
+) -> dict[str, Any]:
+    """The headline figures of the run, before the workload adds its own."""
+    traffic = scenario.workload.kind == "traffic"  # type: ignore[attr-defined]
+    phases: Counter[str] = Counter()
+    for t in transfers:
+        phases[t.phase] += t.size
     finished = [r["finished_at"] for r in results if r["finished"]]
     complete = stopped is None and (traffic or len(finished) == len(results))
     durations = np.array([t.t_recv - t.t_send for t in transfers if t.t_recv is not None])
@@ -277,20 +323,11 @@ def _write(
         "bytes_in_flight": sum(t.size for t in transfers if t.status == IN_FLIGHT),
         "bytes_by_phase": dict(phases),
         "bytes_by_tier_by_phase": {},
-        "busy_s_by_tier": dict(busy),
+        "busy_s_by_tier": _busy_by_tier(scenario, results),
         "faults": dict(sum((Counter(r["faults"]) for r in results), Counter())),
         "compute_overrun_s": sum(v for r in results for v in r["overrun_s"].values()),
         "rejected_frames": sum(n for r in results for n in r["rejected"].values()),
     }
     if durations.size:
         summary["transfer_time_s"] = time_stats(durations)
-    main = next((i for i, r in enumerate(results) if r["main"]), 0)
-    run = WORKLOADS[summary["workload"]].Run
-    parts = run.combine([r["part"] for r in results], main, assignment)
-    summary.update({k: v for k, v in parts.items() if k not in summary})
-    if not complete:
-        waiting = [w for r in results for w in r["waiting"]]
-        reason = stopped or "the workload did not finish"
-        summary["incomplete_reason"] = "; ".join([reason, *waiting[:5]])
-    write_run(out_dir, scenario.as_run(), transfers, metrics, summary)
     return summary

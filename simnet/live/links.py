@@ -48,7 +48,7 @@ class Chunk:
     arrive: Callable[[float], None]
 
 
-class Link:
+class EmulatedLink:
     """One directed link of ``bytes_per_s`` capacity and ``latency_s`` latency."""
 
     def __init__(

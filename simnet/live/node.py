@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simnet.actor import Accept, Actor, NodeApi
-from simnet.topology.graph import Node as NodeSpec
+from simnet.topology.graph import NodeSpec
 from simnet.wire.message import Message
 
 if TYPE_CHECKING:
-    from simnet.live.host import Host
+    from simnet.live.host import LiveHost
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ T = TypeVar("T")
 class LiveNode(NodeApi):
     """One node of a live run (its mailbox, slots and job accounting)."""
 
-    def __init__(self, host: Host, spec: NodeSpec) -> None:
+    def __init__(self, host: LiveHost, spec: NodeSpec) -> None:
         self.host = host
         self.spec = spec
         self.id = spec.id

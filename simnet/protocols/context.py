@@ -1,7 +1,7 @@
 """What every protocol shares: the runtime's nodes, the learning side, seeds, and sending
 with the protocol's policy for dropped messages.
 
-Two ways to send (DESIGN rule 7: a dropped message is seen by its sender):
+Two ways to send (docs/design.md, rule 7: a dropped message is seen by its sender):
 
 * :meth:`Context.send` — once; awaiting what it returns gives the delivery, whose
   ``status`` says whether it was delivered. For messages tied to a round, which a deadline

@@ -1,0 +1,2 @@
+"""The platform: nodes, full-duplex links and static routes; topology files, generators and
+GraphML import."""

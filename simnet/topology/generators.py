@@ -1,4 +1,4 @@
-"""Generated topologies, returned in the topology file format of DESIGN.md.
+"""Generated topologies, returned in the topology file format of docs/design.md.
 
 * ``tree``: ``clouds`` clouds (fully meshed), ``edges`` edges (edge ``e`` attaches to
   cloud ``e % clouds``), ``ends_per_edge`` ends per edge (numbered globally, edge-major:
@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from simnet.config.validation import parse
-from simnet.topology.schema import LinkSpec, Profiles
+from simnet.topology.schema import LinkParams, Profiles
 
 Tier = Literal["end", "edge", "cloud"]
 
@@ -29,14 +29,14 @@ class TreeLinks(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    end_edge: LinkSpec = Field(
-        default_factory=lambda: LinkSpec(latency_ms=5, bandwidth_mbps=20), alias="end-edge"
+    end_edge: LinkParams = Field(
+        default_factory=lambda: LinkParams(latency_ms=5, bandwidth_mbps=20), alias="end-edge"
     )
-    edge_cloud: LinkSpec = Field(
-        default_factory=lambda: LinkSpec(latency_ms=30, bandwidth_mbps=100), alias="edge-cloud"
+    edge_cloud: LinkParams = Field(
+        default_factory=lambda: LinkParams(latency_ms=30, bandwidth_mbps=100), alias="edge-cloud"
     )
-    cloud_cloud: LinkSpec = Field(
-        default_factory=lambda: LinkSpec(latency_ms=10, bandwidth_mbps=1000), alias="cloud-cloud"
+    cloud_cloud: LinkParams = Field(
+        default_factory=lambda: LinkParams(latency_ms=10, bandwidth_mbps=1000), alias="cloud-cloud"
     )
 
 
@@ -48,7 +48,7 @@ class EndClass(BaseModel):
 
     weight: int = Field(default=1, ge=1)
     flops: float | None = Field(default=None, gt=0)
-    link: LinkSpec | None = None
+    link: LinkParams | None = None
 
 
 class TreeSpec(BaseModel):
@@ -81,7 +81,7 @@ class StarSpec(BaseModel):
     leaves: int = Field(ge=1)
     center_tier: Tier = "edge"
     leaf_tier: Tier = "end"
-    link: LinkSpec = Field(default_factory=lambda: LinkSpec(latency_ms=5, bandwidth_mbps=20))
+    link: LinkParams = Field(default_factory=lambda: LinkParams(latency_ms=5, bandwidth_mbps=20))
     profiles: Profiles = Field(default_factory=Profiles)
 
 

@@ -23,7 +23,7 @@ def mbps_to_bytes_per_s(mbps: float) -> float:
 
 
 @dataclass(frozen=True)
-class Node:
+class NodeSpec:
     """A node of the platform: ``flops`` in FLOP/s, ``slots`` jobs computed at once."""
 
     id: str
@@ -33,7 +33,7 @@ class Node:
 
 
 @dataclass(frozen=True)
-class Link:
+class LinkSpec:
     """A full-duplex link; "up" is the direction from ``a`` to ``b``.
 
     ``latency_ms`` in milliseconds, ``up_mbps``/``down_mbps`` in Mbit/s.
@@ -73,9 +73,9 @@ def class_order(name: str) -> tuple[int, ...]:
 class Topology:
     """Nodes and links of a platform, as a networkx graph with cached static routes."""
 
-    def __init__(self, nodes: list[Node], links: list[Link]) -> None:
-        self.nodes: dict[str, Node] = {n.id: n for n in nodes}
-        self.links: dict[frozenset[str], Link] = {link.key: link for link in links}
+    def __init__(self, nodes: list[NodeSpec], links: list[LinkSpec]) -> None:
+        self.nodes: dict[str, NodeSpec] = {n.id: n for n in nodes}
+        self.links: dict[frozenset[str], LinkSpec] = {link.key: link for link in links}
         self.graph = nx.Graph()
         for node in nodes:
             self.graph.add_node(node.id, tier=node.tier, flops=node.flops, slots=node.slots)
@@ -93,7 +93,7 @@ class Topology:
     def _sorted_neighbours(self) -> dict[str, list[str]]:
         return {n: sorted(self.graph.neighbors(n)) for n in self.graph.nodes}
 
-    def link(self, u: str, v: str) -> Link:
+    def link(self, u: str, v: str) -> LinkSpec:
         """The link joining ``u`` and ``v`` (either order)."""
         return self.links[frozenset((u, v))]
 
@@ -139,9 +139,9 @@ class Topology:
         return [n.id for n in self.nodes.values() if n.tier == tier]
 
     def to_dict(self) -> dict[str, Any]:
-        """The topology in the YAML file format of DESIGN.md (bandwidths per direction)."""
+        """The topology in the YAML file format of docs/design.md (bandwidths per direction)."""
 
-        def link_dict(link: Link) -> dict[str, Any]:
+        def link_dict(link: LinkSpec) -> dict[str, Any]:
             out: dict[str, Any] = {"a": link.a, "b": link.b, "latency_ms": link.latency_ms}
             if link.up_mbps == link.down_mbps:
                 out["bandwidth_mbps"] = link.up_mbps

@@ -2,7 +2,7 @@
 
 Accepted forms of a scenario's ``topology`` value:
 
-* ``"path.yaml"`` — a topology file (DESIGN.md format), relative to the scenario file;
+* ``"path.yaml"`` — a topology file (the format of docs/design.md), relative to the scenario file;
 * ``"path.graphml"`` — a GraphML file imported with default attribute mapping;
 * ``{nodes: [...], links: [...]}`` — the same format inline;
 * ``{generate: tree|star, ...}`` — a generated topology (``simnet.topology.generators``);
@@ -18,7 +18,7 @@ from simnet.config.validation import parse
 from simnet.config.yaml_file import read_yaml
 from simnet.errors import InputError
 from simnet.topology import generators
-from simnet.topology.graph import Link, Node, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 from simnet.topology.graphml import from_graphml
 from simnet.topology.schema import TopologyConfig
 
@@ -32,18 +32,18 @@ def topology_from_dict(data: Any, source: str, prefix: str = "") -> Topology:
     """
     config = parse(TopologyConfig, data, source, prefix)
     base = f"{prefix}." if prefix else ""
-    nodes: dict[str, Node] = {}
+    nodes: dict[str, NodeSpec] = {}
     for i, n in enumerate(config.nodes):
         if n.id in nodes:
             raise InputError(source, f"{base}nodes.{i}.id", f"duplicate node id {n.id!r}")
-        nodes[n.id] = Node(id=n.id, tier=n.tier, flops=float(n.flops or 0), slots=n.slots)
-    links: dict[frozenset[str], Link] = {}
+        nodes[n.id] = NodeSpec(id=n.id, tier=n.tier, flops=float(n.flops or 0), slots=n.slots)
+    links: dict[frozenset[str], LinkSpec] = {}
     for i, cfg in enumerate(config.links):
         for end in ("a", "b"):
             if getattr(cfg, end) not in nodes:
                 name = getattr(cfg, end)
                 raise InputError(source, f"{base}links.{i}.{end}", f"unknown node {name!r}")
-        link = Link(cfg.a, cfg.b, cfg.latency_ms, cfg.up, cfg.down)
+        link = LinkSpec(cfg.a, cfg.b, cfg.latency_ms, cfg.up, cfg.down)
         if link.key in links:
             raise InputError(
                 source, f"{base}links.{i}", f"duplicate link between {cfg.a!r} and {cfg.b!r}"

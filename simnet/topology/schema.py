@@ -1,4 +1,4 @@
-"""The topology file format of DESIGN.md, validated with pydantic."""
+"""The topology file format of docs/design.md, validated with pydantic."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class NodeConfig(BaseModel):
         return self
 
 
-class LinkSpec(BaseModel):
+class LinkParams(BaseModel):
     """``{latency_ms, bandwidth_mbps}``; ``up_mbps``/``down_mbps`` override per direction."""
 
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +47,7 @@ class LinkSpec(BaseModel):
     down_mbps: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _bandwidth_given(self) -> LinkSpec:
+    def _bandwidth_given(self) -> LinkParams:
         if self.bandwidth_mbps is None and (self.up_mbps is None or self.down_mbps is None):
             raise ValueError("give bandwidth_mbps, or both up_mbps and down_mbps")
         return self
@@ -73,8 +73,8 @@ class LinkSpec(BaseModel):
         }
 
 
-class LinkConfig(LinkSpec):
-    """A link of a topology file: ``{a, b}`` plus a :class:`LinkSpec`."""
+class LinkConfig(LinkParams):
+    """A link of a topology file: ``{a, b}`` plus a :class:`LinkParams`."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 

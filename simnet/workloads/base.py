@@ -21,7 +21,7 @@ class WorkloadRun(ABC):
     ``advance(n)`` moves the progress bar by ``n`` of ``progress_total`` ``progress_unit``.
     Actors run on ``runtime`` (by default the world's SimPy clock).
     The workload sets ``finished`` when it has done all it set out to do; a run whose
-    workload has not finished when the clock stops is incomplete (DESIGN rule 7).
+    workload has not finished when the clock stops is incomplete (docs/design.md, rule 7).
     """
 
     progress_unit = "it"

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from learning.data import (
     dirichlet_partition,
@@ -30,6 +29,8 @@ from learning.federated import Learner
 from learning.models import MODELS, build_model
 from learning.train import TrainConfig
 from simnet.actor import Actor
+from simnet.config.origin import Origin
+from simnet.config.strict import Strict
 from simnet.errors import InputError
 from simnet.protocols.cloud import CentralServer, Cloud, FlatServer, MergeRule, raw_upload
 from simnet.protocols.context import Context
@@ -41,11 +42,7 @@ from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun, by_owner, summed
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """``synthetic`` MOSEI-shaped data (sizes, ``seq_len`` steps, ``difficulty``) or a
     MOSI/MOSEI feature ``file`` at ``path`` (relative to the scenario file)."""
 
@@ -59,7 +56,7 @@ class DataConfig(_Strict):
     difficulty: float = Field(default=0.3, ge=0)
 
 
-class PartitionConfig(_Strict):
+class PartitionConfig(Strict):
     """Train samples dealt to ends (``iid`` or ``dirichlet`` with ``alpha``); each end
     holds out ``test_share`` for its edge's evaluation and uploads ``upload_share`` of the
     rest to its edge as the adapter's training data; with ``modality_rate`` an end has
@@ -73,14 +70,14 @@ class PartitionConfig(_Strict):
     """ρ: each end holds modality m with probability ρ_m (at least one); ``None``: all."""
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """A model of :data:`learning.models.MODELS` and its constructor ``options``."""
 
     name: str = "mult"
     options: dict[str, Any] = Field(default_factory=lambda: {"width": 16, "layers": 2, "heads": 2})
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(Strict):
     """Adam, ``epochs`` passes over the local data in batches of ``batch_size``."""
 
     epochs: int = Field(default=1, ge=1)
@@ -91,7 +88,7 @@ class TrainingConfig(_Strict):
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
 
 
-class EndConfig(_Strict):
+class EndConfig(Strict):
     """End devices: local ``training``; ``feature_flops_per_sample`` FLOPs to turn one
     sample's raw media (``raw_bytes_per_sample`` bytes) into features."""
 
@@ -100,7 +97,7 @@ class EndConfig(_Strict):
     raw_bytes_per_sample: int = Field(default=7_500_000, ge=0)
 
 
-class EdgeConfig(_Strict):
+class EdgeConfig(Strict):
     """Edges: round ``deadline_s`` after the broadcast (none: wait for every end), what
     happens to a late update (``drop`` or use in the ``next`` round), the personal
     ``adapter`` and its ``adapter_training``."""
@@ -111,7 +108,7 @@ class EdgeConfig(_Strict):
     adapter_training: TrainingConfig = Field(default_factory=TrainingConfig)
 
 
-class CloudConfig(_Strict):
+class CloudConfig(Strict):
     """The cloud: ``mode``; FedAsync's ``alpha`` and ``staleness`` rule s(τ) with ``a``,
     ``b``; the run ends after ``updates`` edge models merged (async, sync), ``updates``
     rounds (flat) or ``updates`` epochs (cloud_only). ``deadline_s``: how long the cloud
@@ -127,7 +124,7 @@ class CloudConfig(_Strict):
     updates: int = Field(default=36, ge=1)
 
 
-class TargetConfig(_Strict):
+class TargetConfig(Strict):
     """Time to target: first virtual time the cloud model's ``metric`` reaches ``value``
     (at most ``value`` for ``mae``, at least otherwise)."""
 
@@ -135,7 +132,7 @@ class TargetConfig(_Strict):
     value: float = 0.7
 
 
-class InferenceConfig(_Strict):
+class InferenceConfig(Strict):
     """After training: ``requests`` inference requests per placement (``edge``: features
     up, the edge's personalised model; ``cloud``: raw media up, the cloud model), Poisson
     at ``rate_per_s`` over the ends; placements run one after the other. A request whose
@@ -150,7 +147,7 @@ class InferenceConfig(_Strict):
     )
 
 
-class FederatedConfig(_Strict):
+class FederatedConfig(Strict):
     """``workload`` of kind ``federated``."""
 
     kind: Literal["federated"]
@@ -194,10 +191,11 @@ scenario injects faults (someone would otherwise wait for ever)."""
 
 
 def check(
-    config: FederatedConfig, topology: Topology, source: str, seed: int, faulty: bool
+    config: FederatedConfig, topology: Topology, origin: Origin, seed: int, faulty: bool
 ) -> None:
     """Roles exist, the model and its options build, a data file is there and loads, the
     partition deals every end enough samples, deadlines are set where faults need them."""
+    source = origin.source
     if not topology.nodes_in_tier("cloud") or not topology.nodes_in_tier("end"):
         raise InputError(source, "topology", "the federated workload needs a cloud and end nodes")
     if config.cloud.mode in ("async", "sync"):
@@ -225,7 +223,7 @@ def check(
     if data.source == "file":
         if data.path is None:
             raise InputError(source, "workload.data.path", "required when source is file")
-        path = Path(source).parent / data.path
+        path = origin.base / data.path
         if not path.is_file():
             raise InputError(source, "workload.data.path", f"file not found: {path}")
         data.path = str(path.resolve())

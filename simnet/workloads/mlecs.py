@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from learning.data import (
     fall_like,
@@ -25,6 +24,8 @@ from learning.data import (
     public_private_split,
 )
 from learning.data.dataset import MultimodalDataset, MultimodalSplit
+from simnet.config.origin import Origin
+from simnet.config.strict import Strict
 from simnet.errors import InputError
 from simnet.protocols.context import Context
 from simnet.topology.graph import Topology
@@ -53,11 +54,7 @@ UPLOAD_SPREADS = {
 """Summary keys given as {mean, min, max} over the devices, from each device's entry."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """``samples`` synthetic samples of ``task`` (split ¼ public / ¾ private, each 90/10
     train/test), ``seq_len`` steps (MOSEI) and ``difficulty``."""
 
@@ -67,7 +64,7 @@ class DataConfig(_Strict):
     difficulty: float = Field(default=0.3, ge=0)
 
 
-class BackboneConfig(_Strict):
+class BackboneConfig(Strict):
     """A causal LM built offline: ``family`` and size, or a local Hugging Face checkpoint
     directory ``path`` (relative to the scenario file; no download)."""
 
@@ -78,7 +75,7 @@ class BackboneConfig(_Strict):
     path: str | None = None
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """Unified models: LoRA, shared space, soft prompt, training per stage."""
 
     slm: BackboneConfig = BackboneConfig(family="gpt2", hidden=64, layers=2, heads=2)
@@ -97,7 +94,7 @@ class ModelConfig(_Strict):
     warmup_steps: int = Field(default=60, ge=0)
 
 
-class MlecsConfig(_Strict):
+class MlecsConfig(Strict):
     """``workload`` of kind ``mlecs``: ``method``, ``rounds``, the round ``deadline_s``,
     modality existing rate ``rho`` (one for all modalities or one per modality)."""
 
@@ -112,9 +109,10 @@ class MlecsConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
 
 
-def check(config: MlecsConfig, topology: Topology, source: str, seed: int, faulty: bool) -> None:
+def check(config: MlecsConfig, topology: Topology, origin: Origin, seed: int, faulty: bool) -> None:
     """A server, at least two devices, valid rates, data enough for every device, a
     deadline where faults need one."""
+    source = origin.source
     if not topology.nodes_in_tier("cloud"):
         raise InputError(source, "topology", "mlecs needs a cloud node (the server)")
     if len(topology.nodes_in_tier("end")) < 2:
@@ -122,7 +120,7 @@ def check(config: MlecsConfig, topology: Topology, source: str, seed: int, fault
     for name in ("slm", "llm"):
         backbone = getattr(config.model, name)
         if backbone.path is not None:
-            path = Path(source).parent / backbone.path
+            path = origin.base / backbone.path
             if not path.is_dir():
                 field = f"workload.model.{name}.path"
                 raise InputError(source, field, f"checkpoint directory not found: {path}")

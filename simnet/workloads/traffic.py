@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simnet.actor import DELIVERED, Delivery
+from simnet.config.origin import Origin
 from simnet.errors import InputError
 from simnet.report.summary import time_stats
 from simnet.topology.graph import Topology
@@ -114,8 +115,11 @@ def _endpoints(gen: GeneratorConfig, topology: Topology) -> tuple[str | None, li
     return dst, [n for n in sources if n != dst]
 
 
-def check(config: TrafficConfig, topology: Topology, source: str, seed: int, faulty: bool) -> None:
+def check(
+    config: TrafficConfig, topology: Topology, origin: Origin, seed: int, faulty: bool
+) -> None:
     """Every named node exists and every explicit transfer has a route."""
+    source = origin.source
     for i, t in enumerate(config.transfers):
         _check_pair(topology, t.src, t.dst, source, f"workload.transfers.{i}")
     gen = config.generate
