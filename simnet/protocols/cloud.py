@@ -1,14 +1,15 @@
 """The cloud of the three-tier protocol, asynchronous (Mega-CE²) or synchronous
 (HierFAVG), and the flat FedAvg server.
 
-Asynchronous merge of an update from edge e that pulled version v_e, at version v:
-
-    τ   = v − v_e                                   staleness (versions since the pull)
-    α_t = min(1, α · s(τ) · n_e / n̄)                n̄: mean data size of the edges heard from
-    w   ← (1 − α_t)·w + α_t·w_e,   v ← v + 1
+Asynchronous: an update from edge e that pulled version v_e arrives at version v with
+staleness τ = v − v_e (versions since the pull); once the strategy's ``buffer`` holds
+its updates (1 by default: at once) the strategy aggregates them into version v + 1 —
+FedAsync by default (:class:`~simnet.strategies.FedAsync`: α_t = min(1, α·s(τ)·n_e/n̄),
+w ← (1 − α_t)·w + α_t·w_e), or FedBuff, or the user's.
 
 Synchronous round (every edge's update of the round in, or — with ``deadline_s`` —
-those in by ``deadline_s`` after the round's first): w = Σ_e (n_e / Σ n)·w_e over them.
+those in by ``deadline_s`` after the round's first): the strategy aggregates them,
+FedAvg by default: w = Σ_e (n_e / Σ n)·w_e.
 An update for an older version than the current one is late: not merged, answered with
 the current model. With ``deadline_s``, once training is done the cloud waits at most
 ``deadline_s`` without hearing from an edge before it stops the edges it has not stopped.
@@ -21,30 +22,15 @@ The cloud model is evaluated on the held-out test split after every new version
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from learning.aggregation import StalenessRule, staleness_factor
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.actor import kind_is
+from simnet.protocols.aggregate import aggregate
 from simnet.protocols.context import Context
 from simnet.protocols.hierarchical import REPORTED, Aggregator, concat
+from simnet.strategies import Strategy, Update
 from simnet.wire.message import Message
-
-
-@dataclass(frozen=True)
-class MergeRule:
-    """``α`` and the staleness rule ``s`` (with its ``a``, ``b``) of asynchronous merges."""
-
-    alpha: float = 0.6
-    staleness: StalenessRule = "polynomial"
-    a: float = 0.5
-    b: int = 4
-
-    def weight(self, tau: int, samples: int, mean_samples: float) -> float:
-        """α_t = min(1, α · s(τ) · n_e / n̄)."""
-        factor = staleness_factor(tau, self.staleness, self.a, self.b)
-        return min(1.0, self.alpha * factor * samples / mean_samples)
 
 
 class CloudModel:
@@ -85,7 +71,7 @@ class Cloud(CloudModel):
         node: str,
         edges: list[str],
         mode: str,
-        rule: MergeRule,
+        strategy: Strategy,
         updates: int,
         test: MultimodalSplit,
         advance: Callable[[float], None],
@@ -94,14 +80,15 @@ class Cloud(CloudModel):
         super().__init__(ctx, node, test, advance)
         self.edges = edges
         self.mode = mode
-        self.rule = rule
+        self.strategy = strategy
+        self.buffered: list[Update] = []
+        """Asynchronous updates waiting for the strategy's ``buffer`` to fill."""
         self.updates = updates
         self.deadline_s = deadline_s
         self.merged = 0
         self.late = 0
         """Updates that arrived for an older version than the current (sync: after their
         round closed), not merged."""
-        self.sizes: dict[str, int] = {}
         self.requests: dict[str, int] = {}
         """The latest request number heard from each edge; an answer carries it."""
         self.staleness: list[int] = []
@@ -127,7 +114,8 @@ class Cloud(CloudModel):
                     return
                 await self._close_round()
                 continue
-            self.sizes[message.src] = message.meta["samples"]
+            if self.mode == "async":
+                self.strategy.on_client(message.src, message.meta["samples"])
             self.requests[message.src] = message.meta["request"]
             if message.kind == "model_request" or self.done:
                 self._answer(message.src)
@@ -164,15 +152,22 @@ class Cloud(CloudModel):
             )
 
     async def _merge_async(self, message: Message) -> None:
+        """Buffer the update; once the strategy's ``buffer`` is full, aggregate them into
+        the next version (the staleness metric: the update's τ, or the buffer's mean)."""
         tau = self.version - message.meta["version"]
-        mean = sum(self.sizes.values()) / len(self.sizes)
-        alpha = self.rule.weight(tau, message.meta["samples"], mean)
-        state = await self.api.work(self.ctx.learner.merge_job(self.state, message.payload, alpha))
-        self.staleness.append(tau)
-        self.api.metric("staleness", tau)
-        self.api.metric("alpha", alpha)
-        self.merged += 1
-        self.advance(1)
+        update = Update(message.payload, message.meta["samples"], message.src, tau,
+                        self.version + 1)  # fmt: skip
+        self.buffered.append(update)
+        if len(self.buffered) < self.strategy.buffer:
+            return
+        updates, self.buffered = self.buffered, []
+        taus = [u.staleness for u in updates]
+        shown = taus[0] if len(taus) == 1 else sum(taus) / len(taus)
+        state = await aggregate(self.ctx, self.node, self.strategy, self.state, updates,
+                                {"staleness": shown})  # fmt: skip
+        self.staleness.extend(taus)
+        self.merged += len(updates)
+        self.advance(len(updates))
         await self.publish(state)
 
     async def _collect_sync(self, message: Message) -> None:
@@ -185,11 +180,10 @@ class Cloud(CloudModel):
 
     async def _close_round(self) -> None:
         """Average the round's updates (in edge order), publish, answer their senders."""
-        updates = [self.round[e] for e in self.edges if e in self.round]
-        samples = [m.meta["samples"] for m in updates]
-        state = await self.api.work(
-            self.ctx.learner.aggregate_job([m.payload for m in updates], samples)
-        )
+        messages = [self.round[e] for e in self.edges if e in self.round]
+        updates = [Update(m.payload, m.meta["samples"], m.src, 0, self.version + 1)
+                   for m in messages]  # fmt: skip
+        state = await aggregate(self.ctx, self.node, self.strategy, self.state, updates)
         self.staleness.extend(0 for _ in updates)
         self.merged += len(updates)
         self.advance(len(updates))

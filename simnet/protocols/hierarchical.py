@@ -31,16 +31,21 @@ The learning itself (training, averaging, tuning, evaluation) is the
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from learning.data.dataset import MultimodalSplit
 from learning.federated import State
 from simnet.actor import DELIVERED, kind_is
+from simnet.errors import PluginError
+from simnet.protocols.aggregate import aggregate
 from simnet.protocols.context import Context
 from simnet.protocols.payload import payload_split, split_payload
+from simnet.strategies import FedAvg, Strategy, Update
 from simnet.wire.message import Message
 
 REPORTED = ("acc2_non0", "f1_non0", "mae", "corr", "accuracy", "f1_macro")
@@ -107,28 +112,55 @@ class End:
 
 
 class Aggregator:
-    """One node's synchronous round over its ends: broadcast, collect, weighted average.
+    """One node's synchronous round over its ends: select, broadcast, collect, aggregate
+    (by ``strategy``: FedAvg by sample count unless the scenario names another).
 
     Counts ``late`` updates (missed the deadline) and how many were ``used_late`` (the
-    ``next`` policy) or ``dropped``.
+    ``next`` policy) or ``dropped``. A round's clients are ``strategy.select(r, ends,
+    rng)`` with ``rng`` seeded by (seed, node, r); when that is not every end, each
+    selected end is recorded as a ``selected:END`` metric of round r.
     """
 
-    def __init__(self, ctx: Context, node: str, ends: list[str], rules: RoundRules) -> None:
+    def __init__(
+        self, ctx: Context, node: str, ends: list[str], rules: RoundRules,
+        strategy: Strategy | None = None,
+    ) -> None:  # fmt: skip
         self.ctx = ctx
         self.node = node
         self.ends = ends
         self.rules = rules
+        self.strategy = strategy or FedAvg()
         self.round = 0
         self.late = self.used_late = self.dropped = 0
 
+    def select(self) -> list[str]:
+        """The ends of the current round (recorded when a sample)."""
+        key = zlib.crc32(self.node.encode())
+        rng = np.random.default_rng([self.ctx.seed, key, self.round])
+        chosen = self.strategy.select(self.round, list(self.ends), rng)
+        unknown = [c for c in chosen if c not in self.ends]
+        if unknown or not chosen:
+            raise PluginError(
+                getattr(self.strategy, "field", "workload.edge.strategy"),
+                getattr(self.strategy, "ref", type(self.strategy).__name__),
+                f"ValueError: select gave {chosen!r}, not a non-empty subset of {self.ends}",
+            )  # fmt: skip
+        sampling = self.strategy.sample_size(len(self.ends)) < len(self.ends)
+        if sampling or len(chosen) < len(self.ends):
+            node = self.ctx.node(self.node)
+            for end in chosen:
+                node.metric(f"selected:{end}", self.round)
+        return chosen
+
     async def run_round(self, state: State) -> tuple[State, int]:
-        """Broadcast ``state``; return (averaged state, samples behind it); ``(state, 0)``
-        when no update came."""
+        """Broadcast ``state`` to the round's ends; return (aggregated state, samples
+        behind it); ``(state, 0)`` when no update came."""
         self.round += 1
-        for end in self.ends:
+        chosen = self.select()
+        for end in chosen:
             self.ctx.send(self.node, end, "model", state, round=self.round)
         updates: list[Message] = []
-        waiting = set(self.ends)
+        waiting = set(chosen)
         node = self.ctx.node(self.node)
         deadline = None if self.rules.deadline_s is None else node.now + self.rules.deadline_s
         while waiting:
@@ -147,11 +179,11 @@ class Aggregator:
         self.late += len(waiting)  # their updates stay queued for a later round to judge
         if not updates:
             return state, 0
-        samples = [m.meta["samples"] for m in updates]
-        merged = await node.work(
-            self.ctx.learner.aggregate_job([m.payload for m in updates], samples)
-        )
-        return merged, sum(samples)
+        merged = await aggregate(self.ctx, self.node, self.strategy, state, [
+            Update(m.payload, m.meta["samples"], m.src, self.round - m.meta["round"], self.round)
+            for m in updates
+        ])  # fmt: skip
+        return merged, sum(m.meta["samples"] for m in updates)
 
     def stop(self) -> None:
         for end in self.ends:
@@ -169,11 +201,12 @@ class Edge:
         ends: list[str],
         rules: RoundRules,
         adapter: State | None,
+        strategy: Strategy | None = None,
     ) -> None:
         self.ctx = ctx
         self.edge = edge
         self.cloud = cloud
-        self.rounds = Aggregator(ctx, edge, ends, rules)
+        self.rounds = Aggregator(ctx, edge, ends, rules, strategy)
         self.adapter = adapter
         self.samples = 0
         self.heard: set[str] = set()

@@ -11,11 +11,13 @@ the data layout (who holds which samples) is documented in docs/megace2.md.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from learning.data import (
     dirichlet_partition,
@@ -30,14 +32,17 @@ from learning.models import MODELS, build_model
 from learning.train import TrainConfig
 from simnet.actor import Actor
 from simnet.config.origin import Origin
+from simnet.config.plugins import is_reference, resolve
 from simnet.config.strict import Strict
 from simnet.errors import InputError
-from simnet.protocols.cloud import CentralServer, Cloud, FlatServer, MergeRule, raw_upload
+from simnet.protocols.cloud import CentralServer, Cloud, FlatServer, raw_upload
 from simnet.protocols.context import Context
 from simnet.protocols.hierarchical import Aggregator, Edge, End, EndData, RoundRules
 from simnet.protocols.inference import KINDS as INFERENCE_KINDS
 from simnet.protocols.inference import PHASE as INFERENCE_PHASE
 from simnet.protocols.inference import Server, breakdown, run_requests, serve
+from simnet.strategies import Strategy
+from simnet.strategies.configured import configured, with_settings
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun, by_owner, summed
 
@@ -89,31 +94,56 @@ class TrainingConfig(Strict):
 
 
 class EndConfig(Strict):
-    """End devices: local ``training``; ``feature_flops_per_sample`` FLOPs to turn one
-    sample's raw media (``raw_bytes_per_sample`` bytes) into features."""
+    """End devices: local ``training`` (``strategy`` ``fedavg`` or ``fedprox`` with ``mu``);
+    ``feature_flops_per_sample`` FLOPs to turn one sample's raw media
+    (``raw_bytes_per_sample`` bytes) into features."""
 
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     feature_flops_per_sample: float = Field(default=2e8, ge=0)
     raw_bytes_per_sample: int = Field(default=7_500_000, ge=0)
+    strategy: Literal["fedavg", "fedprox"] = "fedavg"
+    """``fedprox``: the local loss gets FedProx's proximal term (μ/2)·‖w − w⁰‖²."""
+    mu: float = Field(default=0.01, ge=0)
+    """FedProx's μ (``strategy: fedprox`` only)."""
+
+    def train_config(self) -> TrainConfig:
+        """The local training settings, with μ for FedProx (0 for plain FedAvg)."""
+        mu = self.mu if self.strategy == "fedprox" else 0.0
+        return replace(self.training.train_config(), prox_mu=mu)
 
 
 class EdgeConfig(Strict):
     """Edges: round ``deadline_s`` after the broadcast (none: wait for every end), what
     happens to a late update (``drop`` or use in the ``next`` round), the personal
-    ``adapter`` and its ``adapter_training``."""
+    ``adapter`` and its ``adapter_training``; the ``strategy`` of its rounds (with
+    ``strategy_options``) and how many ends a round samples."""
 
     deadline_s: float | None = Field(default=None, gt=0)
     late_policy: Literal["drop", "next"] = "drop"
     adapter: bool = True
     adapter_training: TrainingConfig = Field(default_factory=TrainingConfig)
+    strategy: str = "fedavg"
+    """How an edge merges its ends' updates: a built-in (``fedavg``) or ``module:Class``."""
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    clients_per_round: int | None = Field(default=None, ge=1)
+    """Ends each round takes (sampled by the strategy's ``select``; default all)."""
+    fraction: float | None = Field(default=None, gt=0, le=1)
+    """Share of the ends each round takes, ⌈fraction·n⌉ (instead of ``clients_per_round``)."""
+
+    @model_validator(mode="after")
+    def _one_sample_size(self) -> EdgeConfig:
+        if self.clients_per_round is not None and self.fraction is not None:
+            raise ValueError("give clients_per_round or fraction, not both")
+        return self
 
 
 class CloudConfig(Strict):
-    """The cloud: ``mode``; FedAsync's ``alpha`` and ``staleness`` rule s(τ) with ``a``,
-    ``b``; the run ends after ``updates`` edge models merged (async, sync), ``updates``
-    rounds (flat) or ``updates`` epochs (cloud_only). ``deadline_s``: how long the cloud
-    waits for edges (sync: a round closes ``deadline_s`` after its first update;
-    cloud_only: the raw uploads; async and sync, once done: edges yet to be stopped)."""
+    """The cloud: ``mode``; its ``strategy`` (FedAsync's — or FedBuff's — ``alpha`` and
+    ``staleness`` rule s(τ) with ``a``, ``b``; FedBuff's ``buffer``); the run ends after
+    ``updates`` edge models merged (async, sync), ``updates`` rounds (flat) or
+    ``updates`` epochs (cloud_only). ``deadline_s``: how long the cloud waits for edges
+    (sync: a round closes ``deadline_s`` after its first update; cloud_only: the raw
+    uploads; async and sync, once done: edges yet to be stopped)."""
 
     mode: Literal["async", "sync", "flat", "cloud_only"] = "async"
     deadline_s: float | None = Field(default=None, gt=0)
@@ -122,6 +152,25 @@ class CloudConfig(Strict):
     a: float = Field(default=0.5, gt=0)
     b: int = Field(default=4, ge=0)
     updates: int = Field(default=36, ge=1)
+    strategy: str | None = None
+    """How the cloud merges edge models: ``fedasync`` (the default of ``async``),
+    ``fedbuff``, ``fedavg`` (the default of ``sync``) or ``module:Class``."""
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    buffer: int | None = Field(default=None, ge=1)
+    """Updates the asynchronous cloud collects before each aggregation (FedBuff's K,
+    default 3 for ``fedbuff``, 1 otherwise)."""
+
+    def strategy_name(self) -> str:
+        """The strategy named, or the mode's default."""
+        return self.strategy or ("fedavg" if self.mode == "sync" else "fedasync")
+
+    def builtin_options(self) -> dict[str, dict[str, Any]]:
+        """The built-in strategies' settings from this section."""
+        rule = {"staleness": self.staleness, "a": self.a, "b": self.b, "alpha": self.alpha}
+        return {
+            "fedasync": rule,
+            "fedbuff": {**rule, **({"buffer": self.buffer} if self.buffer else {})},
+        }
 
 
 class TargetConfig(Strict):
@@ -160,6 +209,10 @@ class FederatedConfig(Strict):
     target: TargetConfig = Field(default_factory=TargetConfig)
     inference: InferenceConfig | None = None
 
+
+RUN_ORIGIN = Origin("workload", Path("."))
+"""Where a run builds its plug-ins from: their references were made absolute by
+:func:`check`."""
 
 NO_EDGE_MODELS = ("flat", "cloud_only")
 """Modes whose edges hold no model."""
@@ -247,6 +300,7 @@ def check(
                 source, f"workload.{tier}.deadline_s",
                 f"required when the scenario has faults (cloud.mode {config.cloud.mode})",
             )  # fmt: skip
+    _check_strategies(config, origin)
     try:
         dataset = load_data(data, seed)
     except (ValueError, OSError, KeyError) as exc:
@@ -255,6 +309,35 @@ def check(
         end_datasets(dataset, ends_in_order(roles(topology)[1]), config.partition, seed)
     except ValueError as exc:
         raise InputError(source, "workload.partition", str(exc).splitlines()[0]) from None
+
+
+def edge_strategy(config: FederatedConfig, origin: Origin) -> Strategy:
+    """A fresh strategy of an edge's rounds (of the flat server's), with its sampling."""
+    edge = config.edge
+    field = "workload.edge.strategy"
+    strategy = configured(edge.strategy, edge.strategy_options, origin, field)
+    return with_settings(strategy, edge.clients_per_round, edge.fraction)
+
+
+def cloud_strategy(config: FederatedConfig, origin: Origin) -> Strategy:
+    """The cloud's strategy (``async`` and ``sync``), with its ``buffer``."""
+    cloud = config.cloud
+    options = cloud.builtin_options()
+    field = "workload.cloud.strategy"
+    strategy = configured(cloud.strategy_name(), cloud.strategy_options, origin, field, options)
+    return with_settings(strategy, buffer=cloud.buffer)
+
+
+def _check_strategies(config: FederatedConfig, origin: Origin) -> None:
+    """Plug-in references resolved (a file's to its absolute path, for the run) and every
+    strategy built once."""
+    for section, field in ((config.edge, "workload.edge.strategy"),
+                           (config.cloud, "workload.cloud.strategy")):  # fmt: skip
+        if section.strategy is not None and is_reference(section.strategy):
+            section.strategy = resolve(section.strategy, origin, field).text
+    edge_strategy(config, origin)
+    if config.cloud.mode in ("async", "sync"):
+        cloud_strategy(config, origin)
 
 
 def load_data(config: DataConfig, seed: int) -> MultimodalDataset:
@@ -308,7 +391,7 @@ class FederatedRun(WorkloadRun):
         learner = Learner(
             partial(build_model, config.model.name, dims, 1, **config.model.options),
             dataset.task,
-            config.end.training.train_config(),
+            config.end.train_config(),
             config.edge.adapter_training.train_config(),
             seed,
             self.runtime.device,
@@ -343,17 +426,21 @@ class FederatedRun(WorkloadRun):
             return
         parents = dict.fromkeys(ends, self.cloud_id)
         if cloud.mode == "flat":
-            self.aggregators = [Aggregator(self.ctx, self.cloud_id, ends, rules)]
+            strategy = edge_strategy(config, RUN_ORIGIN)
+            self.aggregators = [Aggregator(self.ctx, self.cloud_id, ends, rules, strategy)]
             self.server = FlatServer(
                 self.ctx, self.aggregators[0], cloud.updates, dataset.test, advance
             )
         else:
             for k, (edge, group) in enumerate(self.children.items()):
                 adapter = learner.new_adapter(seed + k) if edge_cfg.adapter else None
-                self.edges.append(Edge(self.ctx, edge, self.cloud_id, group, rules, adapter))
+                strategy = edge_strategy(config, RUN_ORIGIN)
+                self.edges.append(
+                    Edge(self.ctx, edge, self.cloud_id, group, rules, adapter, strategy)
+                )
                 parents.update(dict.fromkeys(group, edge))
             self.aggregators = [e.rounds for e in self.edges]
-            rule = MergeRule(cloud.alpha, cloud.staleness, cloud.a, cloud.b)
+            rule = cloud_strategy(config, RUN_ORIGIN)
             self.server = Cloud(
                 self.ctx, self.cloud_id, list(self.children), cloud.mode, rule, cloud.updates,
                 dataset.test, advance, cloud.deadline_s,
