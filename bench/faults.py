@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from simnet.config.scenario import load_scenario
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "faults_mosei.yaml"
 

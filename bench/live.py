@@ -16,7 +16,7 @@ from pathlib import Path
 from simnet.config.scenario import load_scenario
 from simnet.live.launch import live_run
 from simnet.report.compare import compare_runs
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 ROOT = Path(__file__).parents[1]
 DEFAULT = ["scenarios/traffic_dumbbell.yaml", "scenarios/traffic_tree.yaml"]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from simnet.config.scenario import load_scenario
 from simnet.protocols.inference import TERMS
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 SCENARIOS = ("async", "sync", "flat", "cloud_only")
 ROOT = Path(__file__).resolve().parents[1]

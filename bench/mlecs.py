@@ -20,7 +20,7 @@ import pandas as pd
 
 from learning.llm import GPT2_LARGE, meta_counts
 from simnet.config.scenario import load_scenario
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 METHODS = ("ml_ecs", "standalone", "multi_fedavg", "no_mma", "no_se_ccl")
 ROOT = Path(__file__).resolve().parents[1]

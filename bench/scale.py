@@ -43,7 +43,7 @@ def measure(scenario: str, backend: str, workers: int | None, sets: list[str]) -
 
     from learning.federated import Learner
     from simnet.config.scenario import load_scenario
-    from simnet.run import run_scenario
+    from simnet.runner import run_scenario
 
     events = 0
     step = simpy.Environment.step

@@ -22,7 +22,7 @@ _EXPORTS = {
     "load": "simnet.api",
     "sweep": "simnet.api",
     "load_sweep": "simnet.api",
-    "live": "simnet.api",
+    "live": "simnet.live",
     "compare": "simnet.api",
     "load_run": "simnet.report.result",
     "Result": "simnet.report.result",
@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from simnet.api import compare, live, load, load_sweep, run, sweep
+    from simnet import live
+    from simnet.api import compare, load, load_sweep, run, sweep
     from simnet.config.scenario import Scenario
     from simnet.errors import InputError, PluginError
     from simnet.report.result import Result, SweepResult, load_run
@@ -56,7 +57,8 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'simnet' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    module = importlib.import_module(_EXPORTS[name])
+    return module if name == "live" else getattr(module, name)
 
 
 def __dir__() -> list[str]:

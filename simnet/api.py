@@ -82,7 +82,7 @@ def run(
     replaces the run's files); the run as a :class:`Result` (complete or not: see
     ``Result.complete``)."""
     from simnet.report.records import clear_run
-    from simnet.run import run_scenario
+    from simnet.runner import run_scenario
 
     loaded = load(scenario, overrides, seed, base_dir)
     out_dir = Path(out) if out is not None else default_out(loaded)
@@ -109,7 +109,7 @@ def sweep(
     (``backend="ray"``, on the cluster at ``address`` if given); with its figures."""
     from simnet.executors import default_workers
     from simnet.report.plot import plot
-    from simnet.sweep import load_sweep, run_sweep
+    from simnet.sweeps import load_sweep, run_sweep
 
     if backend not in ("pool", "ray"):
         raise InputError("--backend", "", f"must be pool or ray (got {backend!r})")

@@ -15,7 +15,7 @@ import yaml
 from simnet.config.scenario import load_scenario
 from simnet.report.figures import cumulative_bytes_by_class, read_messages
 from simnet.report.table import format_summary
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 from simnet.topology.graph import link_class
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from simnet.cli import main
 from simnet.config.scenario import load_scenario
 from simnet.errors import InputError
 from simnet.report.compare import compare_runs, format_comparison, size_class
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 ROOT = Path(__file__).parents[1]
 COLUMNS = ["src", "dst", "kind", "bytes", "size_class", "sim_s", "live_s", "rel_error"]

@@ -15,7 +15,7 @@ from learning.models import build_model
 from learning.train import TrainConfig
 from simnet.cli import main
 from simnet.config.scenario import load_scenario
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 SCENARIOS = Path(__file__).parents[1] / "scenarios"
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -15,7 +15,7 @@ import yaml
 from simnet.cli import main
 from simnet.config.scenario import load_scenario
 from simnet.report.records import is_complete
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 from simnet.topology.graph import link_class
 
 ROOT = Path(__file__).resolve().parents[1]

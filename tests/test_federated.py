@@ -16,7 +16,7 @@ from learning.flops import forward_flops
 from learning.models import PersonalizedModel, build_model
 from simnet.config.scenario import load_scenario
 from simnet.engine.node import Machine
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 SMALL_MODEL = {"name": "mult", "options": {"width": 8, "layers": 1, "heads": 2}}
 

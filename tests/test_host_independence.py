@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from simnet.config.scenario import load_scenario
-from simnet.run import run_scenario
-from simnet.sweep import load_sweep, run_sweep
+from simnet.runner import run_scenario
+from simnet.sweeps import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 MOSEI_ASYNC = ROOT / "scenarios" / "mosei_async.yaml"

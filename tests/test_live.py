@@ -19,7 +19,7 @@ import yaml
 from simnet.config.scenario import load_scenario
 from simnet.live.launch import live_run
 from simnet.live.links import Chunk, EmulatedLink, chunk_bytes
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 
 ROOT = Path(__file__).parents[1]
 MB = 1_000_000

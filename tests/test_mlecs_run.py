@@ -13,7 +13,7 @@ import yaml
 
 from simnet.config.scenario import load_scenario
 from simnet.engine.node import Machine
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 from simnet.wire.codecs import get_codec
 
 

@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     import torch
     from simnet.engine.node import Machine
-    from simnet.run import run_scenario
+    from simnet.runner import run_scenario
     from simnet.config.scenario import load_scenario
 
     out, sets = Path(sys.argv[1]), sys.argv[2:]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from simnet.config.scenario import load_scenario
-from simnet.sweep import load_sweep
+from simnet.sweeps import load_sweep
 
 FILES = sorted((Path(__file__).parents[1] / "scenarios").glob("*.yaml"))
 

@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 import simnet.report.plot
-import simnet.sweep
+import simnet.sweeps
 from simnet.cli import EXIT_INCOMPLETE, main
 from simnet.errors import InputError
 from simnet.report.plot import plot
 from simnet.report.records import clear_run, is_complete
-from simnet.sweep import load_sweep, run_sweep
+from simnet.sweeps import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 2_000_000  # bytes
@@ -67,7 +67,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning(tmp_path):
 
     def counting(base, overrides, run_dir):
         from simnet.config.scenario import load_scenario
-        from simnet.run import run_scenario
+        from simnet.runner import run_scenario
 
         calls.append(run_dir)
         run_scenario(load_scenario(base, overrides), run_dir, progress=False, figures=False)
@@ -141,7 +141,7 @@ def counting(calls: list[str]):
 
     def runner(base, overrides, run_dir):
         from simnet.config.scenario import load_scenario
-        from simnet.run import run_scenario
+        from simnet.runner import run_scenario
 
         calls.append(run_dir.name)
         run_scenario(load_scenario(base, overrides), run_dir, progress=False, figures=False)
@@ -287,7 +287,7 @@ def test_cli_reports_incomplete_points_and_exits_3(tmp_path, monkeypatch, capsys
     path = write_sweep(tmp_path, {"topology.links[edge-edge].latency_ms": [1, 10]})
     calls: list[str] = []
     runner = incomplete_when_slow(calls)
-    monkeypatch.setattr(simnet.sweep, "run_sweep", functools.partial(run_sweep, runner=runner))
+    monkeypatch.setattr(simnet.sweeps, "run_sweep", functools.partial(run_sweep, runner=runner))
     out = tmp_path / "out"
     status = main(["sweep", str(path), "--out", str(out), "--workers", "1"])
     assert status == EXIT_INCOMPLETE == 3

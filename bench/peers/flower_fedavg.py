@@ -33,7 +33,7 @@ import torch
 from learning.federated import Learner
 from learning.models import build_model
 from simnet.config.scenario import load_scenario
-from simnet.run import run_scenario
+from simnet.runner import run_scenario
 from simnet.workloads.federated import end_datasets, ends_in_order, load_data, roles
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,3 +18,8 @@ class Origin:
     def resolve(self, relative: str) -> Path:
         """``relative`` as an absolute path from :attr:`base`."""
         return (self.base / relative).resolve()
+
+
+RUN_ORIGIN = Origin("workload", Path("."))
+"""Where a run builds its plug-ins from: the scenario's check made their file references
+absolute."""

@@ -41,6 +41,7 @@ from learning.llm.unified import ENCODERS
 from learning.mlecs import Mlecs, State
 from simnet.actor import DELIVERED, kind_is
 from simnet.protocols.context import Context
+from simnet.strategies import MMA, Strategy, Update
 from simnet.wire.message import Message
 
 REPORTED = ("accuracy", "f1_macro")
@@ -136,8 +137,10 @@ class MlecsServer:
         seed: int,
         advance: Callable[[float], None],
         deadline_s: float | None = None,
+        strategy: Strategy | None = None,
     ) -> None:
         self.ctx, self.learner, self.node = ctx, learner, node
+        self.strategy = strategy or MMA()
         self.api = ctx.node(node)
         self.devices, self.method, self.rounds = devices, method, rounds
         self.public, self.public_test = public, public_test
@@ -196,8 +199,7 @@ class MlecsServer:
                 part = {k: v for k, v in merged.items() if k in m.payload}
                 self.ctx.send(self.node, m.src, "server_lora", part, round=r)
             return
-        counts = [1 if self.method == "no_mma" else m.meta["modalities"] for m in updates]
-        merged = await self.api.job(self.learner.mma, states, counts)
+        merged = await self.api.job(self._merge, updates, r)
         self.slm = await self.api.job(
             with_lora, self.learner, "slm", self.modalities, self.slm, merged
         )
@@ -212,6 +214,18 @@ class MlecsServer:
         shipped = await self.api.job(self.learner.lora_of, "slm", self.modalities, self.slm)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "server_lora", shipped, round=r)
+
+    def _merge(self, messages: list[Message], r: int) -> State:
+        """The strategy's aggregate of round ``r``'s LoRA updates (weights: modality
+        counts, 1 each for ``no_mma``) against the server SLM's LoRA."""
+        updates = [
+            Update(m.payload, 1 if self.method == "no_mma" else m.meta["modalities"], m.src, 0, r)
+            for m in messages
+        ]
+        current = self.learner.lora_of("slm", self.modalities, self.slm)
+        merged = self.strategy.aggregate(current, updates)
+        self.strategy.on_round_end(r, merged)
+        return merged
 
 
 class DeviceActor:

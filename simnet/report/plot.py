@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from simnet.protocols.inference import TERMS  # noqa: E402
 from simnet.report.figures import node_tiers, read_summary, save, write_run_figures  # noqa: E402
-from simnet.sweep import RESULTS, SWEEP_COPY  # noqa: E402
+from simnet.sweeps import RESULTS, SWEEP_COPY  # noqa: E402
 
 FORMATS = ("png", "pdf")
 HEADLINE = {

@@ -59,7 +59,8 @@ def configured(
         return Guarded(guarded(field, spec, cls, **options), field, spec)
     if spec not in BUILTINS:
         known = ", ".join(BUILTINS)
-        raise InputError(origin.source, field, f"must be one of {known} or module:Class")
+        message = f"must be one of {known} or module:Class (got {spec!r})"
+        raise InputError(origin.source, field, message)
     try:
         return BUILTINS[spec](**{**(builtin or {}).get(spec, {}), **options})
     except TypeError as exc:

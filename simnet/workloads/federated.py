@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +30,7 @@ from learning.federated import Learner
 from learning.models import MODELS, build_model
 from learning.train import TrainConfig
 from simnet.actor import Actor
-from simnet.config.origin import Origin
+from simnet.config.origin import RUN_ORIGIN, Origin
 from simnet.config.plugins import is_reference, resolve
 from simnet.config.strict import Strict
 from simnet.errors import InputError
@@ -209,10 +208,6 @@ class FederatedConfig(Strict):
     target: TargetConfig = Field(default_factory=TargetConfig)
     inference: InferenceConfig | None = None
 
-
-RUN_ORIGIN = Origin("workload", Path("."))
-"""Where a run builds its plug-ins from: their references were made absolute by
-:func:`check`."""
 
 NO_EDGE_MODELS = ("flat", "cloud_only")
 """Modes whose edges hold no model."""

@@ -24,10 +24,13 @@ from learning.data import (
     public_private_split,
 )
 from learning.data.dataset import MultimodalDataset, MultimodalSplit
-from simnet.config.origin import Origin
+from simnet.config.origin import RUN_ORIGIN, Origin
+from simnet.config.plugins import is_reference, resolve
 from simnet.config.strict import Strict
 from simnet.errors import InputError
 from simnet.protocols.context import Context
+from simnet.strategies import Strategy
+from simnet.strategies.configured import configured
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun, by_owner, summed
 
@@ -107,6 +110,14 @@ class MlecsConfig(Strict):
     rho: float | dict[str, float] = 0.5
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    strategy: str = "mma"
+    """How the server merges the devices' LoRA updates (weights: modality counts, 1 with
+    ``no_mma``): ``mma`` (eq. 13) or ``module:Class``."""
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+
+    def server_strategy(self, origin: Origin) -> Strategy:
+        """A fresh strategy of the server's rounds."""
+        return configured(self.strategy, self.strategy_options, origin, "workload.strategy")
 
 
 def check(config: MlecsConfig, topology: Topology, origin: Origin, seed: int, faulty: bool) -> None:
@@ -133,6 +144,9 @@ def check(config: MlecsConfig, topology: Topology, origin: Origin, seed: int, fa
         )
     if not all(0 <= r <= 1 for r in rates.values()) or not any(rates.values()):
         raise InputError(source, "workload.rho", "rates must be in [0, 1] and not all 0")
+    if is_reference(config.strategy):
+        config.strategy = resolve(config.strategy, origin, "workload.strategy").text
+    config.server_strategy(origin)
     if faulty and config.method != "standalone" and config.deadline_s is None:
         raise InputError(source, "workload.deadline_s", "required when the scenario has faults")
     try:
@@ -234,6 +248,7 @@ class MlecsRun(WorkloadRun):
         self.server = MlecsServer(
             self.ctx, self.learner, self.server_id, self.devices, config.method, config.rounds,
             public, pool.subset(parts["public_test"]), seed, advance, config.deadline_s,
+            config.server_strategy(RUN_ORIGIN),
         )  # fmt: skip
 
     @property

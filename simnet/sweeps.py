@@ -168,7 +168,7 @@ def _run_point(base: Path, overrides: list[tuple[str, Any]], out: Path) -> None:
     """One point, in a worker or in this process (with the scenario's
     ``execution.threads``, whichever runs it)."""
     from simnet.config.scenario import load_scenario
-    from simnet.run import run_scenario
+    from simnet.runner import run_scenario
 
     run_scenario(load_scenario(base, overrides), out, progress=False, figures=False)
 
