@@ -72,6 +72,9 @@ class Learner:
         self.initial = copy_state(self.model)
         self.personal.freeze_base()
         self.params = sum(v.numel() for v in self.initial.values())
+        """Elements of a model state (parameters and buffers)."""
+        self.trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        """Trainable parameters of the global model."""
         on_cpu = device == "cpu"
         self.work = self.model if on_cpu else copy.deepcopy(self.model).to(device)
         self.work_personal = self.personal if on_cpu else copy.deepcopy(self.personal).to(device)

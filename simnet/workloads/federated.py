@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from learning.data import (
     dirichlet_partition,
@@ -27,11 +27,11 @@ from learning.data import (
 )
 from learning.data.dataset import MultimodalDataset
 from learning.federated import Learner
-from learning.models import MODELS, build_model
+from learning.models import MODELS, FusionModel, build_model
 from learning.train import TrainConfig
 from simnet.actor import Actor
 from simnet.config.origin import RUN_ORIGIN, Origin
-from simnet.config.plugins import is_reference, resolve
+from simnet.config.plugins import PluginRef, guarded, is_reference, load_class, resolve
 from simnet.config.strict import Strict
 from simnet.errors import InputError
 from simnet.protocols.cloud import CentralServer, Cloud, FlatServer, raw_upload
@@ -47,10 +47,13 @@ from simnet.workloads.base import WorkloadRun, by_owner, summed
 
 
 class DataConfig(Strict):
-    """``synthetic`` MOSEI-shaped data (sizes, ``seq_len`` steps, ``difficulty``) or a
-    MOSI/MOSEI feature ``file`` at ``path`` (relative to the scenario file)."""
+    """``synthetic`` MOSEI-shaped data (sizes, ``seq_len`` steps, ``difficulty``), a
+    MOSI/MOSEI feature ``file`` at ``path`` (relative to the scenario file), or the user's
+    ``module:function``, called ``function(seed=seed, **options)`` and returning a
+    :class:`~learning.data.dataset.MultimodalDataset`."""
 
-    source: Literal["synthetic", "file"] = "synthetic"
+    source: str = "synthetic"
+    options: dict[str, Any] = Field(default_factory=dict)
     path: str | None = None
     layout: Literal["auto", "mult", "mmsa"] = "auto"
     train: int = Field(default=900, ge=1)
@@ -58,6 +61,13 @@ class DataConfig(Strict):
     test: int = Field(default=400, ge=1)
     seq_len: int = Field(default=12, ge=1)
     difficulty: float = Field(default=0.3, ge=0)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        if source not in ("synthetic", "file") and not is_reference(source):
+            raise ValueError(f"synthetic, file or module:function (got {source!r})")
+        return source
 
 
 class PartitionConfig(Strict):
@@ -260,14 +270,19 @@ def check(
             source, "workload.inference.placements",
             f"edge placement needs edge models: cloud.mode async or sync, not {config.cloud.mode}",
         )  # fmt: skip
-    if config.model.name not in MODELS:
+    model = config.model
+    if is_reference(model.name):
+        model.name = load_class(model.name, origin, "workload.model.name", FusionModel)[0].text
+    elif model.name not in MODELS:
         known = ", ".join(MODELS)
-        raise InputError(source, "workload.model.name", f"must be one of {known}")
+        raise InputError(source, "workload.model.name", f"must be one of {known} or module:Class")
     try:
-        build_model(config.model.name, {"text": 4, "audio": 3}, 1, **config.model.options)
+        model_factory(model, {"text": 4, "audio": 3})()
     except (TypeError, ValueError) as exc:
         raise InputError(source, "workload.model.options", str(exc).splitlines()[0]) from None
     data = config.data
+    if is_reference(data.source):
+        data.source = resolve(data.source, origin, "workload.data.source").text
     if data.source == "file":
         if data.path is None:
             raise InputError(source, "workload.data.path", "required when source is file")
@@ -335,7 +350,32 @@ def _check_strategies(config: FederatedConfig, origin: Origin) -> None:
         cloud_strategy(config, origin)
 
 
+def plugin_model(
+    ref: PluginRef, dims: dict[str, int], out_dim: int, options: dict[str, Any]
+) -> FusionModel:
+    """The user's model class at ``ref`` built as ``Class(dims, out_dim, **options)``."""
+    return guarded("workload.model.name", ref.text, ref.load(), dims, out_dim, **options)
+
+
+def model_factory(config: ModelConfig, dims: dict[str, int]) -> Callable[[], FusionModel]:
+    """A picklable maker of fresh models of ``config`` over ``dims`` (one output)."""
+    if is_reference(config.name):
+        module, _, name = config.name.rpartition(":")
+        return partial(plugin_model, PluginRef(module, name), dims, 1, config.options)
+    return partial(build_model, config.name, dims, 1, **config.options)
+
+
 def load_data(config: DataConfig, seed: int) -> MultimodalDataset:
+    """The dataset ``config`` describes (a plug-in's must be a MultimodalDataset)."""
+    if is_reference(config.source):
+        module, _, name = config.source.rpartition(":")
+        loader = PluginRef(module, name).load()
+        field = "workload.data.source"
+        dataset = guarded(field, config.source, loader, seed=seed, **config.options)
+        if not isinstance(dataset, MultimodalDataset):
+            kind = type(dataset).__name__
+            raise ValueError(f"{config.source} returned a {kind}, not a MultimodalDataset")
+        return dataset
     if config.source == "file":
         return load_mosei(config.path or "", config.layout)
     return mosei_like(
@@ -384,7 +424,7 @@ class FederatedRun(WorkloadRun):
         dataset = load_data(config.data, seed)
         dims = dataset.feature_dims()
         learner = Learner(
-            partial(build_model, config.model.name, dims, 1, **config.model.options),
+            model_factory(config.model, dims),
             dataset.task,
             config.end.train_config(),
             config.edge.adapter_training.train_config(),
@@ -535,7 +575,7 @@ class FederatedRun(WorkloadRun):
         final = self.server.history[-1][1] if self.server.history else {}
         out: dict[str, Any] = {
             "cloud_mode": self.config.cloud.mode,
-            "model_parameters": self.ctx.learner.params,
+            "model_parameters": self.ctx.learner.trainable,
             "cloud": {"version": self.server.version, **final},
             "edges": {edge.edge: edge.metrics for edge in self.edges},
             "edge_samples": {edge.edge: edge.samples for edge in self.edges},
