@@ -22,14 +22,13 @@ Rules both runtimes keep:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    from simnet.wire.message import Message
 
-from learning.jobs import Job
-from simnet.wire.message import Message
 
 DELIVERED = "delivered"
 DROPPED = "dropped"
@@ -38,7 +37,16 @@ IN_FLIGHT = "in_flight"
 T = TypeVar("T")
 Actor = Coroutine[Any, Any, Any]
 """A node's behaviour: a coroutine awaiting only the actor API."""
-Accept = Callable[[Message], bool]
+Accept = Callable[["Message"], bool]
+
+
+class Work(Protocol):
+    """A learning job as the actor API sees it (:class:`learning.jobs.Job` is one): its
+    ``flops`` (FLOPs) and ``run()`` giving its result."""
+
+    flops: int
+
+    def run(self) -> Any: ...
 
 
 class Crashed(Exception):
@@ -106,7 +114,7 @@ class NodeApi(ABC):
         self,
         dst: str,
         kind: str,
-        payload: dict[str, torch.Tensor] | None = None,
+        payload: Mapping[str, Any] | None = None,
         *,
         size_bytes: int | None = None,
         reply_to: int | None = None,
@@ -114,6 +122,8 @@ class NodeApi(ABC):
     ) -> Awaitable[Delivery]:
         """Send a message now (``size_bytes``: a declared size for a payload-less one;
         ``reply_to``: the id of the message it answers); await it for its delivery."""
+        from simnet.wire.message import Message  # the wire's, loaded when first sent
+
         message = Message(
             self.id, dst, kind, dict(payload or {}), meta, size_bytes, reply_to=reply_to
         )
@@ -128,6 +138,36 @@ class NodeApi(ABC):
         self, accept: Accept | None = None, timeout: float | None = None
     ) -> Awaitable[Message | None]:
         """The oldest message ``accept`` takes (``None`` after ``timeout`` seconds)."""
+
+    async def gather(
+        self,
+        accept: Accept,
+        wanted: int,
+        deadline_s: float | None = None,
+        *,
+        from_first: bool = False,
+        counts: Callable[[Message], bool] | None = None,
+    ) -> list[Message]:
+        """Receive what ``accept`` takes until ``wanted`` messages count or the deadline
+        passes; the counted ones, in arrival order.
+
+        ``counts(m)`` (default: every message counts) is called on each message received
+        and may act on it (keep a late one, drop a resend). The deadline is t₀ +
+        ``deadline_s``, t₀ the call's time or, with ``from_first``, the time the first
+        counted message came (``None``: no deadline, wait as long as it takes).
+        """
+        got: list[Message] = []
+        until = None if deadline_s is None or from_first else self.now + deadline_s
+        while len(got) < wanted:
+            left = None if until is None else until - self.now
+            message = await self.receive(accept, left)
+            if message is None:
+                break
+            if counts is None or counts(message):
+                got.append(message)
+                if until is None and deadline_s is not None:
+                    until = self.now + deadline_s
+        return got
 
     @abstractmethod
     def take(self, accept: Accept) -> list[Message]:
@@ -151,7 +191,7 @@ class NodeApi(ABC):
         """Run the learning step ``fn(*args)``, which takes no compute time; await it for
         its result."""
 
-    async def work(self, job: Job) -> Any:
+    async def work(self, job: Work) -> Any:
         """Run the learning job ``job`` and charge its ``flops`` as compute on this node;
         gives the job's result once both are done. (The simulation runtime may run the job
         ahead of the clock, on its executor.)"""

@@ -133,3 +133,65 @@ def test_drive_yields_the_same_events_as_the_process_it_replaces():
     env.process(drive(as_coroutine(b)))
     env.run()
     assert a == b == [(1.75, "v")]
+
+
+def test_importing_the_actor_api_loads_no_torch_learning_simpy_or_zmq():
+    code = (
+        "import sys, simnet.actor; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'learning', 'simpy', 'zmq')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def gather_run(sends: list[tuple[float, str]], wanted: int, **kw) -> tuple[list, float]:
+    """``a`` sends 1000-byte messages of the given kinds at the given times; ``b`` gathers
+    ``data`` ones. Each takes 0.01 + 1000 / 1e6 = 0.011 s."""
+    w = chain()
+    rt = SimRuntime(w)
+    seen: dict[str, object] = {}
+
+    async def sender():
+        a = rt.node("a")
+        for at, kind in sends:
+            await a.sleep(at - a.now)
+            a.send("b", kind, size_bytes=1000)
+
+    async def receiver():
+        b = rt.node("b")
+        got = await b.gather(kind_is("data"), wanted, **kw)
+        seen["got"], seen["t"] = [m.kind for m in got], b.now
+
+    rt.start("a", sender)
+    rt.start("b", receiver)
+    w.run()
+    return seen["got"], seen["t"]
+
+
+def test_gather_returns_at_the_nth_arrival():
+    got, t = gather_run([(0.0, "data"), (1.0, "data"), (2.0, "data")], 2, deadline_s=5.0)
+    assert got == ["data", "data"] and t == pytest.approx(1.011)
+
+
+def test_gather_stops_at_the_deadline_with_what_came():
+    got, t = gather_run([(0.0, "data"), (3.0, "data")], 2, deadline_s=2.0)
+    assert got == ["data"] and t == pytest.approx(2.0)
+
+
+def test_gather_deadline_from_the_first_counted_message():
+    """First arrival at 1.011 s; deadline 1.5 s after it: 2.511 s, before the 3.011 one."""
+    got, t = gather_run([(1.0, "data"), (3.0, "data")], 2, deadline_s=1.5, from_first=True)
+    assert got == ["data"] and t == pytest.approx(2.511)
+
+
+def test_messages_that_do_not_count_do_not_end_a_gather():
+    seen = []
+
+    def counts(message):
+        seen.append(message.id)
+        return len(seen) % 2 == 0  # every second one counts
+
+    got, t = gather_run([(0.0, "data"), (1.0, "data"), (2.0, "data"), (3.0, "data")], 2,
+                        counts=counts)  # fmt: skip
+    assert len(got) == 2 and len(seen) == 4 and t == pytest.approx(3.011)

@@ -247,15 +247,15 @@ class CentralServer(CloudModel):
         await self.evaluate()
         node = self.api
         arrived: set[str] = set()
-        until = None
-        while len(arrived) < len(self.data):
-            left = None if until is None else until - node.now
-            message = await node.receive(kind_is("raw_media"), left)
-            if message is None:
-                break
+
+        def new(message: Message) -> bool:
+            """Whether the media are an end's first (not a resend)."""
+            first = message.src not in arrived
             arrived.add(message.src)
-            if until is None and self.deadline_s is not None:
-                until = node.now + self.deadline_s
+            return first
+
+        await node.gather(kind_is("raw_media"), len(self.data), self.deadline_s,
+                          from_first=True, counts=new)  # fmt: skip
         train = concat([split for end, split in self.data.items() if end in arrived])
         await node.compute(self.feature_flops * len(train))
         for _ in range(self.epochs):

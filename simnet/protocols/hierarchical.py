@@ -161,21 +161,23 @@ class Aggregator:
             self.ctx.send(self.node, end, "model", state, round=self.round)
         updates: list[Message] = []
         waiting = set(chosen)
-        node = self.ctx.node(self.node)
-        deadline = None if self.rules.deadline_s is None else node.now + self.rules.deadline_s
-        while waiting:
-            left = None if deadline is None else deadline - node.now
-            message = await node.receive(kind_is("end_update"), left)
-            if message is None:
-                break
+
+        def judge(message: Message) -> bool:
+            """Keep this round's update (it counts) or a late one (``next``), or drop it."""
             if message.meta["round"] == self.round:
+                counted = message.src in waiting
                 waiting.discard(message.src)
                 updates.append(message)
-            elif self.rules.late_policy == "next":
+                return counted
+            if self.rules.late_policy == "next":
                 updates.append(message)
                 self.used_late += 1
             else:
                 self.dropped += 1
+            return False
+
+        node = self.ctx.node(self.node)
+        await node.gather(kind_is("end_update"), len(waiting), self.rules.deadline_s, counts=judge)
         self.late += len(waiting)  # their updates stay queued for a later round to judge
         if not updates:
             return state, 0
@@ -257,24 +259,19 @@ class Edge:
         """Wait for every end's features (the edge's local data and held-out samples); with
         a deadline, for at most ``deadline_s`` after the first arrived."""
         node = self.ctx.node(self.edge)
-        deadline_s = self.rounds.rules.deadline_s
-        until = None
-        while len(self.heard) < len(self.rounds.ends):
-            if self.heard and deadline_s is not None and until is None:
-                until = node.now + deadline_s
-            left = None if until is None else until - node.now
-            message = await node.receive(kind_is("features"), left)
-            if message is None:
-                break
-            self._add_features(message)
+        missing = len(self.rounds.ends) - len(self.heard)
+        await node.gather(kind_is("features"), missing, self.rounds.rules.deadline_s,
+                          from_first=not self.heard, counts=self._add_features)  # fmt: skip
 
-    def _add_features(self, message: Message) -> None:
+    def _add_features(self, message: Message) -> bool:
+        """Keep an end's features; whether they are new (not a resend)."""
         if message.src in self.heard:
-            return  # a resend of features already in
+            return False  # a resend of features already in
         self.heard.add(message.src)
         self.uploads.append(payload_split("upload", message.payload))
         self.tests.append(payload_split("test", message.payload))
         self.samples += message.meta["samples"]
+        return True
 
     def _take_late_features(self) -> None:
         for message in self.ctx.node(self.edge).take(kind_is("features")):

@@ -174,19 +174,20 @@ class MlecsServer:
 
     async def _collect(self, r: int) -> list[Message]:
         """Round ``r``'s updates, in device order: all of them, or those in by the deadline."""
-        node = self.api
-        until = None if self.deadline_s is None else node.now + self.deadline_s
         order = [d.node for d in self.devices]
         updates: dict[str, Message] = {}
-        while len(updates) < len(self.devices):
-            left = None if until is None else until - node.now
-            message = await node.receive(kind_is("lora_update"), left)
-            if message is None:
-                break
-            if message.meta["round"] == r:
-                updates[message.src] = message
-            else:
+
+        def keep(message: Message) -> bool:
+            """Keep round ``r``'s update (a device's first counts); count a late one."""
+            if message.meta["round"] != r:
                 self.late += 1
+                return False
+            first = message.src not in updates
+            updates[message.src] = message
+            return first
+
+        await self.api.gather(kind_is("lora_update"), len(self.devices), self.deadline_s,
+                              counts=keep)  # fmt: skip
         return [updates[n] for n in order if n in updates]
 
     async def _aggregate(self, updates: list[Message], r: int) -> None:
