@@ -7,7 +7,9 @@ from dataclasses import replace
 from functools import partial
 
 import pytest
+import test_batched
 import torch
+from test_batched import DIMS, OPTIONS, disagreement, flat, one_by_one
 from torch import nn
 
 from learning import train as train_module
@@ -16,12 +18,7 @@ from learning.data.synthetic import mosei_like
 from learning.federated import Learner
 from learning.flops import OPTIMIZER_FLOPS, WEIGHT_DECAY_FLOPS, clear_cache
 from learning.models import build_model
-from learning.train import PROX_FLOPS_PER_ELEMENT, TrainConfig, predict, train, train_flops
-
-DIMS = {"text": 6, "audio": 4, "vision": 3}
-NO_DROPOUT = {"attn_dropout": 0.0, "relu_dropout": 0.0, "res_dropout": 0.0,
-              "embed_dropout": 0.0}  # fmt: skip
-OPTIONS = {"width": 8, "layers": 1, "heads": 2, **NO_DROPOUT}
+from learning.train import PROX_FLOPS_PER_ELEMENT, TrainConfig, train, train_flops
 
 
 @pytest.fixture(autouse=True)
@@ -257,33 +254,8 @@ def test_train_flops_leave_frozen_parameters_out_and_the_model_alone(data):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-# The batched path, set up as tests/test_batched.py does.
-
-
-@pytest.fixture(scope="module")
-def clients():
-    """Six clients of 20–45 samples (3 to 6 steps of 8: partial batches, clients sitting
-    steps out), each from its own initial state; a held-out set."""
-    data = mosei_like(400, 4, 60, seq_len=5, dims=DIMS, seed=1)
-    splits = [data.train.subset(list(range(50 * c, 50 * c + 20 + 5 * c))) for c in range(6)]
-    states = []
-    for c in range(6):
-        torch.manual_seed(c)
-        states.append(build_model("mult", DIMS, 1, **OPTIONS).state_dict())
-    return splits, states, data.test
-
-
-def one_by_one(model, cfg, states, splits, seeds):
-    out = []
-    for state, split, seed in zip(states, splits, seeds, strict=True):
-        model.load_state_dict(state)
-        train(model, split, "regression", replace(cfg, seed=seed))
-        out.append({k: v.clone() for k, v in model.state_dict().items()})
-    return out
-
-
-def flat(state):
-    return torch.cat([v.flatten().double() for v in state.values()])
+# The batched path, on tests/test_batched.py's clients.
+clients = test_batched.clients
 
 
 @pytest.mark.parametrize(("optimizer", "tolerance"), [("sgd", 1e-5), ("adam", 2e-5)])
@@ -303,14 +275,7 @@ def test_batched_fedprox_equals_one_by_one(clients, optimizer, tolerance):
         moved = flat(alone[c]) - flat(states[c])
         assert moved.norm() > 1e-3
         assert (flat(batched[c]) - flat(plain[c])).norm() > 1e-2 * moved.norm()
-        if optimizer == "sgd":
-            error = (flat(batched[c]) - flat(alone[c])).norm() / moved.norm()
-        else:
-            model.load_state_dict(batched[c])
-            got = predict(model, test)
-            model.load_state_dict(alone[c])
-            expected = predict(model, test)
-            error = (got - expected).norm() / expected.norm()
+        error = disagreement(model, optimizer, batched[c], alone[c], moved, test)
         assert error < tolerance, (c, float(error))
 
 
