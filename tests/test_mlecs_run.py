@@ -275,3 +275,31 @@ def test_transmitted_share_comes_from_the_messages_each_device_sent(
     assert len(modality_sets) > 1 and len(set(shares)) > 1
     if sets:  # some device sat a round out: its share is still per round it uploaded
         assert any(len(r) < 3 for r in rounds.values())
+
+
+FIRST = '''
+from simnet.strategies import Strategy
+
+
+class First(Strategy):
+    """Takes the first device's LoRA as it is."""
+
+    def aggregate(self, current, updates):
+        assert set(current) == set(updates[0].state)  # current: the server SLM's LoRA
+        return {k: v.clone() for k, v in updates[0].state.items()}
+'''
+
+
+def test_the_server_strategy_is_pluggable(tmp_path, monkeypatch):
+    (tmp_path / "first.py").write_text(FIRST)
+    sent: list = []
+    path = scenario(tmp_path, method="no_se_ccl", strategy="./first.py:First")
+    summary = run(path, tmp_path / "run", spy=sent, monkeypatch=monkeypatch)
+    uploads = [m for m in sent if m.kind == "lora_update"]
+    for r in (1, 2):
+        first = next(m for m in uploads if m.meta["round"] == r and m.src == "leaf0")
+        back = next(m for m in sent if m.kind == "server_lora" and m.meta["round"] == r)
+        for key, value in back.payload.items():
+            torch.testing.assert_close(value, first.payload[key])
+    lora = sum(v.numel() for v in uploads[0].payload.values())
+    assert summary["model_parameters"] >= lora

@@ -295,6 +295,7 @@ class MlecsRun(WorkloadRun):
         }
         return {
             "method": self.config.method,
+            "model_parameters": sum(v.numel() for v in self.server.slm.values()),
             "devices": devices,
             **device_spreads(devices),
             "server": self.server.metrics,
