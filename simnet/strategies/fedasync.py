@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from learning.aggregation import StalenessRule, mix, staleness_factor
+from learning.federated import MIX_FLOPS_PER_ELEMENT
 from simnet.strategies.base import State, Strategy, Update
-
-MIX_FLOPS_PER_ELEMENT = 3
-"""(1 − α)·w + α·w_new as w + α·(w_new − w): a subtraction and a multiply-add."""
 
 
 class FedAsync(Strategy):

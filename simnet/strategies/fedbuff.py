@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from learning.aggregation import StalenessRule, staleness_factor
+from learning.federated import MIX_FLOPS_PER_ELEMENT
 from simnet.strategies.base import State, Strategy, Update
 
 
@@ -45,4 +46,4 @@ class FedBuff(Strategy):
 
     def flops(self, parameters: int, updates: int) -> int:
         """A subtraction and a multiply-add per element and update: 3·P·n."""
-        return 3 * parameters * updates
+        return MIX_FLOPS_PER_ELEMENT * parameters * updates
