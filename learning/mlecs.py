@@ -27,6 +27,7 @@ import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ from learning.llm.unified import ENCODERS, UnifiedModel, answer_ids
 from learning.llm.warmup import warm_up
 from learning.losses import pooled_kl, volume_contrastive_loss
 from learning.metrics import classification_metrics
+from learning.text_metrics import bert_scorer, rouge_lsum
 
 State = dict[str, torch.Tensor]
 ANCHOR = "_anchor"
@@ -57,10 +59,20 @@ ANCHOR = "_anchor"
 
 @dataclass(frozen=True)
 class MlecsSettings:
-    """Models and training of ML-ECS. ``answers``: the label texts (class order)."""
+    """Models and training of ML-ECS. ``answers``: the texts a label indexes — the class
+    names (class order) of a ``classify`` task, every sample's reference summary of a
+    ``generate`` task."""
 
     answers: tuple[str, ...]
     prompt: str
+    task: Literal["classify", "generate"] = "classify"
+    max_new_tokens: int | None = None
+    """Longest generated answer in tokens, greedy decoding (``None``: 4 for ``classify``,
+    the longest warm-up text's answer plus 8 for ``generate``)."""
+    warmup_texts: tuple[str, ...] = ()
+    """The texts the tokenizer and the backbones' warm-up learn from, each read as
+    ``"{prompt} {text}<eos>"`` (empty: ``answers``); a generation task passes only its
+    public training references, so no test reference is seen before evaluation."""
     slm: BackboneSpec = SLM_DEFAULT
     llm: BackboneSpec = LLM_DEFAULT
     lora_r: int = 8
@@ -78,6 +90,15 @@ class MlecsSettings:
     temperature: float = 0.1
     warmup_steps: int = 60
     vocab_size: int = 300
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's scores on a test set; for a ``generate`` task also what it wrote for
+    each sample (in order)."""
+
+    metrics: dict[str, float]
+    generated: tuple[str, ...] = ()
 
 
 def _batches(split: MultimodalSplit, size: int, seed: int) -> Iterator[tuple[dict, torch.Tensor]]:
@@ -98,9 +119,14 @@ class Mlecs:
         self.dims = dict(feature_dims)
         self.settings = settings
         self.seed = seed
-        texts = [settings.prompt, *(f"{settings.prompt} {a}<eos>" for a in settings.answers)]
+        corpus = settings.warmup_texts or settings.answers
+        texts = [settings.prompt, *(f"{settings.prompt} {a}<eos>" for a in corpus)]
         self.tokenizer = build_tokenizer(texts, settings.vocab_size)
         self._answer_lengths = [len(ids) for ids in answer_ids(self.tokenizer, settings.answers)]
+        self.max_new_tokens = settings.max_new_tokens or (
+            4 if settings.task == "classify"
+            else max(len(ids) for ids in answer_ids(self.tokenizer, corpus)) + 8
+        )  # fmt: skip
         self.bases = {}
         for name, spec in (("slm", settings.slm), ("llm", settings.llm)):
             base = build_backbone(spec, len(self.tokenizer), seed)
@@ -395,12 +421,23 @@ class Mlecs:
         """:meth:`lora` of the model of ``backbone`` over ``modalities`` at ``state``."""
         return self.lora(self.loaded(backbone, modalities, state))
 
-    @staticmethod
-    def evaluate(model: UnifiedModel, data: MultimodalSplit) -> dict[str, float]:
-        """Accuracy and F1 of the generated answers (an unreadable answer is wrong)."""
+    def evaluate(self, model: UnifiedModel, data: MultimodalSplit) -> Evaluation:
+        """``classify``: accuracy and F1 of the generated answers (an unreadable answer is
+        wrong). ``generate``: mean Rouge-LSum and rescaled BERTScore (absent when the
+        encoder cannot be loaded) of greedy generations against the references, and the
+        generations."""
         model.eval()
-        predicted = torch.cat([model.classify(f) for f, _ in data.batches(64)])
-        return classification_metrics(predicted.numpy(), data.labels.numpy())
+        batches = data.batches(64)
+        if self.settings.task == "classify":
+            predicted = torch.cat([model.classify(f, self.max_new_tokens) for f, _ in batches])
+            return Evaluation(classification_metrics(predicted.numpy(), data.labels.numpy()))
+        texts = [t for f, _ in batches for t in model.generate(f, self.max_new_tokens)]
+        references = [self.settings.answers[int(y)] for y in data.labels]
+        metrics = {"rouge_lsum": float(rouge_lsum(texts, references).mean())}
+        scorer = bert_scorer(self.settings.answers, seed=self.seed)
+        if scorer is not None:
+            metrics["bertscore"] = float(scorer(texts, references).mean())
+        return Evaluation(metrics, tuple(texts))
 
 
 @contextmanager

@@ -116,7 +116,8 @@ def run_scenario(
         run = simulate(scenario, progress)
         summary = summarize(scenario, run)
     world = run.world
-    write_run(out_dir, scenario.as_run(), world.network.transfers, world.metrics, summary)
+    tables = run.workload.tables()
+    write_run(out_dir, scenario.as_run(), world.network.transfers, world.metrics, summary, tables)
     if figures:
         write_run_figures(out_dir)
     return summary

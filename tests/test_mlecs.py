@@ -82,8 +82,9 @@ def test_se_ccl_moves_both_server_models_and_lora_is_all_that_travels(ml):
     assert shipped and all("lora_" in k for k in shipped)
     lm_params = sum(p.numel() for p in slm.lm.parameters())
     assert sum(v.numel() for v in shipped.values()) < 0.1 * lm_params
-    metrics = learner.evaluate(slm, data.test)
-    assert set(metrics) == {"accuracy", "f1_macro", "f1_weighted"}
+    result = learner.evaluate(slm, data.test)
+    assert set(result.metrics) == {"accuracy", "f1_macro", "f1_weighted"}
+    assert result.generated == ()
 
 
 def test_planned_flops_are_what_the_training_steps_do(ml):

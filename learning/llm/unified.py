@@ -138,26 +138,39 @@ class UnifiedModel(nn.Module):
         return self.lm(inputs_embeds=embeds).logits
 
     @torch.no_grad()
-    def classify(
-        self, features: Mapping[str, torch.Tensor], max_new_tokens: int = 4
-    ) -> torch.Tensor:
-        """Greedy decoding of at most ``max_new_tokens`` tokens, read back as a class:
-        the answer whose text the generated text equals (ignoring spaces and ``<eos>``),
-        else −1."""
+    def generate(self, features: Mapping[str, torch.Tensor], max_new_tokens: int) -> list[str]:
+        """Greedy decoding of at most ``max_new_tokens`` tokens per sample; each text cut
+        at its first ``<eos>`` and stripped."""
         fused = self.fuse(self.represent(features))
         embeds, _ = self._inputs(fused, None)
         embed = self.lm.get_input_embeddings()
+        eos_id = self.tokenizer.eos_token_id
         generated: list[torch.Tensor] = []
+        done = torch.zeros(fused.shape[0], dtype=torch.bool)
         for _ in range(max_new_tokens):
             next_ids = self.lm(inputs_embeds=embeds).logits[:, -1].argmax(dim=-1)
             generated.append(next_ids)
+            done |= next_ids.cpu() == eos_id
+            if bool(done.all()):
+                break
             embeds = torch.cat([embeds, embed(next_ids)[:, None]], dim=1)
+        eos = self.tokenizer.eos_token
         texts = self.tokenizer.batch_decode(
             torch.stack(generated, dim=1), skip_special_tokens=False
         )
+        return [t.split(eos)[0].strip() for t in texts]
+
+    @torch.no_grad()
+    def classify(
+        self, features: Mapping[str, torch.Tensor], max_new_tokens: int = 4
+    ) -> torch.Tensor:
+        """:meth:`generate` of at most ``max_new_tokens`` tokens, read back as a class:
+        the answer whose text the generated text equals (ignoring spaces and ``<eos>``),
+        else −1."""
         eos = self.tokenizer.eos_token
         keys = {
             self.tokenizer.decode(a).replace(eos, "").strip(): c
             for c, a in enumerate(self.answer_ids)
         }
-        return torch.tensor([keys.get(t.split(eos)[0].strip(), -1) for t in texts])
+        texts = self.generate(features, max_new_tokens)
+        return torch.tensor([keys.get(t, -1) for t in texts])

@@ -38,13 +38,13 @@ from learning.aggregation import weighted_average
 from learning.data.dataset import MultimodalSplit
 from learning.llm import load_lora_state
 from learning.llm.unified import ENCODERS
-from learning.mlecs import Mlecs, State
+from learning.mlecs import Evaluation, Mlecs, State
 from simnet.actor import DELIVERED, kind_is
 from simnet.protocols.context import Context
 from simnet.strategies import MMA, Strategy, Update
 from simnet.wire.message import Message
 
-REPORTED = ("accuracy", "f1_macro")
+REPORTED = ("accuracy", "f1_macro", "rouge_lsum", "bertscore")
 
 
 @dataclass
@@ -59,6 +59,8 @@ class Device:
     private: MultimodalSplit
     test: MultimodalSplit
     metrics: dict[str, float]
+    generated: tuple[str, ...] = ()
+    """What its model wrote for each test sample at its last evaluation (generation tasks)."""
     rounds_done: int = 0
     """Standalone: rounds of local training done (a recovered device goes on from there)."""
 
@@ -89,8 +91,9 @@ def load_server_lora(learner: Mlecs, device: Device, shared: State) -> State:
 
 
 def evaluated(learner: Mlecs, backbone: str, modalities: tuple[str, ...], state: State,
-              data: MultimodalSplit) -> dict[str, float]:  # fmt: skip
-    """Metrics of the model at ``state`` on ``data``."""
+              data: MultimodalSplit) -> Evaluation:  # fmt: skip
+    """Metrics (and, for a generation task, the texts) of the model at ``state`` on
+    ``data``."""
     return learner.evaluate(learner.loaded(backbone, modalities, state), data)
 
 
@@ -115,9 +118,8 @@ async def train_and_evaluate(
     modalities = device.modalities
     job = learner.device_update_job(modalities, device.state, device.private, seed, ccl)
     device.state = await node.work(job)
-    device.metrics = await node.job(
-        evaluated, learner, "slm", modalities, device.state, device.test
-    )
+    result = await node.job(evaluated, learner, "slm", modalities, device.state, device.test)
+    device.metrics, device.generated = result.metrics, result.generated
     ctx.record(device.node, device.metrics, REPORTED)
 
 
@@ -151,6 +153,8 @@ class MlecsServer:
         self.slm = learner.fresh("slm", self.modalities, seed + 1)
         """The states of the server's two unified models."""
         self.metrics: dict[str, float] = {}
+        self.generated: tuple[str, ...] = ()
+        """What its LLM model wrote for each public test sample at its last evaluation."""
         self.late = 0
         """Updates that came after their round closed (discarded)."""
 
@@ -208,9 +212,10 @@ class MlecsServer:
             job = self.learner.server_update_job(self.llm, self.slm, self.public,
                                                  self.seed * 1000 + r)  # fmt: skip
             self.llm, self.slm = await self.api.work(job)
-        self.metrics = await self.api.job(
+        result = await self.api.job(
             evaluated, self.learner, "llm", self.modalities, self.llm, self.public_test
         )
+        self.metrics, self.generated = result.metrics, result.generated
         self.ctx.record(self.node, self.metrics, REPORTED)
         shipped = await self.api.job(self.learner.lora_of, "slm", self.modalities, self.slm)
         for d in self.devices:

@@ -41,8 +41,9 @@ MESSAGE_COLUMNS = [
 ]
 METRIC_COLUMNS = ["t", "node", "metric", "value"]
 COMPLETE_MARKER = "summary.json"
-RUN_FILES = ("scenario.yaml", "messages.csv", "metrics.csv", COMPLETE_MARKER)
-"""The files a run writes, ``summary.json`` last."""
+RUN_FILES = ("scenario.yaml", "messages.csv", "metrics.csv", "generations.csv", COMPLETE_MARKER)
+"""The files a run writes (``generations.csv`` only for a generation task), ``summary.json``
+last."""
 FIGURES = "figures"
 
 
@@ -64,7 +65,8 @@ def _time(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def _csv(columns: list[str], rows: Iterable[list[Any]]) -> str:
+def csv_text(columns: list[str], rows: Iterable[list[Any]]) -> str:
+    """A CSV table: a header of ``columns``, then ``rows`` (``\\n`` line ends)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -74,7 +76,7 @@ def _csv(columns: list[str], rows: Iterable[list[Any]]) -> str:
 
 def messages_csv(transfers: Iterable[Transfer]) -> str:
     """``messages.csv`` text, one row per message in send order."""
-    return _csv(
+    return csv_text(
         MESSAGE_COLUMNS,
         (
             [
@@ -88,7 +90,7 @@ def messages_csv(transfers: Iterable[Transfer]) -> str:
 
 def metrics_csv(rows: Iterable[MetricRow]) -> str:
     """``metrics.csv`` text (tidy: ``t,node,metric,value``)."""
-    return _csv(METRIC_COLUMNS, ([_time(r.t), r.node, r.metric, repr(r.value)] for r in rows))
+    return csv_text(METRIC_COLUMNS, ([_time(r.t), r.node, r.metric, repr(r.value)] for r in rows))
 
 
 def load_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -126,10 +128,14 @@ def write_run(
     transfers: list[Transfer],
     metrics: list[MetricRow],
     summary: dict[str, Any],
+    tables: dict[str, str] | None = None,
 ) -> None:
-    """Write a whole run directory, ``summary.json`` last."""
+    """Write a whole run directory, the workload's own ``tables`` (file name → text)
+    included, ``summary.json`` last."""
     run_dir = Path(run_dir)
     atomic_write(run_dir / "scenario.yaml", dump_yaml(scenario))
     atomic_write(run_dir / "messages.csv", messages_csv(transfers))
     atomic_write(run_dir / "metrics.csv", metrics_csv(metrics))
+    for name, text in (tables or {}).items():
+        atomic_write(run_dir / name, text)
     atomic_write(run_dir / COMPLETE_MARKER, json.dumps(summary, indent=2) + "\n")

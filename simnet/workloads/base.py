@@ -63,6 +63,10 @@ class WorkloadRun(ABC):
         """Headline figures of this workload for ``summary.json`` (also of an incomplete
         run: whatever was reached)."""
 
+    def tables(self) -> dict[str, str]:
+        """Extra files of the run directory, name → text (default: none)."""
+        return {}
+
     def live_part(self) -> dict[str, Any]:
         """What one process of a live run reports for :meth:`combine`: its summary."""
         return self.summary()

@@ -23,12 +23,14 @@ from learning.data import (
     mosei_like,
     public_private_split,
 )
-from learning.data.dataset import MultimodalDataset, MultimodalSplit
+from learning.data.dataset import MultimodalSplit
+from learning.data.vast import VAST_MODALITIES, VastFileError, load_vast, vast_like
 from simnet.config.origin import RUN_ORIGIN, Origin
 from simnet.config.plugins import is_reference, resolve
 from simnet.config.strict import Strict
 from simnet.errors import InputError
 from simnet.protocols.context import Context
+from simnet.report.records import csv_text
 from simnet.strategies import Strategy
 from simnet.strategies.configured import configured
 from simnet.topology.graph import Topology
@@ -38,17 +40,35 @@ if TYPE_CHECKING:
     from learning.mlecs import MlecsSettings
     from simnet.protocols.mlecs import Device
 
-TASKS = {
-    "fall": (("walking", "falling", "lying"), "The sensors show the person"),
-    "mosei": (("negative", "neutral", "positive"), "The speaker's sentiment is"),
+PROMPTS = {
+    "fall": "The sensors show the person",
+    "mosei": "The speaker's sentiment is",
+    "vast": "Summary of the clip:",
 }
-"""Answer texts (class order) and instruction prompt of each task."""
-MODALITIES = {"fall": ("acce", "rgb", "depth"), "mosei": ("text", "audio", "vision")}
+"""The instruction prompt of each task."""
+CLASSES = {"fall": ("walking", "falling", "lying"), "mosei": ("negative", "neutral", "positive")}
+"""The answer texts (class order) of each classification task; ``vast`` generates
+summaries."""
+MODALITIES = {
+    "fall": ("acce", "rgb", "depth"),
+    "mosei": ("text", "audio", "vision"),
+    "vast": VAST_MODALITIES,
+}
 """The modalities of each task's data."""
+GENERATION_DEFAULTS = {"vocab_size": 1024, "warmup_steps": 400}
+"""Model settings of a generation task where the scenario gives none (a summary needs
+whole words as tokens and a warm-up that has read many of them)."""
 
 NEUTRAL_BAND = 0.5
 """MOSEI-shaped sentiment y becomes a class: negative if y < −0.5, positive if y > 0.5,
 neutral otherwise."""
+SCORE_SPREADS = {
+    "device_f1_macro": "f1_macro",
+    "device_accuracy": "accuracy",
+    "device_rouge_lsum": "rouge_lsum",
+    "device_bertscore": "bertscore",
+}
+"""Summary keys given as {mean, best, worst} over the devices, from each device's score."""
 UPLOAD_SPREADS = {
     "device_model_parameters": "model_parameters",
     "uploaded_parameters_per_device_round": "uploaded_parameters_per_round",
@@ -59,12 +79,15 @@ UPLOAD_SPREADS = {
 
 class DataConfig(Strict):
     """``samples`` synthetic samples of ``task`` (split ¼ public / ¾ private, each 90/10
-    train/test), ``seq_len`` steps (MOSEI) and ``difficulty``."""
+    train/test), ``seq_len`` steps and ``difficulty``; for ``vast``, ``path`` may name a
+    real local VAST subset instead (relative to the scenario file; every clip of it is
+    used, ``samples`` and the synthetic settings are ignored)."""
 
-    task: Literal["fall", "mosei"] = "fall"
+    task: Literal["fall", "mosei", "vast"] = "fall"
     samples: int = Field(default=600, ge=20)
     seq_len: int | None = Field(default=None, ge=1)
     difficulty: float = Field(default=0.3, ge=0)
+    path: str | None = None
 
 
 class BackboneConfig(Strict):
@@ -94,7 +117,13 @@ class ModelConfig(Strict):
     steps: int = Field(default=10, ge=1)
     lr: float = Field(default=3e-3, gt=0)
     temperature: float = Field(default=0.1, gt=0)
-    warmup_steps: int = Field(default=60, ge=0)
+    warmup_steps: int | None = Field(default=None, ge=0)
+    """Warm-up steps of each backbone (``None``: 60; 400 for ``vast``)."""
+    vocab_size: int | None = Field(default=None, ge=259)
+    """Tokenizer size (``None``: 300; 1024 for ``vast``)."""
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    """Longest generated answer in tokens (``None``: 4, or for ``vast`` the longest
+    public training reference plus 8)."""
 
 
 class MlecsConfig(Strict):
@@ -136,7 +165,12 @@ def check(config: MlecsConfig, topology: Topology, origin: Origin, seed: int, fa
                 field = f"workload.model.{name}.path"
                 raise InputError(source, field, f"checkpoint directory not found: {path}")
             backbone.path = str(path.resolve())
-    modalities = MODALITIES[config.data.task]
+    data = config.data
+    if data.path is not None:
+        if data.task != "vast":
+            raise InputError(source, "workload.data.path", "only task vast reads a local dataset")
+        data.path = str((origin.base / data.path).resolve())
+    modalities = MODALITIES[data.task]
     rates = config.rho if isinstance(config.rho, dict) else dict.fromkeys(modalities, config.rho)
     if set(rates) != set(modalities):
         raise InputError(
@@ -151,18 +185,23 @@ def check(config: MlecsConfig, topology: Topology, origin: Origin, seed: int, fa
         raise InputError(source, "workload.deadline_s", "required when the scenario has faults")
     try:
         plan(config, topology, seed)
+    except VastFileError as exc:
+        raise InputError(source, "workload.data.path", str(exc).splitlines()[0]) from None
     except ValueError as exc:
         n = len(topology.nodes_in_tier("end"))
         message = f"too few for {n} devices ({str(exc).splitlines()[0]})"
-        raise InputError(source, "workload.data.samples", message) from None
+        field = "workload.data.samples" if data.path is None else "workload.data.path"
+        raise InputError(source, field, message) from None
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Who holds what: the sample pool, its public/private split, each device's
-    modalities and its shares of the private train and test sets (indices)."""
+    """Who holds what: the sample pool (its labels index ``answers``), its public/private
+    split, each device's modalities and its shares of the private train and test sets
+    (indices)."""
 
     pool: MultimodalSplit
+    answers: tuple[str, ...]
     parts: dict[str, np.ndarray]
     modalities: list[tuple[str, ...]]
     train: list[np.ndarray]
@@ -171,33 +210,46 @@ class Plan:
 
 def plan(config: MlecsConfig, topology: Topology, seed: int) -> Plan:
     """The data of a run and how it is dealt (ValueError when it cannot be)."""
-    pool = _dataset(config.data, seed, config.data.samples).train
+    pool, answers = _pool(config.data, seed)
     parts = public_private_split(len(pool), seed)
     n = len(topology.nodes_in_tier("end"))
     has = modality_availability(n, pool.modalities, config.rho, seed)
     train = iid_partition(len(parts["private_train"]), n, seed)
     test = iid_partition(len(parts["private_test"]), n, seed + 1)
-    return Plan(pool, parts, has, train, test)
+    return Plan(pool, answers, parts, has, train, test)
 
 
-def _dataset(cfg: DataConfig, seed: int, samples: int) -> MultimodalDataset:
+def _pool(cfg: DataConfig, seed: int) -> tuple[MultimodalSplit, tuple[str, ...]]:
+    """The task's samples and the texts their labels index (ValueError on bad data)."""
+    if cfg.task == "vast":
+        data = (
+            load_vast(cfg.path) if cfg.path is not None
+            else vast_like(cfg.samples, cfg.seq_len or 8, difficulty=cfg.difficulty, seed=seed)
+        )  # fmt: skip
+        return data.split, data.texts
     if cfg.task == "fall":
         kwargs = {} if cfg.seq_len is None else {"seq_len": cfg.seq_len}
-        return fall_like(samples, 1, 1, difficulty=cfg.difficulty, seed=seed, **kwargs)
-    data = mosei_like(samples, 1, 1, cfg.seq_len or 12, difficulty=cfg.difficulty, seed=seed)
+        pool = fall_like(cfg.samples, 1, 1, difficulty=cfg.difficulty, seed=seed, **kwargs).train
+        return pool, CLASSES["fall"]
+    data = mosei_like(cfg.samples, 1, 1, cfg.seq_len or 12, difficulty=cfg.difficulty, seed=seed)
     labels = data.train.labels
     classes = (labels > -NEUTRAL_BAND).long() + (labels > NEUTRAL_BAND).long()
-    return MultimodalDataset(
-        MultimodalSplit(data.train.features, classes), data.valid, data.test, "classification", 3
-    )
+    return MultimodalSplit(data.train.features, classes), CLASSES["mosei"]
 
 
-def settings(config: MlecsConfig) -> MlecsSettings:
+def settings(config: MlecsConfig, data: Plan) -> MlecsSettings:
+    """The learner's settings for ``config`` on the data of ``data``."""
     from learning.llm import BackboneSpec
     from learning.mlecs import MlecsSettings
 
-    answers, prompt = TASKS[config.data.task]
+    task = config.data.task
     m = config.model
+    generate = task == "vast"
+    defaults = GENERATION_DEFAULTS if generate else {"vocab_size": 300, "warmup_steps": 60}
+    warmup = (
+        tuple(data.answers[int(y)] for y in data.pool.labels[data.parts["public_train"]])
+        if generate else ()
+    )  # fmt: skip
     spec = {
         name: BackboneSpec(
             family=b.family, hidden=b.hidden, layers=b.layers, heads=b.heads, path=b.path
@@ -205,11 +257,15 @@ def settings(config: MlecsConfig) -> MlecsSettings:
         for name, b in (("slm", m.slm), ("llm", m.llm))
     }
     return MlecsSettings(
-        answers=answers, prompt=prompt, slm=spec["slm"], llm=spec["llm"], lora_r=m.lora_r,
+        answers=data.answers, prompt=PROMPTS[task], task="generate" if generate else "classify",
+        max_new_tokens=m.max_new_tokens, warmup_texts=warmup,
+        vocab_size=m.vocab_size or defaults["vocab_size"],
+        slm=spec["slm"], llm=spec["llm"], lora_r=m.lora_r,
         lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout, lora_targets=m.lora_targets,
         shared_dim=m.shared_dim,
         soft_tokens=m.soft_tokens, batch_size=m.batch_size, steps=m.steps, lr=m.lr,
-        temperature=m.temperature, warmup_steps=m.warmup_steps,
+        temperature=m.temperature,
+        warmup_steps=defaults["warmup_steps"] if m.warmup_steps is None else m.warmup_steps,
     )  # fmt: skip
 
 
@@ -230,7 +286,7 @@ class MlecsRun(WorkloadRun):
         self.main_node = self.server_id
         ids = world.topology.nodes_in_tier("end")
         dims = {m: int(x.shape[-1]) for m, x in pool.features.items()}
-        self.learner = Mlecs(dims, settings(config), seed)
+        self.learner = Mlecs(dims, settings(config, data), seed)
         self.ctx = Context(self.runtime, self.learner, seed)
         public = pool.subset(parts["public_train"])
         self.devices = [
@@ -298,10 +354,33 @@ class MlecsRun(WorkloadRun):
             "model_parameters": sum(v.numel() for v in self.server.slm.values()),
             "devices": devices,
             **device_spreads(devices),
-            "server": self.server.metrics,
+            "server": self._scores(self.server.metrics),
             "server_late_updates": self.server.late,
             "parameters_by_kind": dict(sorted(self.ctx.parameters.items())),
         }
+
+    def _scores(self, metrics: dict[str, float]) -> dict[str, float | None]:
+        """``metrics``, with a generation task's BERTScore ``None`` where the encoder
+        could not be loaded (and the model was evaluated)."""
+        if self.config.data.task != "vast" or not metrics:
+            return dict(metrics)
+        return {"bertscore": None, **metrics}
+
+    def tables(self) -> dict[str, str]:
+        """A generation task's ``generations.csv``: ``node, sample, reference, generated``
+        for the last evaluation of every device's model and of the server's (``sample``:
+        the clip's index in the task's data)."""
+        if self.config.data.task != "vast":
+            return {}
+        answers = self.learner.settings.answers
+        models = [(d.node, d.test, d.generated) for d in self.devices]
+        models.append((self.server_id, self.server.public_test, self.server.generated))
+        rows = [
+            [node, int(y), answers[int(y)], text]
+            for node, data, texts in models
+            for y, text in zip(data.labels, texts, strict=False)
+        ]
+        return {"generations.csv": csv_text(["node", "sample", "reference", "generated"], rows)}
 
     @staticmethod
     def combine(parts: list[dict[str, Any]], main: int, owner: dict[str, int]) -> dict[str, Any]:
@@ -328,10 +407,10 @@ class MlecsRun(WorkloadRun):
 
 
 def device_spreads(devices: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Over the devices' summary entries: F1 and accuracy (mean, best, worst, over those
-    evaluated at least once; ``None`` if none was) and :data:`UPLOAD_SPREADS`."""
+    """Over the devices' summary entries: :data:`SCORE_SPREADS` (mean, best, worst, over
+    those that have the score; ``None`` if none has) and :data:`UPLOAD_SPREADS`."""
     out: dict[str, Any] = {}
-    for key, metric in (("device_f1_macro", "f1_macro"), ("device_accuracy", "accuracy")):
+    for key, metric in SCORE_SPREADS.items():
         values = np.array([d[metric] for d in devices.values() if metric in d])
         out[key] = None if not values.size else {
             "mean": float(values.mean()), "best": float(values.max()),
