@@ -47,20 +47,28 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-HEADLINE = ("acc2_non0", "f1_non0", "mae", "accuracy", "f1_macro")
+HEADLINE = ("acc2_non0", "f1_non0", "mae", "accuracy", "f1_macro", "rouge_lsum", "bertscore")
 """Metrics shown in the summary table, when a run has them."""
 
 
-def _scores(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k} {metrics[k]:.3f}" for k in HEADLINE if k in metrics)
+def _scores(metrics: dict[str, float | None]) -> str:
+    return ", ".join(
+        f"{k} {'null' if metrics[k] is None else format(metrics[k], '.3f')}"
+        for k in HEADLINE
+        if k in metrics
+    )
 
 
 def _mlecs_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Rows for an ML-ECS run: device and server scores, the transmitted share."""
-    keys = {"devices F1 (macro)": "device_f1_macro", "devices accuracy": "device_accuracy"}
+    scores = (
+        {"devices Rouge-LSum": "device_rouge_lsum", "devices BERTScore": "device_bertscore"}
+        if summary.get("device_rouge_lsum")
+        else {"devices F1 (macro)": "device_f1_macro", "devices accuracy": "device_accuracy"}
+    )
     rows = [
         (label, ", ".join(f"{k} {v:.3f}" for k, v in (summary[key] or {}).items()) or "none")
-        for label, key in keys.items()
+        for label, key in scores.items()
     ]
     if summary["server"]:
         rows.append(("server (LLM) model", _scores(summary["server"])))
