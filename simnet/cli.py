@@ -1,5 +1,5 @@
 """Command line: ``python -m simnet run|validate|live SCENARIO``, ``sweep SWEEP``,
-``plot DIR``, ``compare SIM_RUN LIVE_RUN``."""
+``plot DIR``, ``compare SIM_RUN LIVE_RUN``, ``reproduce PAPER``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_live(commands)
     _add_sweep(commands)
     _add_plot_and_compare(commands)
+    _add_reproduce(commands)
     return parser
 
 
@@ -113,6 +114,31 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         "--force", action="store_true",
         help="run every point again, even complete ones, and clear stale figures/",
     )  # fmt: skip
+
+
+def _add_reproduce(commands: argparse._SubParsersAction) -> None:
+    from simnet.reproduce import PAPERS
+
+    cmd = commands.add_parser(
+        "reproduce",
+        help="regenerate a paper's tables and figures, ours beside the paper's",
+        description="Run a paper's evaluation as resumable sweeps and write its tables "
+        "(ours beside the paper's numbers), figures, and report.md with the paper's claims "
+        "decided on our numbers. Rerun the same command to resume.",
+    )
+    cmd.add_argument("paper", choices=sorted(PAPERS), metavar="PAPER",
+                     help=f"one of {', '.join(sorted(PAPERS))}")  # fmt: skip
+    cmd.add_argument("--quick", action="store_true",
+                     help="1 seed, few rounds: a first look, not the paper's setting")  # fmt: skip
+    cmd.add_argument("--seeds", type=int, default=None,
+                     help="seeds per point (default 5, 1 with --quick)")  # fmt: skip
+    cmd.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    cmd.add_argument("--backend", choices=("pool", "ray"), default="pool",
+                     help="run points in local processes or as Ray tasks")  # fmt: skip
+    cmd.add_argument("--out", type=Path, help="directory (default: runs/reproduce-PAPER)")
+    cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a field of every run (repeatable)")  # fmt: skip
+    cmd.add_argument("--quiet", action="store_true", help="no progress bars, no printed report")
 
 
 def _add_plot_and_compare(commands: argparse._SubParsersAction) -> None:
@@ -223,6 +249,20 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from simnet.config.scenario import override_pairs
+    from simnet.reproduce import reproduce
+
+    done = reproduce(
+        args.paper, args.out, args.quick, args.seeds, args.workers, args.backend,
+        override_pairs(args.overrides), progress=not args.quiet,
+    )  # fmt: skip
+    if not args.quiet:
+        print(done.report())
+        print(f"tables, figures and report.md in {done.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for a user mistake)."""
     args = _parser().parse_args(argv)
@@ -233,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "plot": _plot,
         "compare": _compare,
         "live": _live,
+        "reproduce": _reproduce,
     }[args.command]
     try:
         return handler(args)
@@ -249,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         done = {
             "sweep": "finished points are kept; run the same command again to resume",
+            "reproduce": "finished runs are kept; run the same command again to resume",
         }.get(args.command, "no run directory was completed")
         print(f"interrupted: {done}", file=sys.stderr)
         return 130
