@@ -103,3 +103,18 @@ def test_bad_reproduce_arguments_are_one_line_exit_2(args, tmp_path):
     done = subprocess.run([sys.executable, "-m", "simnet", "reproduce", *args, "--out",
                            str(tmp_path)], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_scalability_claim_reads_a_drop_of_negative_scores_as_a_drop(monkeypatch):
+    monkeypatch.setattr(ml_ecs, "DEVICES", (3, 20))
+    t2 = pd.DataFrame(
+        [["vast", 3, "avg_bs", -0.054], ["vast", 20, "avg_bs", -0.063],
+         ["fall", 3, "avg_f1", 0.5], ["fall", 20, "avg_f1", 0.49]],
+        columns=["task", "devices", "metric", "ours"],
+    )  # fmt: skip
+    empty = pd.DataFrame(columns=["task", "rho", "method", "metric", "ours"])
+    comm = pd.DataFrame(columns=["task", "method", "uploaded_per_round", "ratio_to_ml_ecs"])
+    found = {c.text: c for c in ml_ecs.claims(empty, t2, comm)}
+    bs = found["vast: avg_bs drops < 5 % from 3 to 20 devices"]
+    assert bs.holds is False and bs.detail == "+16.7% lower"  # (−0.054 − −0.063) / 0.054
+    assert found["fall: avg_f1 drops < 5 % from 3 to 20 devices"].holds is True  # 2 %
