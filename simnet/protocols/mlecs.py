@@ -160,13 +160,7 @@ class MlecsServer:
 
     async def process(self) -> None:
         for r in range(1, self.rounds + 1):
-            if self.method != "multi_fedavg":
-                anchors = await self.api.work(self.learner.anchors_job(self.llm, self.public))
-                for d in self.devices:
-                    self.ctx.send(self.node, d.node, "representations", {"s": anchors}, round=r)
-            else:
-                for d in self.devices:
-                    self.ctx.send(self.node, d.node, "round_start", round=r)
+            await self._open(r)
             updates = await self._collect(r)
             if updates:
                 await self._aggregate(updates, r)
@@ -175,6 +169,16 @@ class MlecsServer:
             self.advance(1)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "stop")
+
+    async def _open(self, r: int) -> None:
+        """Start round ``r``: the anchors s' to every device (Multi-FedAvg: ``round_start``)."""
+        if self.method != "multi_fedavg":
+            anchors = await self.api.work(self.learner.anchors_job(self.llm, self.public))
+            for d in self.devices:
+                self.ctx.send(self.node, d.node, "representations", {"s": anchors}, round=r)
+        else:
+            for d in self.devices:
+                self.ctx.send(self.node, d.node, "round_start", round=r)
 
     async def _collect(self, r: int) -> list[Message]:
         """Round ``r``'s updates, in device order: all of them, or those in by the deadline."""
@@ -246,7 +250,7 @@ class DeviceActor:
         self.deadline_s = deadline_s
 
     async def process(self) -> None:
-        ctx, learner, device, seed = self.ctx, self.learner, self.device, self.seed
+        ctx, device, seed = self.ctx, self.device, self.seed
         node = ctx.node(device.node)
         uploaded = 0  # the last round whose upload was delivered (since the last start)
         while True:
@@ -258,17 +262,13 @@ class DeviceActor:
             if node.sits_out(r):
                 continue
             own = seed + 2 * r + 1  # the seed of training on its private data
-            # CCL with the server's anchors then AMT; Multi-FedAvg: plain local training
-            ccl = (
-                (device.public, message.payload["s"]) if message.kind == "representations" else None
-            )
-            await train_and_evaluate(ctx, learner, device, own, ccl)
+            await self._train(message, own)
             meta = {
                 "round": r,
                 "modalities": len(device.private.modalities),
                 "samples": len(device.private),
             }
-            shared = await node.job(shared_state, learner, device, self.method)
+            shared = await self._shared()
             delivery = await ctx.send(device.node, self.server, "lora_update", shared, **meta)
             if delivery.status == DELIVERED:
                 uploaded = r
@@ -285,8 +285,24 @@ class DeviceActor:
             received += [] if back is None else [back]
         if received:
             newest = max(received, key=lambda m: m.meta["round"])
-            device = self.device
-            device.state = await node.job(load_server_lora, self.learner, device, newest.payload)
+            await self._apply(newest.payload)
+
+    async def _train(self, message: Message, seed: int) -> None:
+        """The round's training and evaluation: CCL with the server's anchors then AMT;
+        Multi-FedAvg (``round_start``): plain local training."""
+        device = self.device
+        ccl = (device.public, message.payload["s"]) if message.kind == "representations" else None
+        await train_and_evaluate(self.ctx, self.learner, device, seed, ccl)
+
+    async def _shared(self) -> State:
+        """The payload of the round's ``lora_update``."""
+        node = self.ctx.node(self.device.node)
+        return await node.job(shared_state, self.learner, self.device, self.method)
+
+    async def _apply(self, payload: State) -> None:
+        """Take in a ``server_lora`` payload."""
+        device, node = self.device, self.ctx.node(self.device.node)
+        device.state = await node.job(load_server_lora, self.learner, device, payload)
 
 
 async def standalone(

@@ -131,7 +131,10 @@ class MlecsConfig(Strict):
     modality existing rate ``rho`` (one for all modalities or one per modality)."""
 
     kind: Literal["mlecs"]
-    method: Literal["ml_ecs", "no_mma", "no_se_ccl", "multi_fedavg", "standalone"] = "ml_ecs"
+    method: Literal[
+        "ml_ecs", "no_mma", "no_se_ccl", "multi_fedavg", "standalone",
+        "co_plms", "fedilora", "fedmllm",
+    ] = "ml_ecs"  # fmt: skip
     rounds: int = Field(default=5, ge=1)
     deadline_s: float | None = Field(default=None, gt=0)
     """A round closes ``deadline_s`` after the server's broadcast (``None``: when every
@@ -276,7 +279,9 @@ class MlecsRun(WorkloadRun):
 
     def __init__(self, config: MlecsConfig, world: Any, advance: Any, runtime: Any = None) -> None:
         from learning.mlecs import Mlecs
-        from simnet.protocols.mlecs import Device, MlecsServer
+        from learning.mlecs_baselines import METHODS, MlecsBaselines, baseline_settings
+        from simnet.protocols.mlecs import Device
+        from simnet.protocols.mlecs_baselines import actors
 
         super().__init__(config, world, advance, runtime)
         seed = world.seed
@@ -286,7 +291,8 @@ class MlecsRun(WorkloadRun):
         self.main_node = self.server_id
         ids = world.topology.nodes_in_tier("end")
         dims = {m: int(x.shape[-1]) for m, x in pool.features.items()}
-        self.learner = Mlecs(dims, settings(config, data), seed)
+        learner = MlecsBaselines if config.method in METHODS else Mlecs
+        self.learner = learner(dims, baseline_settings(config.method, settings(config, data)), seed)
         self.ctx = Context(self.runtime, self.learner, seed)
         public = pool.subset(parts["public_train"])
         self.devices = [
@@ -301,7 +307,7 @@ class MlecsRun(WorkloadRun):
             )  # fmt: skip
             for k, (node, mods) in enumerate(zip(ids, data.modalities, strict=True))
         ]
-        self.server = MlecsServer(
+        self.server = actors(config.method)[0](
             self.ctx, self.learner, self.server_id, self.devices, config.method, config.rounds,
             public, pool.subset(parts["public_test"]), seed, advance, config.deadline_s,
             config.server_strategy(RUN_ORIGIN),
@@ -312,14 +318,14 @@ class MlecsRun(WorkloadRun):
         return self.config.rounds * (len(self.devices) if self.config.method == "standalone" else 1)
 
     def start(self) -> None:
-        from simnet.protocols.mlecs import DeviceActor
+        from simnet.protocols.mlecs_baselines import actors
 
         cfg, seed = self.config, self.world.seed
         for k, d in enumerate(self.devices):
             if cfg.method == "standalone":
                 entry = partial(self._standalone, d, seed + 100 * k)
             else:
-                entry = DeviceActor(
+                entry = actors(cfg.method)[1](
                     self.ctx, self.learner, d, self.server_id, cfg.method, seed + 100 * k,
                     cfg.deadline_s,
                 ).process  # fmt: skip
