@@ -106,6 +106,8 @@ def test_a_live_learning_run_completes_close_to_the_simulation(tmp_path):
     assert abs(live["cloud"]["acc2_non0"] - sim["cloud"]["acc2_non0"]) < 0.1
     assert abs(live["cloud"]["mae"] - sim["cloud"]["mae"]) < 0.15
     assert set(live["edges"]) == set(sim["edges"]) and all(live["edges"].values())
+    assert set(live["personalisation"]) == set(sim["edges"])  # each from the edge's process
+    assert all(e["global"] and e["personalised"] for e in live["personalisation"].values())
     assert live["edge_samples"] == sim["edge_samples"]
     for placement in ("edge", "cloud"):
         assert live["inference"][placement]["requests"] == 4

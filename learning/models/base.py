@@ -13,7 +13,7 @@ before use, so NaN or −inf there is harmless).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -23,6 +23,15 @@ Features = Mapping[str, torch.Tensor]
 
 Presence = Mapping[str, torch.Tensor]
 """Modality → (B,) bool tensor: which samples hold it."""
+
+
+class OptionError(ValueError):
+    """A model constructor ``option`` with a bad value (``message`` says why)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")
 
 
 class FusionModel(nn.Module):
@@ -75,13 +84,16 @@ class FusionModel(nn.Module):
         return xs, weights
 
     def stack_tokens(
-        self, tokens: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One token per model modality, in model order: (B, M, E) zeroed where absent,
-        and (B, M) weights; a modality missing from ``tokens`` is a zero token."""
+        self, tokens: dict[str, torch.Tensor], weights: dict[str, torch.Tensor],
+        names: Sequence[str] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """One token per modality of ``names`` (default: the model's), in that order:
+        (B, K, E) zeroed where absent, and (B, K) weights; a modality missing from
+        ``tokens`` is a zero token."""
+        names = self.modalities if names is None else names
         ref = next(iter(tokens.values()))
         zero_token = ref.new_zeros(ref.shape)
         zero_weight = ref.new_zeros(ref.shape[0])
-        w = torch.stack([weights.get(m, zero_weight) for m in self.modalities], dim=1)
-        t = torch.stack([tokens.get(m, zero_token) for m in self.modalities], dim=1)
+        w = torch.stack([weights.get(m, zero_weight) for m in names], dim=1)
+        t = torch.stack([tokens.get(m, zero_token) for m in names], dim=1)
         return t * w[..., None], w

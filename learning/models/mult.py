@@ -17,6 +17,11 @@ Encoder layers are pre-LayerNorm, with an FFN of width 4E; encoder inputs are sc
 closes each encoder. Dropouts: attention ``attn_dropout`` (crossmodal encoders into
 audio or vision: ``cross_attn_dropout``, 0 by default), ReLU 0.1, residual 0.1.
 
+Ablations (Mega-CE² Table 4, MulT's §5.2): ``modalities`` keeps only some of the data's
+modalities (the others are ignored: not projected, not attended to); ``targets`` keeps
+only the crossmodal encoders into those modalities and their memory encoders, so only
+their tokens reach the head (``targets=["text"]`` is MulT's "only [V,A → L]").
+
 Masks: a source modality absent for a sample contributes nothing to the crossmodal
 attention (the attention sublayer's output is multiplied by 0; skipped entirely when
 the modality is absent from the batch), so the target still carries its own sequence
@@ -28,14 +33,14 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.models.base import Features, FusionModel, Presence
+from learning.models.base import Features, FusionModel, OptionError, Presence
 
 CROSS_ATTN_DROPOUT = {"audio": 0.0, "vision": 0.0}
 """MulT's MOSEI setting: no attention dropout in the encoders that attend into audio or
@@ -189,11 +194,27 @@ class Encoder(nn.Module):
         return self.norm(x)
 
 
-class MulT(FusionModel):
-    """Multimodal Transformer over ``feature_dims`` (modality → D_m), output ``out_dim``.
+def subset(option: str, names: Sequence[str] | None, within: tuple[str, ...]) -> tuple[str, ...]:
+    """The modalities of ``within`` that ``names`` lists, in ``within``'s order (all of
+    them for ``None``); :class:`OptionError` for an empty list or an unknown name."""
+    if names is None:
+        return within
+    choices = ", ".join(within)
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+        raise OptionError(option, f"must be a non-empty list of modalities out of {choices}")
+    unknown = [n for n in names if n not in within]
+    if unknown:
+        raise OptionError(option, f"unknown modality {unknown[0]!r}; choose from {choices}")
+    return tuple(mod for mod in within if mod in names)
 
-    Tokens: one per modality, the last step of its memory encoder, E = (M−1)·width
-    (width when M = 1).
+
+class MulT(FusionModel):
+    """Multimodal Transformer over ``feature_dims`` (modality → D_m), output ``out_dim``;
+    ``modalities`` (default all) are those it uses, ``targets`` (default all of those)
+    the ones whose crossmodal and memory encoders it keeps.
+
+    Tokens: one per target, the last step of its memory encoder, E = (M−1)·width with M
+    used modalities (width when M = 1).
     """
 
     def __init__(
@@ -209,13 +230,18 @@ class MulT(FusionModel):
         res_dropout: float = 0.1,
         embed_dropout: float = 0.25,
         out_dropout: float = 0.0,
+        modalities: Sequence[str] | None = None,
+        targets: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if not feature_dims:
             raise ValueError("MulT needs at least one modality")
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
-        self.modalities = tuple(feature_dims)
+        self.modalities = subset("modalities", modalities, tuple(feature_dims))
+        self.targets = subset("targets", targets, self.modalities)
+        self.ignored = tuple(mod for mod in feature_dims if mod not in self.modalities)
+        """Modalities of the data the model leaves out (dropped from its inputs)."""
         m = len(self.modalities)
         self.token_dim = width * max(m - 1, 1)
         self.embed_dropout = embed_dropout
@@ -224,14 +250,17 @@ class MulT(FusionModel):
         common = {"relu_dropout": relu_dropout, "res_dropout": res_dropout}
         common["embed_dropout"] = embed_dropout
         self.project = nn.ModuleDict(
-            {mod: nn.Conv1d(d, width, kernel_size=1, bias=False) for mod, d in feature_dims.items()}
+            {
+                mod: nn.Conv1d(feature_dims[mod], width, kernel_size=1, bias=False)
+                for mod in self.modalities
+            }
         )
         self.crossmodal = nn.ModuleDict(
             {
                 f"{src}_to_{tgt}": Encoder(
                     width, heads, layers, cross_drop.get(tgt, attn_dropout), cross=True, **common
                 )
-                for tgt in self.modalities
+                for tgt in self.targets
                 for src in self.modalities
                 if src != tgt
             }
@@ -241,10 +270,10 @@ class MulT(FusionModel):
                 tgt: Encoder(
                     self.token_dim, heads, max(layers, 3), attn_dropout, cross=False, **common
                 )
-                for tgt in self.modalities
+                for tgt in self.targets
             }
         )
-        fused = m * self.token_dim
+        fused = len(self.targets) * self.token_dim
         self.proj1 = nn.Linear(fused, fused)
         self.proj2 = nn.Linear(fused, fused)
         self.out = nn.Linear(fused, out_dim)
@@ -252,6 +281,8 @@ class MulT(FusionModel):
     def encode(
         self, features: Features, present: Presence | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.ignored:
+            features = {mod: x for mod, x in features.items() if mod not in self.ignored}
         xs, weights = self.inputs(features, present)
         proj = {}
         for mod, x in xs.items():
@@ -259,7 +290,7 @@ class MulT(FusionModel):
                 x = dropout(x, self.embed_dropout, self.training)
             proj[mod] = self.project[mod](x.transpose(1, 2)).transpose(1, 2)
         tokens = {}
-        for tgt in proj:
+        for tgt in (t for t in self.targets if t in proj):
             parts = [
                 self.crossmodal[f"{src}_to_{tgt}"](proj[tgt], proj.get(src), weights.get(src))
                 for src in self.modalities
@@ -267,7 +298,7 @@ class MulT(FusionModel):
             ]
             seq = torch.cat(parts, dim=-1) if parts else proj[tgt]
             tokens[tgt] = self.memory[tgt](seq)[:, -1]
-        return self.stack_tokens(tokens, weights)
+        return self.stack_tokens(tokens, weights, self.targets)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         h = tokens.flatten(1)

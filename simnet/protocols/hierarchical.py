@@ -50,6 +50,8 @@ from simnet.wire.message import Message
 
 REPORTED = ("acc2_non0", "f1_non0", "mae", "corr", "accuracy", "f1_macro")
 """Evaluation metrics written to ``metrics.csv`` (those the task has)."""
+GLOBAL = "global_"
+"""Prefix of an edge's metrics of its base model alone (beside its personalised ones)."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,9 @@ class Edge:
         self.tests: list[MultimodalSplit] = []
         self._local: tuple[MultimodalSplit, MultimodalSplit] | None = None
         self.metrics: dict[str, float] = {}
+        """The latest evaluation of the edge's model (personalised when it has an adapter)."""
+        self.global_metrics: dict[str, float] = {}
+        """With an adapter: the latest evaluation of the base alone on the same samples."""
         self.request = 0
         """Number of the edge's latest pull or push (kept across crashes)."""
         self.state: State | None = None
@@ -285,20 +290,26 @@ class Edge:
         return self._local
 
     async def _personalize(self, state: State) -> None:
-        """Tune the adapter on the edge's data with ``state`` frozen; evaluate (an edge
-        that has no end's features yet has nothing to do either on)."""
+        """Tune the adapter on the edge's data with ``state`` frozen; evaluate the
+        personalised model and, for its gain, ``state`` alone on the same held-out samples
+        (recorded as ``global_*``). Evaluations take no virtual time. An edge that has no
+        end's features yet has nothing to do either on."""
         learner, node = self.ctx.learner, self.ctx.node(self.edge)
         self.state = state
         if not self.uploads:
             return
         train, test = self.local_data()
+        base = await node.job(learner.evaluate, state, test)
         if self.adapter is None:
-            self.metrics = await node.job(learner.evaluate, state, test)
+            self.metrics = base
         else:
             self.adapter = await node.work(
                 learner.tune_adapter_job(state, self.adapter, train, self.ctx.next_seed())
             )
             self.metrics = await node.job(learner.evaluate_personal, state, self.adapter, test)
+            self.global_metrics = base
+            self.ctx.record(self.edge, {f"{GLOBAL}{k}": v for k, v in base.items()},
+                            tuple(f"{GLOBAL}{k}" for k in REPORTED))  # fmt: skip
         self.ctx.record(self.edge, self.metrics, REPORTED)
 
 

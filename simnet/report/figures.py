@@ -211,11 +211,34 @@ def plot_bytes_per_kind(run_dir: Path, summary: dict[str, Any]) -> Figure:
     return fig
 
 
+def plot_personalisation(run_dir: Path, summary: dict[str, Any]) -> Figure | None:
+    """Grouped bars per edge, global model vs personalised (global + adapter) on the
+    edge's held-out samples, one panel per metric of ``summary["personalisation"]``;
+    ``None`` if the run has no such entries."""
+    entries = {e: v for e, v in summary.get("personalisation", {}).items() if v["global"]}
+    if not entries:
+        return None
+    metrics = list(dict.fromkeys(k for v in entries.values() for k in v["global"]))
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, figsize=(3.5 * len(metrics), 3.5),
+                             layout="constrained")  # fmt: skip
+    x = range(len(entries))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for shift, which in ((-0.2, "global"), (0.2, "personalised")):
+            values = [v[which].get(metric, float("nan")) for v in entries.values()]
+            ax.bar([i + shift for i in x], values, width=0.4, label=which)
+        ax.set_xticks(list(x), list(entries))
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    axes[0, 0].legend(fontsize="small", loc="lower left")
+    fig.suptitle(f"{summary.get('name', Path(run_dir).name)}: edge test sets")
+    return fig
+
+
 def write_run_figures(run_dir: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """Write the figures of ``run_dir`` into ``run_dir/figures/`` and return their paths.
 
     Order: ``bytes_per_tier``, ``accuracy_vs_time`` (only if ``metrics.csv`` has an
-    accuracy metric), ``bytes_per_kind``, each in ``formats``. ``ValueError`` if the run
+    accuracy metric), ``bytes_per_kind``, ``personalisation`` (only if the summary has
+    edges with adapters that evaluated), each in ``formats``. ``ValueError`` if the run
     has no ``summary.json``.
     """
     run_dir = Path(run_dir)
@@ -226,6 +249,7 @@ def write_run_figures(run_dir: Path, formats: tuple[str, ...] = ("png",)) -> lis
         "bytes_per_tier": plot_bytes_per_tier,
         "accuracy_vs_time": plot_accuracy_vs_time,
         "bytes_per_kind": plot_bytes_per_kind,
+        "personalisation": plot_personalisation,
     }
     written = []
     for name, plot in plots.items():

@@ -59,6 +59,19 @@ def _scores(metrics: dict[str, float | None]) -> str:
     )
 
 
+def personalisation_gain(entries: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Each edge's personalised minus global acc2, and their mean (``""`` if none)."""
+    gains = {
+        edge: e["personalised"]["acc2"] - e["global"]["acc2"]
+        for edge, e in entries.items()
+        if "acc2" in e["personalised"] and "acc2" in e["global"]
+    }
+    if not gains:
+        return ""
+    mean = sum(gains.values()) / len(gains)
+    return ", ".join(f"{edge} {g:+.3f}" for edge, g in gains.items()) + f" (mean {mean:+.3f})"
+
+
 def _mlecs_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Rows for an ML-ECS run: device and server scores, the transmitted share."""
     scores = (
@@ -88,6 +101,9 @@ def _learning_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     rows = [(f"cloud model (v{summary['cloud']['version']})", _scores(summary["cloud"]))]
     rows += [(f"  {edge} personalised", _scores(m)) for edge, m in summary["edges"].items()]
+    gain = personalisation_gain(summary.get("personalisation", {}))
+    if gain:
+        rows.append(("personalisation gain (acc2)", gain))
     target = summary["target"]
     reached = summary["time_to_target_s"]
     when = "not reached" if reached is None else f"{reached:.4g} s"

@@ -1,6 +1,7 @@
 """Reproductions of the papers simnet implements: ``simnet.reproduce.reproduce("ml-ecs")``
-or ``python -m simnet reproduce ml-ecs``. Each runs the paper's evaluation as resumable
-sweeps and writes its tables beside the paper's numbers, its figures and ``report.md``."""
+or ``python -m simnet reproduce ml-ecs`` (``mega-ce2`` likewise). Each runs the paper's
+evaluation as resumable sweeps and writes its tables beside the paper's numbers, its
+figures and ``report.md``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from simnet.errors import InputError
-from simnet.reproduce.common import Reproduction
+from simnet.reproduce.common import Reproduction, Settings
 
-PAPERS = {"ml-ecs": "simnet.reproduce.ml_ecs"}
-"""Paper name → the module whose ``reproduce(out, settings, …)`` reproduces it."""
+PAPERS = {"ml-ecs": "simnet.reproduce.ml_ecs", "mega-ce2": "simnet.reproduce.mega_ce2"}
+"""Paper name → the module whose ``reproduce(out, settings, …)`` reproduces it (``settings``
+a :class:`~simnet.reproduce.common.Settings`)."""
 
 
 def reproduce(
@@ -37,7 +39,7 @@ def reproduce(
     module = import_module(PAPERS[paper])
     out = Path(out) if out is not None else Path("runs") / f"reproduce-{paper}"
     out.mkdir(parents=True, exist_ok=True)
-    settings = module.Settings(seeds=seeds, quick=quick, overrides=tuple(overrides))
+    settings = Settings(seeds=seeds, quick=quick, overrides=tuple(overrides))
     return module.reproduce(out, settings, workers, backend, progress)
 
 

@@ -5,7 +5,7 @@ output directory (CSV tables, figures, ``report.md``)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,16 @@ from simnet.report.records import atomic_write
 DATA = Path(__file__).resolve().parent / "data"
 SCENARIOS = Path(simnet.__file__).resolve().parents[1] / "scenarios"
 """The repository's shipped scenarios: a reproduction's bases (a source checkout)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to run: ``seeds`` per point, ``quick`` settings, extra ``overrides`` for
+    every run (``(dotted key, value)``)."""
+
+    seeds: int = 5
+    quick: bool = False
+    overrides: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,11 +129,23 @@ def seed_stats(
 
 def at_least(text: str, ours: pd.Series, theirs: pd.Series) -> Claim:
     """Whether ``ours`` ≥ ``theirs`` at every index (``None`` if a number is missing)."""
+    return _compare(text, ours, theirs, lambda a, b: a >= b)
+
+
+def at_most(text: str, ours: pd.Series, theirs: pd.Series, strict: bool = False) -> Claim:
+    """Whether ``ours`` ≤ ``theirs`` (< if ``strict``) at every index (``None`` if a
+    number is missing)."""
+    return _compare(text, ours, theirs, (lambda a, b: a < b) if strict else (lambda a, b: a <= b))
+
+
+def _compare(
+    text: str, ours: pd.Series, theirs: pd.Series, holds: Callable[[float, float], bool]
+) -> Claim:
     pairs = [(i, ours.get(i), theirs.get(i)) for i in ours.index]
     if not pairs or any(a is None or b is None or pd.isna(a) or pd.isna(b) for _, a, b in pairs):
         return Claim(text, None, "a number is missing")
     detail = "; ".join(f"{i}: {a:.3f} vs {b:.3f}" for i, a, b in pairs)
-    return Claim(text, all(a >= b for _, a, b in pairs), detail)
+    return Claim(text, all(holds(a, b) for _, a, b in pairs), detail)
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -141,12 +163,15 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def side_by_side(table: pd.DataFrame, index: list[str], columns: str = "metric") -> pd.DataFrame:
+def side_by_side(
+    table: pd.DataFrame, index: list[str], columns: str = "metric", digits: str = ".3f"
+) -> pd.DataFrame:
     """A long ``ours``/``paper`` table pivoted for reading: one row per ``index`` value,
-    one column per ``columns`` value, cells ``ours / paper`` (``–`` where missing)."""
+    one column per ``columns`` value, cells ``ours / paper`` (numbers in format
+    ``digits``, ``–`` where missing)."""
 
     def pair(row: pd.Series) -> str:
-        return " / ".join("–" if pd.isna(v) else f"{v:.3f}" for v in (row.ours, row.paper))
+        return " / ".join("–" if pd.isna(v) else format(v, digits) for v in (row.ours, row.paper))
 
     cells = table.assign(cell=table.apply(pair, axis=1))
     wide = cells.pivot(index=index, columns=columns, values="cell")

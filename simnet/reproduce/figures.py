@@ -35,3 +35,22 @@ def communication_figure(comm: pd.DataFrame, stem: Path) -> list[Path]:
         fig.savefig(path, dpi=120)
     plt.close(fig)
     return paths
+
+
+def personalisation_figure(gains: pd.DataFrame, stem: Path) -> list[Path]:
+    """Each edge's base model vs personalised model (mean over seeds), the run figure
+    :func:`simnet.report.figures.plot_personalisation` over a reproduction's
+    ``personalisation`` table; ``stem.png`` and ``stem.pdf`` (none without entries)."""
+    from simnet.report.figures import plot_personalisation, save
+
+    entries: dict[str, dict[str, dict[str, float]]] = {}
+    for row in gains.to_dict("records"):
+        entry = entries.setdefault(row["edge"], {"global": {}, "personalised": {}})
+        for which, scores in entry.items():
+            scores[row["metric"]] = float("nan") if row[which] is None else row[which]
+    summary = {"name": "Mega-CE² (mean over seeds)", "personalisation": entries}
+    fig = plot_personalisation(stem.parent, summary)
+    if fig is None:
+        return []
+    save(fig, stem, ("png", "pdf"))
+    return [stem.with_suffix(".png"), stem.with_suffix(".pdf")]

@@ -10,7 +10,6 @@ stopped. The paper's numbers come from ``data/ml_ecs.yaml``, transcribed once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
@@ -20,6 +19,7 @@ from simnet.reproduce.common import (
     Block,
     Claim,
     Reproduction,
+    Settings,
     at_least,
     paper_data,
     run_blocks,
@@ -56,16 +56,6 @@ QUICK = [
 """Overrides of ``--quick`` (1 seed, 2 rounds of 10 steps per stage)."""
 SECONDS_PER_RUN = {True: 25.0, False: 90.0}
 """Rough wall time of one run on 2 cores (quick, full), for the estimate printed first."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What to run: ``seeds`` per point, ``quick`` settings, extra ``overrides`` for
-    every run (``(dotted key, value)``)."""
-
-    seeds: int = 5
-    quick: bool = False
-    overrides: tuple[tuple[str, Any], ...] = ()
 
 
 def implemented() -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from learning.data import (
 from learning.data.dataset import MultimodalDataset
 from learning.federated import Learner
 from learning.models import MODELS, FusionModel, build_model
+from learning.models.base import OptionError
 from learning.train import TrainConfig
 from simnet.actor import Actor
 from simnet.config.origin import RUN_ORIGIN, Origin
@@ -219,6 +220,15 @@ class FederatedConfig(Strict):
     inference: InferenceConfig | None = None
 
 
+PERSONALISATION = {"acc2": "acc2_non0", "f1": "f1_non0", "mae": "mae"}
+"""``summary.json``'s ``personalisation`` keys → the evaluation metrics they hold."""
+
+
+def gain_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The :data:`PERSONALISATION` entries of an evaluation (those it has)."""
+    return {key: metrics[name] for key, name in PERSONALISATION.items() if name in metrics}
+
+
 NO_EDGE_MODELS = ("flat", "cloud_only")
 """Modes whose edges hold no model."""
 
@@ -251,8 +261,9 @@ scenario injects faults (someone would otherwise wait for ever)."""
 def check(
     config: FederatedConfig, topology: Topology, origin: Origin, seed: int, faulty: bool
 ) -> None:
-    """Roles exist, the model and its options build, a data file is there and loads, the
-    partition deals every end enough samples, deadlines are set where faults need them."""
+    """Roles exist, a data file is there and loads, the model and its options build over
+    its modalities, the partition deals every end enough samples, deadlines are set where
+    faults need them."""
     source = origin.source
     if not topology.nodes_in_tier("cloud") or not topology.nodes_in_tier("end"):
         raise InputError(source, "topology", "the federated workload needs a cloud and end nodes")
@@ -276,10 +287,6 @@ def check(
     elif model.name not in MODELS:
         known = ", ".join(MODELS)
         raise InputError(source, "workload.model.name", f"must be one of {known} or module:Class")
-    try:
-        model_factory(model, {"text": 4, "audio": 3})()
-    except (TypeError, ValueError) as exc:
-        raise InputError(source, "workload.model.options", str(exc).splitlines()[0]) from None
     data = config.data
     if is_reference(data.source):
         data.source = resolve(data.source, origin, "workload.data.source").text
@@ -315,6 +322,12 @@ def check(
         dataset = load_data(data, seed)
     except (ValueError, OSError, KeyError) as exc:
         raise InputError(source, "workload.data", str(exc).splitlines()[0]) from None
+    try:
+        model_factory(model, dataset.feature_dims())()
+    except OptionError as exc:
+        raise InputError(source, f"workload.model.options.{exc.option}", exc.message) from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, "workload.model.options", str(exc).splitlines()[0]) from None
     try:
         end_datasets(dataset, ends_in_order(roles(topology)[1]), config.partition, seed)
     except ValueError as exc:
@@ -554,7 +567,7 @@ class FederatedRun(WorkloadRun):
         """A live run's summary: the cloud's process's, with each edge's entries from its
         own process, and parameter and late-update counts and inference requests over
         every process."""
-        out = by_owner(parts, main, owner, ("edges", "edge_samples"))
+        out = by_owner(parts, main, owner, ("edges", "edge_samples", "personalisation"))
         out["parameters_by_kind"] = summed(p["parameters_by_kind"] for p in parts)
         out["late_updates"] = summed(p["late_updates"] for p in parts)
         requests: dict[str, list[dict[str, float] | None]] = {}
@@ -578,6 +591,14 @@ class FederatedRun(WorkloadRun):
             "model_parameters": self.ctx.learner.trainable,
             "cloud": {"version": self.server.version, **final},
             "edges": {edge.edge: edge.metrics for edge in self.edges},
+            "personalisation": {
+                edge.edge: {
+                    "global": gain_metrics(edge.global_metrics),
+                    "personalised": gain_metrics(edge.metrics),
+                }
+                for edge in self.edges
+                if edge.adapter is not None
+            },  # fmt: skip
             "edge_samples": {edge.edge: edge.samples for edge in self.edges},
             "target": self.config.target.model_dump(),
             "time_to_target_s": self.time_to_target(),
