@@ -72,10 +72,17 @@ class BertScorer:
 
     def __init__(self, encoder: Path, references: Sequence[str], seed: int = 0) -> None:
         import bert_score
+        from transformers.utils import logging as hf_logging
 
-        self._scorer = bert_score.BERTScorer(
-            model_type=str(encoder), num_layers=ENCODER_LAYERS, batch_size=64, device="cpu"
-        )
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar inside a run's own
+        try:
+            self._scorer = bert_score.BERTScorer(
+                model_type=str(encoder), num_layers=ENCODER_LAYERS, batch_size=64, device="cpu"
+            )
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         self.baseline = self._baseline(references, seed)
 
     def raw(self, generated: Sequence[str], references: Sequence[str]) -> np.ndarray:
