@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import shutil
 import socket
@@ -21,7 +22,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from simnet.live.keys import load_public, load_secret, public_keys, write_keys
-from simnet.live.mailbox import Mailbox, Unreachable, start_authenticator
+from simnet.live.mailbox import FRAME_SLACK_BYTES, Mailbox, Unreachable, start_authenticator
 from simnet.live.wire import (
     BadFrame,
     Header,
@@ -299,6 +300,97 @@ def test_fuzzed_frames_do_not_hurt_the_node() -> None:
             ctx.destroy(linger=0)
 
     asyncio.run(main())
+
+
+def test_an_oversize_frame_is_never_received_and_its_sender_recovers() -> None:
+    max_frame = 4096
+
+    async def main() -> None:
+        ctx = zmq.asyncio.Context()
+        a = Mailbox(ctx, "a", LOOPBACK, {}, max_frame_bytes=max_frame)
+        b = Mailbox(ctx, "b", LOOPBACK, {"a": a.endpoint})
+        fuzz = ctx.socket(zmq.DEALER)
+        fuzz.setsockopt(zmq.LINGER, 0)
+        fuzz.setsockopt(zmq.ROUTING_ID, b"fuzz")
+        fuzz.connect(a.endpoint)
+        try:
+            huge = bytes(max_frame + FRAME_SLACK_BYTES + 1)
+            await fuzz.send_multipart(encode_frames(header(huge, hop="fuzz"), huge))
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(a.recv(), 0.3)
+            await b.send("a", header(b"hello"), b"hello")
+            assert await asyncio.wait_for(a.recv(), 5) == (header(b"hello"), b"hello")
+            await fuzz.send_multipart(encode_frames(header(b"back", hop="fuzz"), b"back"))
+            assert await asyncio.wait_for(a.recv(), 5) == (header(b"back", hop="fuzz"), b"back")
+            assert not a.rejected and a.alive
+        finally:
+            fuzz.close(linger=0)
+            await b.close()
+            await a.close()
+            ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
+def test_a_slow_consumer_holds_its_sender_back() -> None:
+    """The queue stays at its bound, the sender blocks at its high-water mark, nothing is
+    lost or reordered once the consumer catches up."""
+    n, size = 600, 64 << 10
+
+    async def main() -> None:
+        ctx = zmq.asyncio.Context()
+        a = Mailbox(ctx, "a", LOOPBACK, {}, max_frame_bytes=size, hwm=2, max_queued=4)
+        b = Mailbox(ctx, "b", LOOPBACK, {"a": a.endpoint}, hwm=2)
+        data = bytes(size)
+
+        async def send_all() -> None:
+            for i in range(n):
+                await b.send("a", header(data, id=i), data)
+
+        sender = asyncio.get_running_loop().create_task(send_all())
+        try:
+            await until(lambda: a._queue.full())
+            await asyncio.sleep(0.3)
+            assert a._queue.qsize() == 4 and not sender.done()  # n × 64 KiB exceed the buffers
+            got = [(await asyncio.wait_for(a.recv(), 5))[0].id for _ in range(n)]
+            assert got == list(range(n))
+            await asyncio.wait_for(sender, 5)
+            assert not a.rejected
+        finally:
+            sender.cancel()
+            await b.close()
+            await a.close()
+            ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
+def test_rejections_are_logged_once_a_second_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        ctx = zmq.asyncio.Context()
+        a = Mailbox(ctx, "a", LOOPBACK, {})
+        fuzz = ctx.socket(zmq.DEALER)
+        fuzz.setsockopt(zmq.LINGER, 0)
+        fuzz.setsockopt(zmq.ROUTING_ID, b"fuzz")
+        fuzz.connect(a.endpoint)
+        try:
+            for _ in range(50):
+                await fuzz.send_multipart([b"x"])
+                await fuzz.send_multipart(encode_frames(header(b"x", hop="b"), b"x"))
+            await until(lambda: a.rejected.total() == 100)
+            assert a.rejected == {"frame count": 50, "hop": 50}
+        finally:
+            fuzz.close(linger=0)
+            await a.close()
+            ctx.destroy(linger=0)
+
+    with caplog.at_level(logging.WARNING, logger="simnet.live"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "dropped a frame" in r.getMessage()]
+    assert sorted(lines) == [
+        "a: dropped a frame from b'fuzz': frame count (1 so far)",
+        "a: dropped a frame from b'fuzz': hop (1 so far)",
+    ]
 
 
 def test_curve_refuses_strangers_and_forged_hops(tmp_path: Path) -> None:

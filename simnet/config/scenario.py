@@ -157,6 +157,23 @@ class ExecutionConfig(BaseModel):
     traffic workload's own ``until`` replaces it."""
 
 
+class LiveConfig(BaseModel):
+    """Bounds on what a live run's receivers hold (``simnet live``; the simulation ignores
+    them): ``max_message_bytes`` a message may declare (default: twice the workload's
+    largest message where it knows it, at most :data:`MAX_LIVE_MESSAGE_BYTES`), and
+    ``reassembly_idle_s`` seconds after which a partial message that received nothing is
+    evicted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_message_bytes: int | None = Field(default=None, ge=1)
+    reassembly_idle_s: float = Field(default=30.0, gt=0)
+
+
+MAX_LIVE_MESSAGE_BYTES = 256 << 20
+"""The default and largest default ``live.max_message_bytes``, bytes (256 MiB)."""
+
+
 class ScenarioConfig(BaseModel):
     """Top level of a scenario file; ``workload`` is validated by its own ``kind``."""
 
@@ -168,6 +185,7 @@ class ScenarioConfig(BaseModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
     workload: dict[str, Any]
 
 

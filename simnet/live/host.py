@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
+import logging
+import math
 import struct
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,19 +32,34 @@ import torch
 import zmq.asyncio
 
 from simnet.actor import DELIVERED, Actor, Runtime
-from simnet.config.scenario import load_scenario
-from simnet.live.links import Chunk, EmulatedLink, chunk_bytes
-from simnet.live.mailbox import Mailbox, start_authenticator
+from simnet.config.scenario import MAX_LIVE_MESSAGE_BYTES, Scenario, load_scenario
+from simnet.live.links import MAX_CHUNK, Chunk, EmulatedLink, chunk_bytes
+from simnet.live.mailbox import Mailbox, Unreachable, start_authenticator
 from simnet.live.node import LiveNode
-from simnet.live.wire import BadFrame, Header, Reassembly, chunks
-from simnet.wire.message import ENVELOPE_KEY, Message, decode, encode
+from simnet.live.router import (
+    Action,
+    Deliver,
+    Forward,
+    Limits,
+    LogLimiter,
+    Pass,
+    Resolve,
+    Router,
+)
+from simnet.live.wire import Header, chunks
+from simnet.wire.codecs import Codec, TopKCodec
+from simnet.wire.message import DecodeError, Message, decode, encode
 from simnet.workloads import WORKLOADS
 
 T = TypeVar("T")
-MAX_FRAME_BYTES = 64 << 20
-"""Largest frame a mailbox accepts, bytes."""
+logger = logging.getLogger("simnet.live")
 UNSHAPED_CHUNK = 16 << 20
 """Largest frame of an unshaped message (``--shaping none``), bytes."""
+MAX_QUEUED = 64
+"""Frame pairs a mailbox holds for its node before it stops reading the network."""
+EXPANSION = {"none": 1, "fp16": 4, "int8": 8}
+"""How many times its wire size a message of each codec may decode to (fp16 and int8
+restore up to float64; top-k: 1 / fraction)."""
 REPORT_S = 0.1
 """Seconds between two progress reports to the launcher."""
 
@@ -81,11 +97,46 @@ def padded(message: Message, data: bytes) -> bytes:
     return data + bytes(max(0, size - len(data)))
 
 
-def unpadded(data: bytes) -> Message:
-    """Inverse of :func:`padded` ∘ encode."""
+def unpadded(data: bytes, max_bytes: int | None = None) -> Message:
+    """Inverse of :func:`padded` ∘ encode; :class:`~simnet.wire.message.DecodeError` if
+    ``data`` is not such a message or its payload would decode to more than ``max_bytes``.
+    A message of declared size is its encoding followed by zeros: its safetensors header
+    (length in the first 8 bytes) covers no data."""
+    if len(data) < 8:
+        raise DecodeError("shorter than 8 bytes")
     (n,) = struct.unpack("<Q", data[:8])
-    envelope = json.loads(json.loads(data[8 : 8 + n])["__metadata__"][ENVELOPE_KEY])
-    return decode(data[: 8 + n] if envelope["size_bytes"] is not None else data)
+    if 8 + n < len(data):
+        try:
+            head = decode(data[: 8 + n], max_bytes)
+        except DecodeError:
+            head = None
+        if head is not None and head.size_bytes is not None:
+            return head
+    return decode(data, max_bytes)
+
+
+class NodeFailure(RuntimeError):
+    """An exception in a host's actors or callbacks, naming the node where it rose."""
+
+
+def live_limits(scenario: Scenario, largest: int | None) -> Limits:
+    """The receivers' bounds: ``live.max_message_bytes`` (default twice the workload's
+    ``largest`` message, at most :data:`MAX_LIVE_MESSAGE_BYTES`); a source's partial
+    messages may hold two such messages, all of them four."""
+    config = scenario.config.live
+    most = config.max_message_bytes
+    if most is None:
+        most = (
+            MAX_LIVE_MESSAGE_BYTES if largest is None else min(MAX_LIVE_MESSAGE_BYTES, 2 * largest)
+        )
+    return Limits(most, 2 * most, 4 * most, config.reassembly_idle_s)
+
+
+def expansion(codec: Codec) -> int:
+    """:data:`EXPANSION` of ``codec`` (top-k: ⌈1 / fraction⌉)."""
+    if isinstance(codec, TopKCodec):
+        return math.ceil(1 / codec.fraction)
+    return EXPANSION[codec.name]
 
 
 class LiveHost(Runtime):
@@ -116,12 +167,15 @@ class LiveHost(Runtime):
         self.received: dict[int, float] = {}
         """Receive times (s) of the messages delivered to this process's nodes, by id."""
         self.dropped: dict[int, float] = {}
-        """Times (s) a link emulated here dropped a message, by id."""
+        """Times (s) a message was dropped — by a link emulated here, a peer it could not
+        be handed to, or (for its sender) a drop notice — by id."""
         self.pending: dict[int, asyncio.Future] = {}
         self.links: dict[tuple[str, str], EmulatedLink] = {}
         self.mailboxes: dict[str, Mailbox] = {}
         self.outboxes: dict[tuple[str, str], asyncio.Queue] = {}
-        self.reassembly = Reassembly(1 << 31)
+        self.flows: dict[int, Header] = {}
+        """The first header of each message put on a link here, by id (for drop notices)."""
+        self.log_limiter = LogLimiter()
         self.progress = 0.0
         self.tasks: set[asyncio.Task] = set()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="simnet-job")
@@ -133,6 +187,12 @@ class LiveHost(Runtime):
             # a transfer's id is its index in the plan; this process sends its sources' own
             mine = (i for i, t in enumerate(self.workload.planned) if self.hosts(t.src))
             self.ids = mine.__next__
+        limits = live_limits(scenario, self.workload.largest_message_bytes)
+        decoded = limits.max_message_bytes * expansion(self.world.codec)
+        self.router = Router(
+            self.local, self.topology.nodes, self.topology.path, plan.shaping == "none",
+            limits, partial(unpadded, max_bytes=decoded),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ Runtime
     @property
@@ -155,7 +215,7 @@ class LiveHost(Runtime):
             else:
                 self.remote.setdefault(node_id, []).append(future)
             return future
-        task = self.task(entry())
+        task = self.task(entry(), node_id)
         self.running[node_id] += 1
         task.add_done_callback(lambda _: self._actor_ended(node_id))
         return task
@@ -179,17 +239,18 @@ class LiveHost(Runtime):
     def retry_delays(self) -> list[float]:
         return list(self.world.retry.delays())
 
-    def task(self, actor: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """Run ``actor`` as a task kept until it ends (an error in it is reported)."""
+    def task(self, actor: Coroutine[Any, Any, T], node: str | None = None) -> asyncio.Task[T]:
+        """Run ``actor`` (of ``node``, if known) as a task kept until it ends; an error in
+        it ends the run, naming the node."""
         task = asyncio.get_running_loop().create_task(actor)
         self.tasks.add(task)
-        task.add_done_callback(self._ended)
+        task.add_done_callback(partial(self._ended, node))
         return task
 
-    def _ended(self, task: asyncio.Task) -> None:
+    def _ended(self, node: str | None, task: asyncio.Task) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.error = task.exception()
+            self._fail(node, task.exception())
 
     async def run_job(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a learning job on the process's one job thread."""
@@ -218,6 +279,7 @@ class LiveHost(Runtime):
         }  # fmt: skip
         future = loop.create_future()
         self.pending[message.id] = future
+        self.router.sent(message.id, message.src, message.dst)
         header = Header(
             "data", message.src, message.dst, message.kind, message.id, len(data), 0, 0, t_send,
             message.reply_to, message.src,
@@ -226,20 +288,26 @@ class LiveHost(Runtime):
             for head, piece in chunks(header, data, UNSHAPED_CHUNK):
                 self._hand_over(message.src, message.dst, head, piece, loop.time())
         else:
-            link = self._link(path[0], path[1])
-            for head, piece in chunks(header, data, chunk_bytes(link.bytes_per_s)):
-                self._forward(path[0], head, piece, loop.time())
+            size = chunk_bytes(self._link(path[0], path[1]).bytes_per_s)
+            for head, piece in chunks(header, data, size):
+                self._act(self.router.local(message.src, head, piece, self.now), loop.time())
         return future
 
     def _link(self, a: str, b: str) -> EmulatedLink:
         if (a, b) not in self.links:  # the simulation's latency phase and capacity of a → b
             network = self.world.network
             latency = network.route_latency(((a, b),))
-            self.links[a, b] = EmulatedLink(latency, network.capacity((a, b)), self._drop)
+            drop = partial(self._link_dropped, a)
+            self.links[a, b] = EmulatedLink(latency, network.capacity((a, b)), drop)
         return self.links[a, b]
 
-    def _drop(self, flow: int) -> None:
-        self.dropped.setdefault(flow, self.now)
+    def _link_dropped(self, at: str, flow: int) -> None:
+        """The link leaving ``at`` dropped message ``flow``."""
+        header = self.flows.get(flow)
+        if flow in self.dropped or header is None:
+            return
+        self.dropped[flow] = self.now
+        self._act(self.router.link_dropped(at, header, self.now), asyncio.get_running_loop().time())
 
     def _link_events(self) -> None:
         """Schedule the scenario's link events on the links this process emulates."""
@@ -247,27 +315,40 @@ class LiveHost(Runtime):
         for event in self.world.link_events:
             for a, b in ((event.a, event.b), (event.b, event.a)):
                 if self.hosts(a):
-                    loop.call_at(self.t0 + event.at, self._link(a, b).set_up, event.up)
+                    set_up = partial(self._guarded, a, self._link(a, b).set_up, event.up)
+                    loop.call_at(self.t0 + event.at, set_up)
 
-    def _forward(self, at: str, header: Header, data: bytes, queued: float) -> None:
-        """A chunk is at node ``at`` (hosted here) since ``queued``: deliver it, or put it
-        on the next link of its route."""
+    def _act(self, actions: list[Action], queued: float) -> None:
+        """Carry out the router's ``actions``; ``queued``: the monotonic time (s) the frame
+        they answer reached its node (a forwarded chunk is queued on its link then)."""
+        for action in actions:
+            if isinstance(action, Forward):
+                self._forward(action, queued)
+            elif isinstance(action, Pass):
+                self._hand_over(action.at, action.nxt, action.header, b"", queued)
+            elif isinstance(action, Deliver):
+                self._deliver(action.message, action.t)
+            elif isinstance(action, Resolve):
+                self._resolve(action)
+            elif self.log_limiter.allows(action.reason, self.now):
+                logger.warning("%s: dropped a frame: %s (counted in live.rejected_frames)",
+                               ",".join(self.local), action.reason)  # fmt: skip
+
+    def _forward(self, action: Forward, queued: float) -> None:
+        """Put a data chunk on the link ``action.at → action.nxt`` (unless its message was
+        dropped already)."""
+        header, data, at, nxt = action.header, action.data, action.at, action.nxt
         if header.id in self.dropped:
             return
-        if at == header.dst:
-            self._arrived(header, data)
-            return
-        path = self.topology.path(header.src, header.dst)
-        nxt = path[path.index(at) + 1]
-        link = self._link(at, nxt)
-        link.put(
-            Chunk(header.id, len(data), queued, lambda t: self._hand_over(at, nxt, header, data, t))
-        )
+        self.flows.setdefault(header.id, header)
+        arrive = partial(self._guarded, nxt, self._hand_over, at, nxt, header, data)
+        self._link(at, nxt).put(Chunk(header.id, len(data), queued, arrive))
 
     def _hand_over(self, frm: str, to: str, header: Header, data: bytes, t: float) -> None:
-        """Give a chunk that reached ``to`` at ``t`` to ``to``: here, or over ZeroMQ."""
+        """Give a frame that reached ``to`` at ``t`` (monotonic s) to ``to``: here, or over
+        ZeroMQ."""
         if self.hosts(to):
-            self._forward(to, header, data, t)
+            self._act(self.router.local(to, header, data, self.now), t)
         else:
             self._post(frm, to, replace(header, hop=frm), data)
 
@@ -276,77 +357,98 @@ class LiveHost(Runtime):
         key = (frm, to)
         if key not in self.outboxes:
             self.outboxes[key] = asyncio.Queue()
-            self.task(self._drain(frm, to, self.outboxes[key]))
+            self.task(self._drain(frm, to, self.outboxes[key]), frm)
         self.outboxes[key].put_nowait((header, data))
 
     async def _drain(self, frm: str, to: str, queue: asyncio.Queue) -> None:
+        """Send the channel's frames in order; one that cannot be handed over drops its
+        message (the router tells its sender)."""
         mailbox = self.mailboxes[frm]
         while True:
             header, data = await queue.get()
-            await mailbox.send(to, header, data)
+            if header.type == "data" and header.id in self.dropped:
+                continue
+            try:
+                await mailbox.send(to, header, data)
+            except (Unreachable, ValueError) as exc:
+                if header.type == "data":
+                    self.dropped.setdefault(header.id, self.now)
+                self.faults["unreachable"] += 1
+                logger.warning("%s: %s", frm, exc)
+                self._act(self.router.unreachable(frm, header, self.now), time.monotonic())
 
-    def _arrived(self, header: Header, data: bytes) -> None:
-        """A chunk reached its destination (hosted here)."""
-        try:
-            whole = self.reassembly.add(header, data)
-        except BadFrame as exc:
-            self.faults[f"bad_frame_{exc.reason}"] += 1
-            return
-        if whole is None:
-            return
-        message = unpadded(whole)
-        message.id, message.reply_to, message.t_send = header.id, header.reply_to, header.t_send
-        t_recv = self.now
-        self.received[header.id] = t_recv
-        self.nodes[header.dst].put(message)
-        delivery = LiveDelivery(header.id, header.dst, DELIVERED, header.t_send, t_recv)
+    def _deliver(self, message: Message, t_recv: float) -> None:
+        """A message reached its destination (hosted here)."""
+        self.received[message.id] = t_recv
+        self.nodes[message.dst].put(message)
+        delivery = LiveDelivery(message.id, message.dst, DELIVERED, message.t_send, t_recv)
         for listener in self.world.network.listeners:
             listener(delivery)
-        ack = Header(
-            "ack", header.src, header.dst, header.kind, header.id, 0, 0, zlib.crc32(b""), t_recv,
-            None, header.dst,
-        )  # fmt: skip
-        if self.hosts(header.src):
-            self._acked(ack)
-        else:
-            self._post(header.dst, header.src, ack, b"")
 
-    def _acked(self, ack: Header) -> None:
-        future = self.pending.pop(ack.id, None)
-        if future is not None and not future.done():
-            row = self.sent[ack.id]
-            delivery = LiveDelivery(ack.id, ack.dst, DELIVERED, row["t_send"], ack.t_send)
-            future.set_result(delivery)
+    def _resolve(self, action: Resolve) -> None:
+        """A message sent from here was delivered or dropped: its ``send`` completes."""
+        future = self.pending.pop(action.id, None)
+        if future is None or future.done():
+            return
+        row = self.sent[action.id]
+        t_recv = action.t if action.status == DELIVERED else None
+        future.set_result(LiveDelivery(action.id, row["dst"], action.status, row["t_send"], t_recv))
+        if action.status != DELIVERED:
+            self.dropped.setdefault(action.id, action.t)
 
     async def _listen(self, mailbox: Mailbox) -> None:
+        """Route every frame that reaches ``mailbox`` (its sender checked by the mailbox:
+        the routing id, and the CURVE key's node, are the frame's ``hop``)."""
         loop = asyncio.get_running_loop()
         while True:
             header, data = await mailbox.recv()
-            if header.type == "ack":
-                self._acked(header)
-            elif self.plan.shaping == "none":
-                self._arrived(header, data)
-            else:
-                self._forward(mailbox.node, header, data, loop.time())
+            actions = self.router.frame(mailbox.node, header.hop, header, data, self.now)
+            self._act(actions, loop.time())
+
+    def _guarded(self, node: str, fn: Callable[..., Any], *args: Any) -> None:
+        """``fn(*args)`` from a loop callback: an exception ends the run, naming ``node``
+        (asyncio would only log it)."""
+        try:
+            fn(*args)
+        except Exception as exc:
+            self._fail(node, exc)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's handler of errors it cannot hand to anyone: they end the run."""
+        exc = context.get("exception") or RuntimeError(context.get("message", "loop error"))
+        self._fail(None, exc)
+
+    def _fail(self, node: str | None, exc: BaseException) -> None:
+        """Record the first failure of the process; :meth:`serve` ends the run with it."""
+        if self.error is None:
+            where = f"node {node}: " if node else ""
+            self.error = NodeFailure(f"{where}{type(exc).__name__}: {exc}")
+            self.error.__cause__ = exc
 
     # ------------------------------------------------------------------ the process
     async def serve(self, control: Connection) -> None:
         """Bind the mailboxes, report them, wait for the start, run, report at the end."""
         context = zmq.asyncio.Context()
         keys = Path(self.plan.keys) if self.plan.keys else None
+        frame = UNSHAPED_CHUNK if self.plan.shaping == "none" else MAX_CHUNK
         authenticator = start_authenticator(context, keys) if keys else None
         try:
             for node in self.local:
                 bind = (self.plan.addresses or {}).get(node, "tcp://127.0.0.1:*")
-                box = Mailbox(context, node, bind, {}, MAX_FRAME_BYTES, keys)
+                box = Mailbox(context, node, bind, {}, frame, keys, max_queued=MAX_QUEUED)
                 self.mailboxes[node] = box
             control.send(("ready", {n: m.endpoint for n, m in self.mailboxes.items()}))
             peers, start_at = await _receive(control)
             for box in self.mailboxes.values():
                 box.peers.update(peers)
-                self.task(self._listen(box))
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(self._loop_error)
+            # every process starts its clock at the one announced instant; frames that come
+            # earlier wait in the mailboxes (bounded) until the listeners start
             await asyncio.sleep(max(0.0, start_at - time.monotonic()))
             self.t0 = start_at
+            for box in self.mailboxes.values():
+                self.task(self._listen(box), box.node)
             self._link_events()
             self.workload.start()
             while not await self._stopped(control):
@@ -379,7 +481,7 @@ class LiveHost(Runtime):
 
     def _result(self) -> dict[str, Any]:
         main = self.workload.main_node
-        rejected = Counter()
+        rejected = Counter(self.router.rejected)
         for box in self.mailboxes.values():
             rejected.update(box.rejected)
         return {
@@ -420,4 +522,6 @@ def host_main(plan: HostPlan, control: Connection, threads: int) -> None:
     try:
         asyncio.run(LiveHost(plan).serve(control))
     except BaseException as exc:  # reported to the launcher, which says it in one line
-        control.send(("error", f"process {plan.index}: {type(exc).__name__}: {exc}"))
+        nodes = ", ".join(n for n, k in plan.assignment.items() if k == plan.index)
+        what = str(exc) if isinstance(exc, NodeFailure) else f"{type(exc).__name__}: {exc}"
+        control.send(("error", f"process {plan.index} ({nodes}): {what}"))

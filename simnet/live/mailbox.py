@@ -2,8 +2,18 @@
 
 Each node binds a ROUTER in-socket and sends through a second ROUTER out-socket that
 connects to peers lazily; both carry the node id as routing id. Every received multipart
-is checked with :func:`~simnet.live.wire.parse_frames` and dropped (logged to
-``simnet.live`` and counted by reason in :attr:`Mailbox.rejected`) when bad.
+is checked with :func:`~simnet.live.wire.parse_frames` and dropped (counted by reason in
+:attr:`Mailbox.rejected`, logged to ``simnet.live`` at most once a second per reason) when
+bad.
+
+Memory is bounded: libzmq drops the connection of a peer sending a frame of more than
+``max_frame_bytes`` + :data:`FRAME_SLACK_BYTES` before allocating it (the frame is lost
+and not counted: libzmq reports only a disconnect; the peer reconnects), at most
+``hwm`` multiparts wait in each socket's pipe per peer, and at most ``max_queued`` valid
+frame pairs wait for :meth:`Mailbox.recv`. When that queue is full the reader stops
+reading, the pipes fill, and libzmq stops reading from the network: a slow consumer slows
+its senders down rather than growing memory. Nothing is ever read from the out-socket, so
+it takes no frame of more than :data:`FRAME_SLACK_BYTES`.
 """
 
 from __future__ import annotations
@@ -21,11 +31,15 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from zmq.utils import z85
 
 from simnet.live.keys import load_public, load_secret, public_keys
+from simnet.live.router import LogLimiter
 from simnet.live.wire import BadFrame, Header, encode_frames, parse_frames
 
 logger = logging.getLogger("simnet.live")
 
 MiB = 1 << 20
+FRAME_SLACK_BYTES = 64 << 10
+"""How far beyond ``max_frame_bytes`` a frame may be and still be received (then counted
+as ``"size"``), bytes; room for CURVE's framing too."""
 _BACKOFF_S = (0.001, 0.05)
 _authenticated: weakref.WeakSet[zmq.Context] = weakref.WeakSet()
 
@@ -79,6 +93,10 @@ class Mailbox:
     before the first send to a peer). ``max_frame_bytes``: per received frame.
     ``keys``: a key folder for CURVE (needs :func:`start_authenticator` on ``context``).
     ``connect_timeout_s``: how long a send waits for an unreachable peer, seconds.
+    ``hwm``: the high-water mark of both sockets, multiparts per peer (at most about
+    ``hwm × max_frame_bytes`` wait in each direction of each connection).
+    ``max_queued``: valid frame pairs held for :meth:`recv`.
+    ``ValueError`` if ``keys`` lacks this node's secret or it is exposed.
     """
 
     def __init__(
@@ -90,6 +108,8 @@ class Mailbox:
         max_frame_bytes: int = 64 * MiB,
         keys: Path | None = None,
         connect_timeout_s: float = 10.0,
+        hwm: int = 64,
+        max_queued: int = 1024,
     ) -> None:
         if keys is not None and context not in _authenticated:
             raise RuntimeError("CURVE needs start_authenticator(context, keys) first")
@@ -100,13 +120,18 @@ class Mailbox:
         self.rejected: Counter[str] = Counter()
         self._keys = keys
         self._connected: set[str] = set()
-        self._queue: asyncio.Queue[tuple[Header, bytes]] = asyncio.Queue()
+        self._log = LogLimiter()
+        self._queue: asyncio.Queue[tuple[Header, bytes]] = asyncio.Queue(max_queued)
         self._inbox = context.socket(zmq.ROUTER)
         self._outbox = context.socket(zmq.ROUTER)
         try:
             for sock in (self._inbox, self._outbox):
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.setsockopt(zmq.ROUTING_ID, node.encode())
+                sock.setsockopt(zmq.RCVHWM, hwm)
+                sock.setsockopt(zmq.SNDHWM, hwm)
+            self._inbox.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes + FRAME_SLACK_BYTES)
+            self._outbox.setsockopt(zmq.MAXMSGSIZE, FRAME_SLACK_BYTES)
             self._outbox.setsockopt(zmq.ROUTER_MANDATORY, 1)
             if keys is not None:
                 public, secret = load_secret(keys, node)
@@ -133,8 +158,12 @@ class Mailbox:
 
     async def send(self, peer: str, header: Header, data: bytes) -> None:
         """Send one frame pair to ``peer``, connecting on first use and retrying (1 ms
-        doubling to 50 ms) while it is unreachable; :class:`Unreachable` after
-        ``connect_timeout_s`` seconds."""
+        doubling to 50 ms) while it is unreachable; waits while the peer's pipe is at its
+        high-water mark. ``ValueError`` if ``peer`` is not in :attr:`peers` (or, with CURVE,
+        has no public key); :class:`Unreachable` after ``connect_timeout_s`` seconds
+        without a connection; ``zmq.ZMQError`` if the socket fails otherwise. A frame of
+        more than the peer's ``max_frame_bytes`` + :data:`FRAME_SLACK_BYTES` is sent but
+        lost (the peer drops the connection)."""
         endpoint = self.peers.get(peer)
         if endpoint is None:
             raise ValueError(f"{self.node}: unknown peer {peer!r}")
@@ -184,6 +213,7 @@ class Mailbox:
         return header, data
 
     async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 parts = await self._inbox.recv_multipart(copy=False)
@@ -191,12 +221,27 @@ class Mailbox:
                 logger.error("%s: in-socket failed, reader stops: %s", self.node, exc)
                 return
             try:
-                self._queue.put_nowait(self._check(parts))
+                frame = self._check(parts)
             except BadFrame as exc:
-                self.rejected[exc.reason] += 1
-                logger.warning(
-                    "%s: dropped a frame from %r: %s", self.node, parts[0].bytes[:64], exc.reason
-                )
+                self._reject(exc.reason, parts, loop.time())
+                continue
             except Exception:  # a bug must not take the node down; the frame is dropped
-                self.rejected["error"] += 1
-                logger.exception("%s: dropped a frame from %r", self.node, parts[0].bytes[:64])
+                self._reject("error", parts, loop.time(), exc_info=True)
+                continue
+            await self._queue.put(frame)  # waits while the consumer is behind
+
+    def _reject(
+        self, reason: str, parts: list[zmq.Frame], now: float, exc_info: bool = False
+    ) -> None:
+        """Count a dropped frame; log it unless a line for ``reason`` was logged in the
+        last second (``now``: loop time, seconds)."""
+        self.rejected[reason] += 1
+        if self._log.allows(reason, now):
+            logger.warning(
+                "%s: dropped a frame from %r: %s (%d so far)",
+                self.node,
+                parts[0].bytes[:64],
+                reason,
+                self.rejected[reason],
+                exc_info=exc_info,
+            )

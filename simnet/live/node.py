@@ -1,9 +1,11 @@
 """A node of a live run: the actor API in wall-clock time on an asyncio loop.
 
-Compute is real: a learning job runs on the process's job thread, and ``compute(F)``
-then waits until ``F / FLOP/s`` seconds have passed since the jobs it follows began
-(``wait = max(0, F / FLOP/s − job seconds)``); a host slower than the profile cannot
-wait less than nothing, and the excess is recorded as a ``compute_overrun_s`` metric.
+Compute is real: a learning job of ``work(job)`` runs on the process's job thread, and
+its compute then waits until ``F / FLOP/s`` seconds have passed since that job began
+(``wait = max(0, F / FLOP/s − the job's own wall seconds)``); a host slower than the
+profile cannot wait less than nothing, and the excess is recorded as a
+``compute_overrun_s`` metric. ``compute(F)`` alone waits ``F / FLOP/s``; ``job(fn)``
+(an evaluation, a merge) takes no compute time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from simnet.actor import Accept, Actor, NodeApi
+from simnet.actor import Accept, Actor, NodeApi, Work
 from simnet.topology.graph import NodeSpec
 from simnet.wire.message import Message
 
@@ -34,8 +36,6 @@ class LiveNode(NodeApi):
         self.items: list[Message] = []
         self.waiters: list[tuple[Accept | None, asyncio.Future[Message], str, float]] = []
         self.slots = asyncio.Semaphore(spec.slots)
-        self.job_s = 0.0
-        """Wall seconds of the learning jobs run since the last compute."""
         self.busy_s = 0.0
         self.overrun_s = 0.0
 
@@ -77,10 +77,20 @@ class LiveNode(NodeApi):
         return taken
 
     async def compute(self, flops: float) -> float:
+        return await self._compute(flops, 0.0)
+
+    async def work(self, job: Work) -> Any:
+        """Run ``job`` and charge its FLOPs, less the job's own wall seconds."""
+        started = time.perf_counter()
+        result = await self.host.run_job(job.run)
+        await self._compute(job.flops, time.perf_counter() - started)
+        return result
+
+    async def _compute(self, flops: float, spent_s: float) -> float:
+        """Hold a slot for ``flops / FLOP/s`` seconds, of which ``spent_s`` have passed."""
         async with self.slots:
             duration = flops / self.spec.flops
-            wait = duration - self.job_s
-            self.job_s = 0.0
+            wait = duration - spent_s
             if wait > 0:
                 await asyncio.sleep(wait)
             else:
@@ -93,13 +103,10 @@ class LiveNode(NodeApi):
         await asyncio.sleep(seconds)
 
     def spawn(self, actor: Actor) -> asyncio.Task:
-        return self.host.task(actor)
+        return self.host.task(actor, self.id)
 
     async def job(self, fn: Callable[..., T], *args: Any) -> T:
-        started = time.perf_counter()
-        result = await self.host.run_job(fn, *args)
-        self.job_s += time.perf_counter() - started
-        return result
+        return await self.host.run_job(fn, *args)
 
     def metric(self, name: str, value: float) -> None:
         self.host.metric(self.id, name, value)

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 VERSION = 1
-TYPES = ("data", "ack")
+TYPES = ("data", "ack", "drop")
+"""Frame types: a message's data, its acknowledgement, a notice that a link dropped it."""
 
 
 class BadFrame(Exception):
@@ -150,8 +151,8 @@ def parse_frames(
     data = frames[1]
     if header.offset + len(data) > header.bytes:
         raise BadFrame("offset")
-    if header.type == "ack" and len(data):
-        raise BadFrame("ack with data")
+    if header.type != "data" and len(data):
+        raise BadFrame(f"{header.type} with data")
     if zlib.crc32(data) != header.checksum:
         raise BadFrame("checksum")
     return header, bytes(data)

@@ -22,15 +22,22 @@ Specs understood by :func:`get_codec`:
 
 Non-floating tensors always pass through unchanged. Derived names use the ``::``
 separator, so lossy codecs refuse input names that contain it.
+
+Decoding trusts nothing it is given: wire tensors and facts that an encoder could not have
+produced raise ``ValueError`` before any tensor is made, and ``max_bytes`` bounds the
+bytes of the decoded tensors (a few bytes of topk facts can declare a huge shape).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import reprlib
 from typing import Any
 
 import torch
+
+from simnet.wire.safetensors_bytes import DTYPES, MAX_RANK
 
 Tensors = dict[str, torch.Tensor]
 
@@ -63,8 +70,13 @@ class Codec:
         """Wire tensors and the string facts :meth:`decode` needs."""
         return dict(tensors), {}
 
-    def decode(self, tensors: Tensors, meta: dict[str, str]) -> Tensors:
-        """Tensors in their original names, dtypes and shapes (values may be lossy)."""
+    def decode(
+        self, tensors: Tensors, meta: dict[str, str], max_bytes: int | None = None
+    ) -> Tensors:
+        """Tensors in their original names, dtypes and shapes (values may be lossy);
+        ``ValueError`` if ``tensors`` and ``meta`` cannot be this codec's output or would
+        decode to more than ``max_bytes`` bytes (``None``: no bound)."""
+        _check_total(sum(_nbytes(t) for t in tensors.values()), max_bytes)
         return dict(tensors)
 
     def __repr__(self) -> str:
@@ -87,7 +99,13 @@ class PerTensorCodec(Codec):
     def encode_tensor(self, name: str, t: torch.Tensor) -> tuple[Tensors, Any]:
         raise NotImplementedError
 
+    def check_tensor(self, name: str, wire: Tensors, info: Any) -> int:
+        """``ValueError`` unless ``wire`` and ``info`` can be what :meth:`encode_tensor`
+        made; the bytes of the tensor :meth:`decode_tensor` will make of them."""
+        raise NotImplementedError
+
     def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
+        """The tensor of ``wire`` and ``info``, once :meth:`check_tensor` accepted them."""
         raise NotImplementedError
 
     def encode(self, tensors: Tensors) -> tuple[Tensors, dict[str, str]]:
@@ -104,12 +122,31 @@ class PerTensorCodec(Codec):
                 out[name] = t
         return out, {"tensors": json.dumps(infos, sort_keys=True)}
 
-    def decode(self, tensors: Tensors, meta: dict[str, str]) -> Tensors:
+    def decode(
+        self, tensors: Tensors, meta: dict[str, str], max_bytes: int | None = None
+    ) -> Tensors:
+        try:
+            infos = json.loads(meta.get("tensors", "{}"))
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"codec {self.name}: its facts are not JSON") from exc
+        if not isinstance(infos, dict):
+            raise ValueError(f"codec {self.name}: its facts are not a JSON object")
         out = dict(tensors)
-        for name, info in json.loads(meta.get("tensors", "{}")).items():
+        wires = {}
+        for name in infos:
             keys = [name, *(name + SEP + part for part in self.parts)]
-            wire = {k: out.pop(k) for k in keys if k in out}
-            out[name] = self.decode_tensor(name, wire, info)
+            wires[name] = {k: out.pop(k) for k in keys if k in out}
+        total = sum(_nbytes(t) for t in out.values())
+        for name, info in infos.items():
+            try:
+                total += self.check_tensor(name, wires[name], info)
+            except KeyError as exc:
+                raise ValueError(
+                    f"codec {self.name}: no wire tensor {reprlib.repr(exc.args[0])}"
+                ) from None
+        _check_total(total, max_bytes)
+        for name, info in infos.items():
+            out[name] = self.decode_tensor(name, wires[name], info)
         return out
 
 
@@ -123,6 +160,10 @@ class Fp16Codec(PerTensorCodec):
 
     def encode_tensor(self, name: str, t: torch.Tensor) -> tuple[Tensors, Any]:
         return {name: t.to(torch.float16)}, dtype_name(t.dtype)
+
+    def check_tensor(self, name: str, wire: Tensors, info: Any) -> int:
+        x = _wire(wire, name, torch.float16)
+        return x.numel() * _float_dtype(name, info).itemsize
 
     def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
         return wire[name].to(dtype_from_name(info))
@@ -143,6 +184,12 @@ class Int8Codec(PerTensorCodec):
         scale = torch.tensor(amax / 127 if amax > 0 else 1.0, dtype=torch.float32)
         q = torch.round(x / scale.double()).clamp_(-127, 127).to(torch.int8)
         return {name: q, name + SEP + "scale": scale}, dtype_name(t.dtype)
+
+    def check_tensor(self, name: str, wire: Tensors, info: Any) -> int:
+        q = _wire(wire, name, torch.int8)
+        if _wire(wire, name + SEP + "scale", torch.float32).shape != ():
+            raise ValueError(f"int8 codec: tensor {reprlib.repr(name)}: scale is not a scalar")
+        return q.numel() * _float_dtype(name, info).itemsize
 
     def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
         scale = wire[name + SEP + "scale"].double()
@@ -173,11 +220,57 @@ class TopKCodec(PerTensorCodec):
         wire = {name + SEP + "idx": idx.to(torch.int32), name + SEP + "val": flat[idx]}
         return wire, list(t.shape)
 
+    def check_tensor(self, name: str, wire: Tensors, info: Any) -> int:
+        label = f"topk codec: tensor {reprlib.repr(name)}"
+        if (
+            not isinstance(info, list)
+            or len(info) > MAX_RANK
+            or not all(type(d) is int and d >= 0 for d in info)
+        ):
+            raise ValueError(f"{label}: shape must be at most {MAX_RANK} non-negative ints")
+        numel = math.prod(info)
+        idx = _wire(wire, name + SEP + "idx", torch.int32)
+        val = wire[name + SEP + "val"]
+        if not val.is_floating_point() or idx.dim() != 1 or val.shape != idx.shape:
+            raise ValueError(f"{label}: indices and values must be 1-D, of equal length")
+        if len(idx) > numel or (len(idx) and not 0 <= int(idx.min()) <= int(idx.max()) < numel):
+            raise ValueError(f"{label}: indices out of range for shape {info}")
+        return numel * val.element_size()
+
     def decode_tensor(self, name: str, wire: Tensors, info: Any) -> torch.Tensor:
         val = wire[name + SEP + "val"]
         dense = torch.zeros(math.prod(info), dtype=val.dtype)
         dense[wire[name + SEP + "idx"].long()] = val
         return dense.reshape(info)
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _check_total(total: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and total > max_bytes:
+        raise ValueError(f"decoded tensors would hold {total} bytes, more than {max_bytes}")
+
+
+def _wire(wire: Tensors, name: str, dtype: torch.dtype) -> torch.Tensor:
+    """``wire[name]`` if it has ``dtype``; ``KeyError`` if it is missing."""
+    t = wire[name]
+    if t.dtype != dtype:
+        raise ValueError(f"codec: wire tensor {reprlib.repr(name)} is {t.dtype}, not {dtype}")
+    return t
+
+
+_FLOATS = {dtype_name(d): d for d in DTYPES if d.is_floating_point}
+
+
+def _float_dtype(name: str, info: Any) -> torch.dtype:
+    """The floating dtype named by a tensor's codec ``info``."""
+    if not isinstance(info, str) or info not in _FLOATS:
+        raise ValueError(
+            f"codec: tensor {reprlib.repr(name)}: {reprlib.repr(info)} is no floating dtype"
+        )
+    return _FLOATS[info]
 
 
 def get_codec(spec: str) -> Codec:

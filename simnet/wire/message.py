@@ -4,12 +4,15 @@ A message is encoded as one safetensors blob (never pickle): the tensors of the 
 (after the optional codec) are the safetensors tensors, and the envelope (``src``, ``dst``,
 ``kind``, ``id``, ``size_bytes``, ``meta``, the codec name and the codec's own facts) is one
 JSON string stored under the key ``"simnet"`` of the safetensors ``__metadata__``.
-The network charges ``wire_size(message)`` bytes for it.
+The network charges ``wire_size(message)`` bytes for it. :func:`decode` takes bytes from
+anywhere: whatever they are, it returns a message or raises :class:`DecodeError`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,15 @@ from simnet.wire.safetensors_bytes import read_header
 from simnet.wire.safetensors_bytes import save as _st_save
 
 ENVELOPE_KEY = "simnet"
+MAX_DECODED_BYTES = 4 << 30
+"""Default bound of :func:`decode` on the bytes of a payload's decoded tensors (4 GiB)."""
+_FIELDS = {"src": str, "dst": str, "kind": str, "id": int, "size_bytes": (int, type(None)),
+           "meta": dict, "codec": str, "codec_meta": dict}  # fmt: skip
+"""The envelope's keys and the JSON types of their values."""
+
+
+class DecodeError(ValueError):
+    """Bytes that are not an encoded message (or whose payload is over the bound)."""
 
 
 @dataclass
@@ -84,21 +96,57 @@ def encode(message: Message, codec: Codec | None = None) -> bytes:
     return _st_save(tensors, metadata={ENVELOPE_KEY: text})
 
 
-def decode(data: bytes) -> Message:
-    """Inverse of :func:`encode`: tensors come back in their original names, dtypes, shapes."""
-    header = read_header(data)
-    envelope = json.loads(header["__metadata__"][ENVELOPE_KEY])
-    codec = get_codec(envelope["codec"])
-    payload = codec.decode(_st_load(data, header), envelope["codec_meta"])
-    return Message(
-        src=envelope["src"],
-        dst=envelope["dst"],
-        kind=envelope["kind"],
-        payload=payload,
-        meta=envelope["meta"],
-        size_bytes=envelope["size_bytes"],
-        id=envelope["id"],
-    )
+def decode(data: bytes, max_bytes: int | None = MAX_DECODED_BYTES) -> Message:
+    """Inverse of :func:`encode`: tensors come back in their original names, dtypes, shapes.
+
+    :class:`DecodeError` (and no other exception) if ``data`` is not an encoded message or
+    its payload would decode to more than ``max_bytes`` bytes (``None``: no bound). Nothing
+    beyond one copy of the data section is allocated before the whole is checked."""
+    try:
+        header = read_header(data)
+        envelope = _envelope(header)
+        codec = get_codec(envelope["codec"])
+        payload = codec.decode(_st_load(data, header), envelope["codec_meta"], max_bytes)
+        return Message(
+            src=envelope["src"],
+            dst=envelope["dst"],
+            kind=envelope["kind"],
+            payload=payload,
+            meta=envelope["meta"],
+            size_bytes=envelope["size_bytes"],
+            id=envelope["id"],
+        )
+    except DecodeError:
+        raise
+    except ValueError as exc:
+        raise DecodeError(f"not a message: {exc}") from exc
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise DecodeError(f"envelope: non-finite number {reprlib.repr(text)}")
+    return value
+
+
+def _envelope(header: dict[str, Any]) -> dict[str, Any]:
+    """The checked envelope of a message's (checked) safetensors ``header``."""
+    text = header.get("__metadata__", {}).get(ENVELOPE_KEY)
+    if text is None:
+        raise DecodeError(f"not a message: no {ENVELOPE_KEY!r} metadata")
+    try:
+        envelope = json.loads(text, parse_float=_finite, parse_constant=_finite)
+    except RecursionError as exc:
+        raise DecodeError("envelope: nested too deeply") from exc
+    if not isinstance(envelope, dict) or envelope.keys() != _FIELDS.keys():
+        raise DecodeError(f"envelope: not a JSON object with keys {sorted(_FIELDS)}")
+    for key, types in _FIELDS.items():
+        value = envelope[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise DecodeError(f"envelope: {key} is {type(value).__name__}")
+    if not all(isinstance(v, str) for v in envelope["codec_meta"].values()):
+        raise DecodeError("envelope: codec_meta must map strings to strings")
+    return envelope
 
 
 def wire_size(message: Message, codec: Codec | None = None) -> int:

@@ -13,6 +13,8 @@ writes them in its hash map's order, which varies; messages carry one).
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 import struct
 import sys
 from typing import Any
@@ -40,6 +42,10 @@ DTYPES: dict[torch.dtype, str] = {
 _RANK = {dtype: rank for rank, dtype in enumerate(DTYPES)}
 _NAMED = {name: dtype for dtype, name in DTYPES.items()}
 _SIZES = {dtype: torch.empty(0, dtype=dtype).element_size() for dtype in DTYPES}
+MAX_HEADER_BYTES = 100_000_000
+"""Longest header read, bytes (safetensors' own limit)."""
+MAX_RANK = 64
+"""Most dimensions of a tensor read."""
 
 
 def save(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
@@ -69,21 +75,80 @@ def save(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = Non
 
 
 def read_header(data: bytes | bytearray) -> dict[str, Any]:
-    """The JSON header of safetensors ``data``; ``ValueError`` if it cannot be one."""
+    """The JSON header of safetensors ``data``, checked against the data before anything is
+    allocated: ``ValueError`` naming the first problem unless the header length is at most
+    :data:`MAX_HEADER_BYTES` and within ``data``, the header is a JSON object whose
+    ``__metadata__`` (if any) maps strings to strings and whose every other entry has a
+    known ``dtype``, a ``shape`` of non-negative ints and ``data_offsets`` ``[begin, end]``
+    spanning exactly ``prod(shape)`` elements, the entries tiling the data section from its
+    first byte to its last without gap or overlap (as safetensors requires)."""
     if len(data) < 8:
         raise ValueError("not a safetensors blob: shorter than 8 bytes")
-    (n,) = struct.unpack("<Q", data[:8])
+    (n,) = struct.unpack_from("<Q", data)
+    if n > MAX_HEADER_BYTES:
+        raise ValueError(f"not a safetensors blob: header of {n} bytes exceeds {MAX_HEADER_BYTES}")
     if 8 + n > len(data):
         raise ValueError("not a safetensors blob: header length exceeds data")
-    return json.loads(data[8 : 8 + n])
+    try:
+        header = json.loads(bytes(memoryview(data)[8 : 8 + n]).decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError("not a safetensors blob: header is not UTF-8 JSON") from exc
+    _check_header(header, len(data) - 8 - n)
+    return header
+
+
+def _check_header(header: Any, data_bytes: int) -> None:
+    """``ValueError`` unless ``header`` describes a data section of ``data_bytes`` bytes."""
+    if not isinstance(header, dict):
+        raise ValueError("safetensors header: not a JSON object")
+    spans = []
+    for key, entry in header.items():
+        name = reprlib.repr(key)
+        if key == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise ValueError("safetensors header: __metadata__ must map strings to strings")
+            continue
+        if not isinstance(entry, dict) or entry.keys() != {"dtype", "shape", "data_offsets"}:
+            raise ValueError(f"safetensors tensor {name}: needs dtype, shape, data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in _NAMED:
+            raise ValueError(f"safetensors tensor {name}: unknown dtype {reprlib.repr(dtype)}")
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_RANK
+            or not all(type(d) is int and d >= 0 for d in shape)
+        ):
+            raise ValueError(
+                f"safetensors tensor {name}: shape must be at most {MAX_RANK} non-negative ints"
+            )
+        if math.prod(max(d, 1) for d in shape) >= 1 << 63:  # its strides overflow int64
+            raise ValueError(f"safetensors tensor {name}: shape is too large")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise ValueError(f"safetensors tensor {name}: data_offsets must be [begin, end]")
+        if offsets[1] - offsets[0] != math.prod(shape) * _SIZES[_NAMED[dtype]]:
+            raise ValueError(f"safetensors tensor {name}: data_offsets disagree with its shape")
+        spans.append((offsets[0], offsets[1], name))
+    end = 0
+    for begin, stop, name in sorted(spans):
+        if begin != end:
+            raise ValueError(f"safetensors tensor {name}: data_offsets leave a gap or overlap")
+        end = stop
+    if end != data_bytes:
+        raise ValueError(f"safetensors header: tensors cover {end} of {data_bytes} data bytes")
 
 
 def load(data: bytes | bytearray, header: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
     """The tensors of safetensors ``data`` (what ``safetensors.torch.load`` gives), on the
     CPU, as views of one copy of the data section (header order); ``header``: its
-    :func:`read_header`, if already read."""
+    :func:`read_header` (so checked against ``data``), if already read. ``ValueError`` if
+    ``data`` is not safetensors; nothing is allocated before the header is checked."""
     header = read_header(data) if header is None else header
-    (n,) = struct.unpack("<Q", data[:8])
+    (n,) = struct.unpack_from("<Q", data)
     body = bytearray(memoryview(data)[8 + n :])
     out = {}
     for name, entry in header.items():
@@ -92,7 +157,7 @@ def load(data: bytes | bytearray, header: dict[str, Any] | None = None) -> dict[
         begin, end = entry["data_offsets"]
         dtype = _NAMED[entry["dtype"]]
         if begin == end:
-            out[name] = torch.empty(entry["shape"], dtype=dtype)
+            out[name] = torch.empty(entry["shape"], dtype=dtype)  # checked: no elements
             continue
         flat = torch.frombuffer(body, dtype=dtype, count=(end - begin) // _SIZES[dtype],
                                 offset=begin)  # fmt: skip

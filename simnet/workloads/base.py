@@ -63,6 +63,12 @@ class WorkloadRun(ABC):
         """Headline figures of this workload for ``summary.json`` (also of an incomplete
         run: whatever was reached)."""
 
+    @property
+    def largest_message_bytes(self) -> int | None:
+        """Bytes of the largest message the workload will send, where it knows them before
+        it starts (bounds a live run's receivers); ``None``: unknown."""
+        return None
+
     def tables(self) -> dict[str, str]:
         """Extra files of the run directory, name → text (default: none)."""
         return {}

@@ -21,6 +21,10 @@ from simnet.topology.graph import Topology
 from simnet.topology.routing import NoRouteError
 from simnet.workloads.base import WorkloadRun
 
+ENVELOPE_SLACK = 4096
+"""Bytes a message's envelope may add beyond its declared size (it rides inside it
+unless the declared size is smaller)."""
+
 
 class TransferConfig(BaseModel):
     """``{src, dst, bytes, at, kind}``: send ``bytes`` bytes at ``at`` seconds."""
@@ -191,6 +195,11 @@ class TrafficRun(WorkloadRun):
     def until(self) -> float | None:
         return self.config.until
 
+    @property
+    def largest_message_bytes(self) -> int | None:
+        """The largest planned transfer plus :data:`ENVELOPE_SLACK`."""
+        return max((t.bytes for t in self.planned), default=0) + ENVELOPE_SLACK
+
     def start(self) -> None:
         self.runtime.spawn(self._send_all())
         if self.config.until is not None:
@@ -214,7 +223,7 @@ class TrafficRun(WorkloadRun):
             self.finish()
         if transfer.status == DELIVERED:
             duration = transfer.t_recv - transfer.t_send
-            self.world.metric(transfer.dst, "transfer_time_s", duration)
+            self.runtime.node(transfer.dst).metric("transfer_time_s", duration)
 
     def summary(self) -> dict[str, Any]:
         durations = np.array(
