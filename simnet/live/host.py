@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import math
+import resource
 import struct
 import time
 from collections import Counter
@@ -492,6 +493,8 @@ class LiveHost(Runtime):
             "metrics": self.metrics,
             "faults": dict(self.faults),
             "rejected": dict(rejected),
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "evicted_partials": self.router.reassembly.evicted,
             "busy_s": {n: self.nodes[n].busy_s for n in self.local},
             "overrun_s": {n: self.nodes[n].overrun_s for n in self.local},
             "waiting": [f"{n} waited for {w}" for n in self.local for w in self.nodes[n].waiting()],

@@ -183,10 +183,8 @@ class Router:
         """The nodes a frame of ``header`` crosses, in its direction of travel."""
         if header.src not in self.nodes or header.dst not in self.nodes:
             raise BadFrame("unknown node")
-        if header.src == header.dst:
-            raise BadFrame("route")
         if self.unshaped:
-            route: tuple[str, ...] = (header.src, header.dst)
+            route: tuple[str, ...] = tuple(dict.fromkeys((header.src, header.dst)))
         else:
             try:
                 route = tuple(self.path(header.src, header.dst))
