@@ -23,10 +23,10 @@ from safetensors.numpy import save as st_save
 
 from simnet.live.keys import load_public, load_secret, public_keys, write_keys
 from simnet.live.mailbox import FRAME_SLACK_BYTES, Mailbox, Unreachable, start_authenticator
+from simnet.live.reassembly import Reassembly
 from simnet.live.wire import (
     BadFrame,
     Header,
-    Reassembly,
     chunks,
     encode_frames,
     parse_frames,
@@ -161,25 +161,29 @@ def test_parse_frames_only_raises_badframe_on_random_bytes() -> None:
 def test_reassembly() -> None:
     data = bytes(range(200)) * 5
     pairs = list(chunks(header(), data, 300))
-    box = Reassembly(max_buffered_bytes=2000)
-    assert box.add(*pairs[0]) is None and box.buffered == 1000
+    box = Reassembly(max_message_bytes=2000, per_source_bytes=2000, total_bytes=2000, idle_s=9)
+
+    def add(h: Header, d: bytes) -> bytes | None:
+        return box.add(h, d, 0.0)
+
+    assert add(*pairs[0]) is None and box.buffered == 1000
     with pytest.raises(BadFrame):
-        box.add(*pairs[0])  # duplicate
+        add(*pairs[0])  # duplicate
     with pytest.raises(BadFrame):
-        box.add(*pairs[2])  # out of order
+        add(*pairs[2])  # out of order
     with pytest.raises(BadFrame):
-        box.add(replace(pairs[1][0], kind="other"), pairs[1][1])  # disagrees with its first
+        add(replace(pairs[1][0], kind="other"), pairs[1][1])  # disagrees with its first
     with pytest.raises(BadFrame):
-        box.add(replace(pairs[1][0], id=99), pairs[1][1])  # no first frame
+        add(replace(pairs[1][0], id=99), pairs[1][1])  # no first frame
     other = list(chunks(header(id=8), data * 2, 300))
     with pytest.raises(BadFrame, match="buffer full"):
-        box.add(*other[0])
-    assert box.add(*pairs[1]) is None
-    assert box.add(*pairs[2]) is None
-    assert box.add(*pairs[3]) == data and box.buffered == 0
-    assert box.add(header(b"xy", id=9), b"xy") == b"xy"  # whole messages are not buffered
+        add(*other[0])
+    assert add(*pairs[1]) is None
+    assert add(*pairs[2]) is None
+    assert add(*pairs[3]) == data and box.buffered == 0
+    assert add(header(b"xy", id=9), b"xy") == b"xy"  # whole messages are not buffered
     with pytest.raises(BadFrame):
-        box.add(header(type="ack"), b"")
+        add(header(type="ack"), b"")
 
 
 def test_keys(tmp_path: Path) -> None:
@@ -288,8 +292,8 @@ def test_fuzzed_frames_do_not_hurt_the_node() -> None:
             assert len(pairs) == 3
             for h, piece in pairs:
                 await b.send("a", h, piece)
-            box = Reassembly(max_buffered_bytes=1 << 20)
-            done = [box.add(*await asyncio.wait_for(a.recv(), 5)) for _ in pairs]
+            box = Reassembly(1 << 20, 1 << 20, 1 << 20, idle_s=9)
+            done = [box.add(*await asyncio.wait_for(a.recv(), 5), 0.0) for _ in pairs]
             assert done[:2] == [None, None] and done[2] == blob
             np.testing.assert_array_equal(st_load(done[2])["w"], tensors["w"])
             assert a.rejected.total() == 1000 and a.alive
