@@ -17,6 +17,7 @@ from test_live import DUMBBELL, MB, messages, write
 
 from simnet.actor import DROPPED
 from simnet.config.scenario import load_scenario
+from simnet.live.host import HostPlan, LiveHost
 from simnet.live.keys import load_public, load_secret, write_keys
 from simnet.live.launch import live_run
 from simnet.live.mailbox import Mailbox, start_authenticator
@@ -142,3 +143,29 @@ def test_an_unreachable_peer_drops_the_message_and_tells_its_sender():
     assert end.frame("e", "x", notice.header, b"", 1.6) == [Resolve(4, DROPPED, 1.5)]
     ack = Header("ack", "e", "c", "k", 4, 0, 0, EMPTY_CRC, 0.0, None, "x")
     assert edge.unreachable("x", ack, now=2.0) == [Reject("ack unreachable")]
+
+
+def test_an_exception_in_a_task_or_a_loop_callback_ends_the_run_naming_the_node(tmp_path):
+    """The first failure of a host's actors or callbacks is kept, naming its node; the
+    serve loop raises it within one report period (never a wait for the time limit)."""
+    path = write(tmp_path, DUMBBELL)
+    nodes = [n["id"] for n in DUMBBELL["topology"]["nodes"]]
+    plan = HostPlan(str(path), (), None, 0, {n: 0 for n in nodes}, "app", None, None)
+
+    async def main() -> tuple[str, str]:
+        first = LiveHost(plan)
+
+        async def broken() -> None:
+            raise ValueError("boom")
+
+        task = first.task(broken(), "a0")
+        await asyncio.wait([task])
+        second = LiveHost(plan)
+        second._guarded("l", lambda: 1 / 0)
+        second._guarded("r", lambda: 1 / 0)  # only the first failure is kept
+        return str(first.error), str(second.error)
+
+    assert asyncio.run(main()) == (
+        "node a0: ValueError: boom",
+        "node l: ZeroDivisionError: division by zero",
+    )
