@@ -180,6 +180,10 @@ class Mailbox:
             try:
                 await self._outbox.send_multipart(frames, copy=False)
                 return
+            except zmq.Again:  # the peer's pipe is full: flow control, not a lost peer
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, max_delay)
+                continue
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EHOSTUNREACH:
                     raise
