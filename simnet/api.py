@@ -10,7 +10,7 @@ inside a plug-in (the user's strategy, model or data code) raises
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from simnet.errors import InputError
 from simnet.report.result import Result, SweepResult, load_run, load_sweep_result
 
 if TYPE_CHECKING:
+    from simnet.live.merge import Part
     from simnet.report.compare import Comparison
 
 ScenarioSource = str | Path | Mapping[str, Any] | Scenario
@@ -148,11 +149,18 @@ def live(
     keys: str | Path | None = None,
     hosts: str | Path | None = None,
     time_limit_s: float = 600.0,
-) -> Result:
+    only: str | Sequence[str] | None = None,
+) -> Result | Part:
     """Run the scenario file's actors for real (OS processes over ZeroMQ, links emulated
     in wall-clock time) and write the run directory ``out`` (default
-    ``runs/NAME-live-…``). Raises ``RuntimeError`` if a process fails."""
+    ``runs/NAME-live-…``). Raises ``RuntimeError`` if a process fails.
+
+    Across machines, each runs this with the same scenario, ``hosts`` file and ``keys``,
+    and ``only`` its own nodes (a list, or ``"a,b"``): it writes its part of the run to
+    ``out`` (default ``runs/NAME-live-part-…``) and returns it as a :class:`Part`;
+    :func:`live_merge` joins the parts."""
     from simnet.live.launch import live_run
+    from simnet.live.merge import PART_FILE, Part
 
     if not time_limit_s > 0:
         raise InputError("--time-limit", "", f"must be > 0 seconds (got {time_limit_s:g})")
@@ -160,16 +168,35 @@ def live(
         raise InputError("--keys", "", "only with --curve (keys authenticate CURVE)")
     if shaping not in ("app", "none"):
         raise InputError("--shaping", "", f"must be app or none (got {shaping!r})")
-    if processes is not None and processes < 2:
-        raise InputError("--processes", "", "a live run needs at least 2 processes")
+    least = 2 if only is None else 1
+    if processes is not None and processes < least:
+        raise InputError("--processes", "", f"a live run needs at least {least} here")
+    nodes = [n for n in only.split(",") if n] if isinstance(only, str) else only
     loaded = load_scenario(scenario, overrides, seed)
-    out_dir = Path(out) if out is not None else default_out(loaded, "live")
+    out_dir = Path(out) if out is not None else default_out(loaded, "live-part" if only else "live")
     _writable(out_dir, False, holds="a run")
-    live_run(
+    if nodes is not None and (out_dir / PART_FILE).exists():
+        raise InputError(str(out_dir), "", "already holds a part; choose another directory")
+    done = live_run(
         str(scenario), overrides, seed, out_dir, processes, shaping, curve,
         None if keys is None else Path(keys), None if hosts is None else Path(hosts),
-        time_limit_s, progress=progress,
+        time_limit_s, progress=progress, only=None if nodes is None else list(nodes),
     )  # fmt: skip
+    return done if isinstance(done, Part) else load_run(out_dir)
+
+
+def live_merge(parts: Sequence[str | Path], out: str | Path | None = None) -> Result:
+    """Join the parts of a live run across machines (the directories its launchers wrote)
+    into the run directory ``out`` (default ``runs/NAME-live-…``). Parts of different
+    runs, overlapping parts or missing nodes are an :class:`InputError` naming the part."""
+    from simnet.live.merge import read_parts, write_live_run
+
+    if not parts:
+        raise InputError("live merge", "", "needs the parts of a run")
+    checked = read_parts([Path(p) for p in parts])
+    out_dir = Path(out) if out is not None else default_out(load(checked[0]["scenario"]), "live")
+    _writable(out_dir, False, holds="a run")
+    write_live_run(checked, out_dir)
     return load_run(out_dir)
 
 

@@ -69,7 +69,8 @@ def _add_live(commands: argparse._SubParsersAction) -> None:
         commands,
         "live",
         "run a scenario's actors for real: OS processes exchanging messages over ZeroMQ "
-        "through emulated links, in wall-clock time",
+        "through emulated links, in wall-clock time (across machines: --hosts FILE --only "
+        "NODES on each, then 'simnet live merge PART... --out DIR')",
     )
     live.add_argument("--out", type=Path, help="run directory (default: runs/NAME-live-…)")
     live.add_argument(
@@ -87,11 +88,29 @@ def _add_live(commands: argparse._SubParsersAction) -> None:
     live.add_argument(
         "--keys", type=Path, help="folder of CURVE key pairs, one per node (with --curve)"
     )
-    live.add_argument("--hosts", type=Path, help="YAML file mapping node ids to host:port")
+    live.add_argument(
+        "--hosts", type=Path,
+        help="YAML file mapping node ids (and, with --only, 'control') to host:port",
+    )  # fmt: skip
+    live.add_argument(
+        "--only", metavar="NODE[,NODE...]",
+        help="run only these nodes here; the launchers of the other nodes (same scenario, "
+        "--hosts and --keys) run elsewhere; OUT gets this launcher's part.json",
+    )  # fmt: skip
     live.add_argument(
         "--time-limit", type=float, default=600.0, help="wall-clock seconds (default 600)"
     )
     live.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
+
+
+def _merge_parser() -> argparse.ArgumentParser:
+    """``simnet live merge PART... [--out DIR]``, parsed apart from ``live SCENARIO``."""
+    text = "join the parts that the launchers of a live run across machines wrote"
+    merge = argparse.ArgumentParser(prog="simnet live merge", description=text)
+    merge.add_argument("parts", type=Path, nargs="+", metavar="PART", help="part directory")
+    merge.add_argument("--out", type=Path, help="run directory (default: runs/NAME-live-…)")
+    merge.add_argument("--quiet", action="store_true", help="no summary table")
+    return merge
 
 
 def _add_sweep(commands: argparse._SubParsersAction) -> None:
@@ -228,16 +247,32 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _live(args: argparse.Namespace) -> int:
     from simnet.api import live
+    from simnet.live.merge import Part
 
     try:
         result = live(
             args.scenario, args.overrides, args.seed, args.out, progress=not args.quiet,
             processes=args.processes, shaping=args.shaping, curve=args.curve, keys=args.keys,
-            hosts=args.hosts, time_limit_s=args.time_limit,
+            hosts=args.hosts, time_limit_s=args.time_limit, only=args.only,
         )  # fmt: skip
     except (RuntimeError, OSError, ValueError) as exc:  # a process failed: no run directory
         print(f"error: live run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if not isinstance(result, Part):
+        return _report(result.summary, result.run_dir, args.quiet)
+    if not args.quiet:
+        print(f"part of {', '.join(result.nodes)} ({result.processes} processes) in "
+              f"{result.path}; join every launcher's part: simnet live merge PART...")  # fmt: skip
+    if result.stopped is not None:
+        print(f"incomplete run: {result.stopped}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return 0
+
+
+def _live_merge(args: argparse.Namespace) -> int:
+    from simnet.api import live_merge
+
+    result = live_merge(args.parts, args.out)
     return _report(result.summary, result.run_dir, args.quiet)
 
 
@@ -265,7 +300,12 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for a user mistake)."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["live", "merge"]:
+        args = _merge_parser().parse_args(argv[2:])
+        args.command = "live merge"
+    else:
+        args = _parser().parse_args(argv)
     handler = {
         "run": _run,
         "validate": _validate,
@@ -273,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "plot": _plot,
         "compare": _compare,
         "live": _live,
+        "live merge": _live_merge,
         "reproduce": _reproduce,
     }[args.command]
     try:
