@@ -17,12 +17,24 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import socket
 import time
 import zlib
 
 import zmq
 
 PIECE = b"0123456789"
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` loopback TCP ports free right now."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def header(**fields: object) -> bytes:

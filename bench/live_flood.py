@@ -13,13 +13,13 @@ run's largest peak RSS over its processes, the difference to the clean run (goal
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+from flood import free_ports
 
 from simnet.live.launch import live_run
 
@@ -42,16 +42,6 @@ SCENARIO = {
         {"src": "a0", "dst": "b1", "bytes": 300_000, "at": 4.0},
     ]},
 }  # fmt: skip
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def run(tmp: Path, name: str, floods: list[list[str]]) -> dict:

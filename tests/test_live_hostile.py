@@ -4,7 +4,6 @@ CURVE, a link that drops a message, a peer that cannot be reached."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import zlib
@@ -14,6 +13,7 @@ import yaml
 import zmq
 import zmq.asyncio
 from test_live import DUMBBELL, MB, messages, write
+from test_live_multi import free_ports
 
 from simnet.actor import DROPPED
 from simnet.config.scenario import load_scenario
@@ -27,16 +27,6 @@ from simnet.runner import run_scenario
 
 FLOOD = Path(__file__).parents[1] / "bench" / "flood.py"
 """The hostile peer (it sends every kind of bad frame it knows)."""
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def test_a_live_run_under_a_flood_of_hostile_frames_delivers_what_a_clean_run_does(tmp_path):
