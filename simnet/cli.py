@@ -261,8 +261,9 @@ def _live(args: argparse.Namespace) -> int:
     if not isinstance(result, Part):
         return _report(result.summary, result.run_dir, args.quiet)
     if not args.quiet:
-        print(f"part of {', '.join(result.nodes)} ({result.processes} processes) in "
-              f"{result.path}; join every launcher's part: simnet live merge PART...")  # fmt: skip
+        processes = f"{result.processes} process{'es' * (result.processes != 1)}"
+        print(f"part of {', '.join(result.nodes)} ({processes}) in {result.path}; "
+              "join every launcher's part: simnet live merge PART...")  # fmt: skip
     if result.stopped is not None:
         print(f"incomplete run: {result.stopped}", file=sys.stderr)
         return EXIT_INCOMPLETE
