@@ -23,6 +23,7 @@ _EXPORTS = {
     "sweep": "simnet.api",
     "load_sweep": "simnet.api",
     "live": "simnet.live",
+    "live_merge": "simnet.api",
     "compare": "simnet.api",
     "load_run": "simnet.report.result",
     "Result": "simnet.report.result",
@@ -39,6 +40,7 @@ __all__ = [
     "SweepResult",
     "compare",
     "live",
+    "live_merge",
     "load",
     "load_run",
     "load_sweep",
@@ -48,7 +50,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from simnet import live
-    from simnet.api import compare, load, load_sweep, run, sweep
+    from simnet.api import compare, live_merge, load, load_sweep, run, sweep
     from simnet.config.scenario import Scenario
     from simnet.errors import InputError, PluginError
     from simnet.report.result import Result, SweepResult, load_run
