@@ -198,6 +198,14 @@ class MlecsServer:
                               counts=keep)  # fmt: skip
         return [updates[n] for n in order if n in updates]
 
+    async def _evaluate(self) -> None:
+        """Score the server's LLM on the public test set and record it (no virtual time)."""
+        result = await self.api.job(
+            evaluated, self.learner, "llm", self.modalities, self.llm, self.public_test
+        )
+        self.metrics, self.generated = result.metrics, result.generated
+        self.ctx.record(self.node, self.metrics, REPORTED)
+
     async def _aggregate(self, updates: list[Message], r: int) -> None:
         states = [m.payload for m in updates]
         await self.api.compute(Mlecs.averaging_flops(states))
@@ -216,11 +224,7 @@ class MlecsServer:
             job = self.learner.server_update_job(self.llm, self.slm, self.public,
                                                  self.seed * 1000 + r)  # fmt: skip
             self.llm, self.slm = await self.api.work(job)
-        result = await self.api.job(
-            evaluated, self.learner, "llm", self.modalities, self.llm, self.public_test
-        )
-        self.metrics, self.generated = result.metrics, result.generated
-        self.ctx.record(self.node, self.metrics, REPORTED)
+        await self._evaluate()
         shipped = await self.api.job(self.learner.lora_of, "slm", self.modalities, self.slm)
         for d in self.devices:
             self.ctx.send(self.node, d.node, "server_lora", shipped, round=r)

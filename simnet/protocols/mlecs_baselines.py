@@ -89,11 +89,7 @@ class BaselineServer(MlecsServer):
             job = self.learner.co_plms_server_job(self.llm, self.slm, self.public,
                                                   self.seed * 1000 + r)  # fmt: skip
             self.llm, self.slm = await self.api.work(job)
-            result = await self.api.job(
-                evaluated, self.learner, "llm", self.modalities, self.llm, self.public_test
-            )
-            self.metrics, self.generated = result.metrics, result.generated
-            self.ctx.record(self.node, self.metrics, REPORTED)
+            await self._evaluate()
             merged = self.slm
         parts = await self.api.job(_parts, merged, updates)
         for m, part in zip(updates, parts, strict=True):
