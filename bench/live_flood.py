@@ -44,6 +44,15 @@ SCENARIO = {
 }  # fmt: skip
 
 
+def targets(args: list[str], mailboxes: list[str]) -> list[str]:
+    """The mailboxes a flooder reaches: a ``--partial SRC>DST`` flooder only DST's (under
+    SRC's routing id anywhere else it would lock the real SRC out of those mailboxes)."""
+    if "--partial" not in args:
+        return mailboxes
+    dst = args[args.index("--partial") + 1].split(">")[1]
+    return [m for m in mailboxes if m.startswith(f"{dst}=")]
+
+
 def run(tmp: Path, name: str, floods: list[list[str]]) -> dict:
     ports = dict(zip([n for n, _ in NODES], free_ports(len(NODES)), strict=True))
     hosts = tmp / f"{name}-hosts.yaml"
@@ -51,7 +60,7 @@ def run(tmp: Path, name: str, floods: list[list[str]]) -> dict:
     mailboxes = [f"{n}=tcp://127.0.0.1:{p}" for n, p in ports.items()]
     flooders = [
         subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "flood.py"), *args, *mailboxes],
+            [sys.executable, str(ROOT / "bench" / "flood.py"), *args, *targets(args, mailboxes)],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
