@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import signal
 import socket
 import time
 import zlib
@@ -78,7 +79,9 @@ def main() -> None:
     src, _, dst = (args.partial or "").partition(">")
     sent = 0
     until = time.monotonic() + args.seconds
-    while time.monotonic() < until:
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # ends early, still counts
+    while time.monotonic() < until and not stop:
         batch = [(node, f) for node in targets for f in frames]
         if args.partial:
             piece = bytes(64 << 10)

@@ -26,9 +26,13 @@ SHORT = {
     "workload.inference.requests": 4,
 }
 """mosei_async shortened; at this size 1 and 2 intra-op threads give different metrics."""
+LIGHT = {**SHORT, "workload.cloud.updates": 4, "workload.inference.requests": 2,
+         "workload.end.training.epochs": 1, "workload.edge.adapter_training.epochs": 1}  # fmt: skip
+"""Shorter still, for the comparisons of executors and worker counts."""
 FILES = ("messages.csv", "metrics.csv")
 FAULTS = ROOT / "scenarios" / "faults_mosei.yaml"
 MLECS = ROOT / "scenarios" / "mlecs_urfall.yaml"
+MLECS_SHORT = {"workload.rounds": 2, "workload.model.steps": 6, "workload.data.samples": 600}
 RAY = importlib.util.find_spec("ray") is not None
 BATCHED = {"execution.batch_clients": True, "workload.cloud.updates": 2,
            "topology": {"generate": "tree", "edges": 1, "ends_per_edge": 9}}  # fmt: skip
@@ -80,7 +84,7 @@ def test_sweep_workers_do_not_change_the_results(tmp_path):
     torch.set_num_threads(2)
     torch.randn(512, 512).matmul(torch.randn(512, 512)).sum()
     torch.set_num_threads(threads)
-    sweep = {"base": str(MOSEI_ASYNC), "set": SHORT, "grid": {"seed": [0, 1]}}
+    sweep = {"base": str(MOSEI_ASYNC), "set": LIGHT, "grid": {"seed": [0, 1]}}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     outs = {}
@@ -112,12 +116,11 @@ def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
         "pool2": {**pool, "execution.workers": 2},
         **({"ray2": {"execution.backend": "ray", "execution.workers": 2}} if RAY else {}),
     }
-    short = {**SHORT, "workload.cloud.updates": 4, "workload.inference.requests": 2}
     for name, path, extra, labels in (
-        ("async", MOSEI_ASYNC, short, list(ways)),
+        ("async", MOSEI_ASYNC, LIGHT, list(ways)),
         ("faults", FAULTS, faults, ["inline", "pool2"]),
-        ("batched", MOSEI_ASYNC, {**short, **BATCHED}, ["inline", "pool2"]),
-        ("mlecs", MLECS, {"workload.rounds": 2}, ["inline", "pool2"]),
+        ("batched", MOSEI_ASYNC, {**LIGHT, **BATCHED}, ["inline", "pool2"]),
+        ("mlecs", MLECS, MLECS_SHORT, ["inline", "pool2"]),
     ):
         outs = {}
         for label in labels:

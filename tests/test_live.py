@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from simnet.cli import main
 from simnet.config.scenario import load_scenario
 from simnet.live.launch import live_run
 from simnet.live.links import Chunk, EmulatedLink, chunk_bytes
@@ -84,7 +85,7 @@ def test_a_live_run_with_curve_keys_delivers_everything(tmp_path):
     scenario = {**DUMBBELL, "name": "live_curve"}
     scenario["workload"] = {"kind": "traffic", "transfers": DUMBBELL["workload"]["transfers"][3:]}
     path = write(tmp_path, scenario)
-    live = live_run(str(path), [], None, tmp_path / "live", processes=3, curve=True,
+    live = live_run(str(path), [], None, tmp_path / "live", processes=2, curve=True,
                     progress=False)  # fmt: skip
     assert live["complete"] and live["curve"] and live["rejected_frames"] == 0
     assert sorted(p.name for p in (tmp_path / "live" / "keys").glob("*.key")) == [
@@ -93,11 +94,14 @@ def test_a_live_run_with_curve_keys_delivers_everything(tmp_path):
 
 
 def test_a_live_learning_run_completes_close_to_the_simulation(tmp_path):
-    """mosei_async shortened to 3 merges and 4 inference requests per placement: the
-    cloud's scores are close to the simulated ones, every edge's entry comes from its own
-    process, and every request (issued by ends in both processes) is answered."""
+    """mosei_async shortened to 3 merges and 4 inference requests per placement, one epoch
+    and lighter raw samples over faster links: the cloud's scores are close to the
+    simulated ones, every edge's entry comes from its own process, and every request
+    (issued by ends in both processes) is answered."""
     sets = ["workload.cloud.updates=3", "workload.inference.requests=4",
-            "workload.data.train=240", "workload.data.test=120"]  # fmt: skip
+            "workload.data.train=180", "workload.data.test=90", "workload.end.training.epochs=1",
+            "workload.edge.adapter_training.epochs=1", "workload.end.raw_bytes_per_sample=750000",
+            "network.bandwidth_factor=4"]  # fmt: skip
     path = str(ROOT / "scenarios" / "mosei_async.yaml")
     sim = run_scenario(load_scenario(path, sets), tmp_path / "sim", progress=False, figures=False)
     live = live_run(path, sets, None, tmp_path / "live", processes=2, progress=False)
@@ -120,8 +124,8 @@ def test_a_live_learning_run_completes_close_to_the_simulation(tmp_path):
 
 def test_a_live_ml_ecs_round_gathers_every_device(tmp_path):
     path = str(ROOT / "scenarios" / "mlecs_mosei.yaml")
-    live = live_run(path, ["workload.rounds=1"], None, tmp_path / "live", processes=3,
-                    progress=False)  # fmt: skip
+    sets = ["workload.rounds=1", "workload.model.steps=4", "workload.data.samples=300"]
+    live = live_run(path, sets, None, tmp_path / "live", processes=2, progress=False)
     assert live["complete"] and live["server"]
     assert all(d["uploaded_rounds"] == 1 for d in live["devices"].values())
     assert live["parameters_by_kind"]["lora_update"] == sum(
@@ -197,15 +201,13 @@ def test_a_link_that_goes_down_drops_its_flows():
     assert dropped == [7, 8]
 
 
-def test_a_live_run_stopped_by_its_time_limit_is_incomplete(tmp_path):
+def test_a_live_run_stopped_by_its_time_limit_is_incomplete(tmp_path, capsys):
     path = write(tmp_path, DUMBBELL)
-    out = subprocess.run(
-        [sys.executable, "-m", "simnet", "live", str(path), "--out", str(tmp_path / "live"),
-         "--processes", "2", "--time-limit", "0.5", "--quiet"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert out.returncode == 3, out.stderr
-    assert "time limit of 0.5 s" in out.stderr
+    code = main(["live", str(path), "--out", str(tmp_path / "live"), "--processes", "2",
+                 "--time-limit", "0.5", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "time limit of 0.5 s" in err
     summary = json.loads((tmp_path / "live" / "summary.json").read_text())
     assert summary["complete"] is False and summary["messages"]["in_flight"] >= 2
 

@@ -37,12 +37,13 @@ def test_a_live_run_under_a_flood_of_hostile_frames_delivers_what_a_clean_run_do
     hosts.write_text(yaml.safe_dump({n: f"127.0.0.1:{p}" for n, p in ports.items()}))
     mailboxes = [f"{n}=tcp://127.0.0.1:{p}" for n, p in ports.items()]
     flooder = subprocess.Popen(
-        [sys.executable, str(FLOOD), "10", *mailboxes], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(FLOOD), "60", *mailboxes], stdout=subprocess.PIPE, text=True
     )
     try:
         live = live_run(str(path), [], None, tmp_path / "live", processes=2, hosts=hosts,
                         progress=False)  # fmt: skip
     finally:
+        flooder.terminate()  # it floods until the run has ended
         sent = int(flooder.communicate(timeout=30)[0] or 0)
     sim = run_scenario(load_scenario(path), tmp_path / "sim", progress=False, figures=False)
     assert sent > 100

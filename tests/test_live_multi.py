@@ -61,9 +61,10 @@ DUMBBELL = {
 LEARNING = [
     "workload.cloud.updates=1", "workload.inference.requests=1", "workload.data.train=90",
     "workload.data.test=45", "workload.end.training.epochs=1",
-    "workload.edge.adapter_training.epochs=1",
+    "workload.edge.adapter_training.epochs=1", "workload.end.raw_bytes_per_sample=750000",
+    "network.bandwidth_factor=4",
 ]  # fmt: skip
-"""mosei_async, short: 1 merge, then 1 inference request per placement."""
+"""mosei_async, short: 1 merge, then 1 inference request per placement, over fast links."""
 
 
 def free_ports(n: int) -> list[int]:
