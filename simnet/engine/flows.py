@@ -180,6 +180,10 @@ class FlowTable:
         self._entry_slot[: self.entries] = slots
         self._entry_weight[: self.entries] = weights
 
+    def take_touched(self) -> None:
+        """Forget the hops noted since the last :meth:`touched_component`."""
+        self._touched.clear()
+
     def touched_component(self) -> np.ndarray:
         """The flows whose rates a change since the last call can reach (a boolean mask):
         those connected, through hops they share, to a hop a flow joined or left."""

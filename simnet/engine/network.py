@@ -88,6 +88,9 @@ class Route:
     latency: float
     penalty: float
     bound: float
+    solo_rate: float
+    """Its rate (bytes/s) when it is the only active flow of the network: the solver's
+    one-flow answer, worked out once."""
 
 
 class Network:
@@ -143,6 +146,8 @@ class Network:
         )
         self._pending: dict[int, Transfer] = {}  # in the latency phase
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
+        self._solo: Transfer | None = None  # the one active flow, kept out of _flows
+        self._solo_rate = 0.0
         self._flows = FlowTable(self._capacity, self.sharing.weighted)  # aligned with _active
         self._routes: dict[tuple[str, str], Route] = {}
         self._last_advance = 0.0
@@ -214,16 +219,27 @@ class Network:
             back = tuple(zip(back_path[:-1], back_path[1:], strict=True))
         latency = sum(self.topology.link(*h).latency_s for h in hops)
         raw = [mbps_to_bytes_per_s(self.topology.link(*h).mbps(h[0])) for h in hops]
+        entry_hops = tuple(self._hop_id[h] for h in hops + back)
+        entry_weight = (1.0,) * len(hops) + (CROSSTRAFFIC_WEIGHT,) * len(back)
+        bound = self.sharing.bound(latency, self.bandwidth_factor)
+        solo_rate = 0.0
+        if entry_hops:  # as max_min_rates / weighted_max_min answer for one flow
+            capacity = self._capacity[list(entry_hops)]
+            if self.sharing.weighted:
+                solo_rate = float(min((capacity / np.array(entry_weight)).min(), bound))
+            else:
+                solo_rate = float(capacity.min())
         route = Route(
             path=path,
             hops=hops,
-            entry_hops=tuple(self._hop_id[h] for h in hops + back),
-            entry_weight=(1.0,) * len(hops) + (CROSSTRAFFIC_WEIGHT,) * len(back),
+            entry_hops=entry_hops,
+            entry_weight=entry_weight,
             links=frozenset(frozenset(h) for h in hops + back),
             classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
             latency=self.route_latency(hops),
             penalty=self.sharing.penalty(latency, raw, self.latency_factor),
-            bound=self.sharing.bound(latency, self.bandwidth_factor),
+            bound=bound,
+            solo_rate=solo_rate,
         )
         self._routes[src, dst] = route
         return route
@@ -255,6 +271,7 @@ class Network:
         for transfer in [t for t in self._pending.values() if hit(t)]:
             del self._pending[transfer.id]
             self._finish(transfer, DROPPED)
+        self._unsolo()
         self._advance()
         self._remove([i for i, t in enumerate(self._active) if hit(t)], DROPPED)
         self._reallocate()
@@ -271,7 +288,7 @@ class Network:
     @property
     def in_flight(self) -> int:
         """Number of transfers not yet delivered or dropped."""
-        return len(self._pending) + len(self._active)
+        return len(self._pending) + len(self._active) + (self._solo is not None)
 
     # ------------------------------------------------------------------ internals
     def _start_bandwidth_phase(self, transfer: Transfer) -> None:
@@ -280,10 +297,18 @@ class Network:
         if not transfer.hops or transfer.size == 0:
             self._finish(transfer, DELIVERED)
             return
-        self._advance()
         transfer.active = True
+        route = transfer.route
+        if (
+            not self._active and self._solo is None and not self._solve_pending
+            and route.solo_rate > 0 and self.env.peek() > self.env.now
+        ):  # fmt: skip
+            self._start_solo(transfer, route.solo_rate)
+            return
+        self._unsolo()
+        self._advance()
         self._active.append(transfer)
-        self._flows.add(transfer.size, transfer.route)
+        self._flows.add(transfer.size, route)
         if self._solve_pending:
             return
         if self.env.peek() > self.env.now:  # nothing else happens at this instant
@@ -291,6 +316,30 @@ class Network:
         else:  # one re-solve for every flow starting at this instant, after the last
             self._solve_pending = True
             self.env.timeout(0).callbacks.append(self._solve_now)
+
+    def _start_solo(self, transfer: Transfer, rate: float) -> None:
+        """Let ``transfer`` (the network's only flow, starting now) run at ``rate`` with
+        no solver: the wake-up :meth:`_reallocate` would schedule, without the arrays."""
+        self._last_advance = self.env.now
+        self._solo, self._solo_rate = transfer, rate
+        self._wakeup_generation += 1
+        self._due = [0]
+        generation = self._wakeup_generation
+        delay = transfer.remaining / rate
+        self.env.timeout(delay).callbacks.append(lambda _: self._on_wakeup(generation))
+
+    def _unsolo(self) -> None:
+        """Move the solo flow (if any) into the arrays, as if it had been there all along
+        (its wake-up stays scheduled until the next re-solve)."""
+        transfer = self._solo
+        if transfer is None:
+            return
+        self._solo = None
+        flows = self._flows
+        flows.add(transfer.size, transfer.route)
+        flows.take_touched()  # solved already, as the solver leaves a lone flow
+        flows.rates[0] = self._solo_rate
+        self._active.append(transfer)
 
     def _solve_now(self, _: simpy.Event) -> None:
         self._solve_pending = False
@@ -366,6 +415,12 @@ class Network:
         """
         if generation != self._wakeup_generation:
             return  # superseded by a later reallocation
+        if self._solo is not None:  # delivered, and nothing is left to share
+            transfer, self._solo = self._solo, None
+            self._last_advance = self.env.now
+            self._wakeup_generation += 1
+            self._finish(transfer, DELIVERED)
+            return
         self._advance()
         if self._flows.n == 1:
             self._remove([0], DELIVERED)
@@ -406,6 +461,7 @@ class Network:
     def settle(self) -> None:
         """Count what the transfers still in flight have carried so far; call once, when
         the clock has stopped (link counters then include in-flight bytes)."""
+        self._unsolo()
         self._advance()
         for i, transfer in enumerate(self._active):
             transfer.remaining = max(0.0, float(self._flows.remaining[i]))
