@@ -37,7 +37,7 @@ from simnet.engine.sharing import CROSSTRAFFIC_WEIGHT, Sharing
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
 
 
-@dataclass
+@dataclass(slots=True)
 class Transfer:
     """One message crossing the network: the row it leaves in ``messages.csv``.
 
@@ -200,7 +200,9 @@ class Network:
         self.phase_bytes[transfer.phase] += transfer.size
         for name in transfer.classes:
             self.class_messages[name]["sent"] += transfer.size
-        if (self.down and route.links & self.down) or self.down_nodes.intersection(route.path):
+        if (self.down and route.links & self.down) or (
+            self.down_nodes and self.down_nodes.intersection(route.path)
+        ):
             self._finish(transfer, DROPPED)
             return transfer.done
         self._pending[transfer.id] = transfer
