@@ -176,7 +176,7 @@ def test_tree_routes_are_the_shortest_paths_dijkstra_finds():
         assert topology._tree is not None
         for a, b in rng.integers(0, n, size=(20, 2)):
             search = ShortestPaths(names[a], topology._sorted_neighbours.__getitem__,
-                                   lambda u, v, t=topology: t.link(u, v).latency_s)  # fmt: skip
+                                   lambda u, v, t=topology: t.link(u, v).latency_us)  # fmt: skip
             assert topology.path(names[a], names[b]) == search.to(names[b])
 
 

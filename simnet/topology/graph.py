@@ -51,6 +51,12 @@ class LinkSpec:
         return self.latency_ms / 1e3
 
     @property
+    def latency_us(self) -> int:
+        """One-way latency in whole microseconds, ``round(1000 × latency_ms)`` (halves to
+        even): the exact weight of the link in route choice."""
+        return round(self.latency_ms * 1e3)
+
+    @property
     def key(self) -> frozenset[str]:
         return frozenset((self.a, self.b))
 
@@ -105,7 +111,8 @@ class Topology:
         return link_class(self.tier(u), self.tier(v))
 
     def path(self, src: str, dst: str) -> tuple[str, ...]:
-        """Node ids along the static route, ``src`` and ``dst`` included.
+        """Node ids along the static route, ``src`` and ``dst`` included: least total
+        latency in integer µs, then fewest hops, then smallest node-id sequence.
 
         Raises ``KeyError`` for an unknown node and ``NoRouteError`` if none joins them.
         """
@@ -116,7 +123,7 @@ class Topology:
             return self._tree.path(src, dst)
         if src not in self._routes:
             self._routes[src] = ShortestPaths(
-                src, self._sorted_neighbours.__getitem__, lambda u, v: self.link(u, v).latency_s
+                src, self._sorted_neighbours.__getitem__, lambda u, v: self.link(u, v).latency_us
             )
         return self._routes[src].to(dst)
 
