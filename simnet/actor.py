@@ -154,12 +154,14 @@ class NodeApi(ABC):
         ``counts(m)`` (default: every message counts) is called on each message received
         and may act on it (keep a late one, drop a resend). The deadline is t₀ +
         ``deadline_s``, t₀ the call's time or, with ``from_first``, the time the first
-        counted message came (``None``: no deadline, wait as long as it takes).
+        counted message came (``None``: no deadline, wait as long as it takes). Once the
+        clock is at or past the deadline (float rounding can put a timeout's instant a hair
+        past it) the wait left is 0, never negative.
         """
         got: list[Message] = []
         until = None if deadline_s is None or from_first else self.now + deadline_s
         while len(got) < wanted:
-            left = None if until is None else until - self.now
+            left = None if until is None else max(0.0, until - self.now)
             message = await self.receive(accept, left)
             if message is None:
                 break

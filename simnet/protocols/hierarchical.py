@@ -2,10 +2,12 @@
 
 Roles and the messages they exchange (``kind``):
 
-* **End** — on start: feature generation (``feature_flops`` FLOPs), then ``features`` to
-  its edge (the share the edge keeps for its adapter, and its held-out samples). Then,
+* **End** — on start: feature generation (``feature_flops`` FLOPs, once), then ``features``
+  to its edge (the share the edge keeps for its adapter, and its held-out samples). Then,
   for every ``model`` of round r: unless it sits round r out (drop-out), local training,
-  ``end_update`` back. Stops on ``stop``.
+  ``end_update`` back. Stops on ``stop``. If the delivery of its features gave up, it
+  delivers them again before training on each model it receives (and sits in) until one
+  gets through; the edge takes them in after that round.
 * **Edge** — waits for its ends' features (all of them; with a deadline, at most
   ``deadline_s`` after the first), then ``model_request`` to the cloud; on each
   ``global_model``: ``model`` to each end, collect the ``end_update`` messages (synchronously,
@@ -75,7 +77,8 @@ class RoundRules:
 
 
 class End:
-    """An end device: features once, then local training on every model its parent sends."""
+    """An end device: its features (until delivered), then local training on every model
+    its parent sends."""
 
     def __init__(
         self, ctx: Context, end: str, parent: str, data: EndData, feature_flops: float
@@ -85,17 +88,16 @@ class End:
         self.parent = parent
         self.data = data
         self.feature_flops = feature_flops
+        self.features_made = False
+        """Whether its features were generated (they are stored: a crash keeps them)."""
         self.features_sent = False
+        """Whether a delivery of its features got through."""
 
     async def process(self) -> None:
         """The end's actor, from the start or after a recovery."""
         ctx, end, data = self.ctx, self.end, self.data
         node = ctx.node(end)
-        if not self.features_sent:
-            await node.compute(self.feature_flops * (len(data.train) + len(data.test)))
-            payload = {**split_payload("upload", data.upload), **split_payload("test", data.test)}
-            await ctx.deliver(end, self.parent, "features", payload, samples=len(data.train))
-            self.features_sent = True
+        await self._send_features()
         while True:
             message = await node.receive(kind_is("model", "stop"))
             if message.kind == "stop":
@@ -103,6 +105,7 @@ class End:
             r = message.meta["round"]
             if node.sits_out(r):
                 continue
+            await self._send_features()
             state = await node.work(
                 ctx.learner.local_update_job(message.payload, data.train, ctx.next_seed())
             )
@@ -111,6 +114,20 @@ class End:
             )
             if delivery.status != DELIVERED:
                 node.count("gave_up")
+
+    async def _send_features(self) -> None:
+        """Generate the features (the first time) and deliver them to the parent by the
+        retry policy, unless a delivery of them already got through."""
+        if self.features_sent:
+            return
+        data, node = self.data, self.ctx.node(self.end)
+        if not self.features_made:
+            await node.compute(self.feature_flops * (len(data.train) + len(data.test)))
+            self.features_made = True
+        payload = {**split_payload("upload", data.upload), **split_payload("test", data.test)}
+        self.features_sent = await self.ctx.deliver(
+            self.end, self.parent, "features", payload, samples=len(data.train)
+        )
 
 
 class Aggregator:
