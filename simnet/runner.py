@@ -117,7 +117,9 @@ def run_scenario(
         summary = summarize(scenario, run)
     world = run.world
     tables = run.workload.tables()
-    write_run(out_dir, scenario.as_run(), world.network.transfers, world.metrics, summary, tables)
+    write_run(
+        out_dir, scenario.as_run(out_dir), world.network.transfers, world.metrics, summary, tables
+    )
     if figures:
         write_run_figures(out_dir)
     return summary

@@ -199,7 +199,7 @@ def reusable(sweep: Sweep, point: Point, run_dir: Path) -> bool:
         stored = yaml.safe_load((run_dir / "scenario.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return False
-    return stored == _as_data(sweep.scenario(point).as_run())
+    return stored == _as_data(sweep.scenario(point).as_run(run_dir))
 
 
 def results_table(sweep: Sweep, out: Path) -> pd.DataFrame:

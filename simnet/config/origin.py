@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -14,10 +14,17 @@ class Origin:
 
     source: str
     base: Path
+    made_absolute: set[str] = field(default_factory=set, compare=False, repr=False)
+    """The absolute paths :meth:`resolve` made of relative ones: the checks put them in
+    the validated scenario, whose run writes them relative again
+    (:meth:`~simnet.config.scenario.Scenario.as_run`)."""
 
-    def resolve(self, relative: str) -> Path:
-        """``relative`` as an absolute path from :attr:`base`."""
-        return (self.base / relative).resolve()
+    def resolve(self, path: str) -> Path:
+        """``path`` as an absolute path from :attr:`base` (noted if it was relative)."""
+        resolved = (self.base / path).resolve()
+        if not Path(path).is_absolute():
+            self.made_absolute.add(str(resolved))
+        return resolved
 
 
 RUN_ORIGIN = Origin("workload", Path("."))

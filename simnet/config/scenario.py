@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,8 @@ class Scenario:
     workload: BaseModel
     node_events: list[NodeEvent]
     """The node events of ``faults`` (listed and traced), in time order."""
+    origin: Origin
+    """Where it came from; notes the relative paths its checks made absolute."""
 
     @property
     def name(self) -> str:
@@ -245,12 +248,38 @@ class Scenario:
             retry=faults.retry,
         )
 
-    def as_run(self) -> dict[str, Any]:
-        """The scenario as run: defaults filled, overrides applied, topology inline."""
+    def as_run(self, run_dir: Path | None = None) -> dict[str, Any]:
+        """The scenario as run: defaults filled, overrides applied, topology inline.
+
+        Its paths (data, traces, checkpoints, plug-in files) are absolute; given
+        ``run_dir``, the folder its ``scenario.yaml`` goes to, those the scenario gave
+        relative are relative to ``run_dir`` instead (absolute ones stay absolute). So
+        ``simnet run RUN_DIR/scenario.yaml`` runs again where it lies, and a run moved
+        together with the files it names (a sweep's tree: scenario, data, output) reads
+        back equal, which is what lets a moved sweep resume without rerunning its points.
+        """
         data = self.config.model_dump(mode="json")
         data["topology"] = self.topology.to_dict()
         data["workload"] = self.workload.model_dump(mode="json")
+        if run_dir is None:
+            return data
+        start = Path(run_dir).resolve()
+        return _relative_paths(data, self.origin.made_absolute, start)
+
+
+def _relative_paths(data: Any, absolute: set[str], start: Path) -> Any:
+    """``data`` with each string that is one of the paths ``absolute`` (or a plug-in
+    reference ``path:Name`` to one) made relative to ``start``."""
+    if isinstance(data, dict):
+        return {key: _relative_paths(value, absolute, start) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_relative_paths(value, absolute, start) for value in data]
+    if not isinstance(data, str):
         return data
+    path, colon, name = (data, "", "") if data in absolute else data.rpartition(":")
+    if path not in absolute:
+        return data
+    return f"{os.path.relpath(path, start)}{colon}{name}"
 
 
 Overrides = Mapping[str, Any] | Sequence[str | tuple[str, Any]]
@@ -352,14 +381,15 @@ def load_scenario(
         message = f"only federated workloads train on {config.execution.device}, not {kind}"
         raise InputError(label, "execution.device", message)
     _check_link_events(config, topology, label)
+    origin = Origin(label, base)
     faults = config.faults
     if faults.trace is not None:
-        faults.trace = str((base / faults.trace).resolve())
+        faults.trace = str(origin.resolve(faults.trace))
     crashes = node_events(faults, topology, label, base)
     dropout = faults.dropout.probability if faults.dropout else 0.0
     faulty = bool(crashes or config.network.events or dropout > 0)
-    WORKLOADS[kind].check(workload, topology, Origin(label, base), config.seed, faulty)
-    return Scenario(label, config, topology, workload, crashes)
+    WORKLOADS[kind].check(workload, topology, origin, config.seed, faulty)
+    return Scenario(label, config, topology, workload, crashes, origin)
 
 
 def _check_link_events(config: ScenarioConfig, topology: Topology, source: str) -> None:

@@ -261,9 +261,9 @@ scenario injects faults (someone would otherwise wait for ever)."""
 def check(
     config: FederatedConfig, topology: Topology, origin: Origin, seed: int, faulty: bool
 ) -> None:
-    """Roles exist, a data file is there and loads, the model and its options build over
-    its modalities, the partition deals every end enough samples, deadlines are set where
-    faults need them."""
+    """Roles exist, a data file is there and loads (the dataset kept for the run:
+    :func:`run_data`), the model and its options build over its modalities, the partition
+    deals every end enough samples, deadlines are set where faults need them."""
     source = origin.source
     if not topology.nodes_in_tier("cloud") or not topology.nodes_in_tier("end"):
         raise InputError(source, "topology", "the federated workload needs a cloud and end nodes")
@@ -296,7 +296,7 @@ def check(
         path = origin.base / data.path
         if not path.is_file():
             raise InputError(source, "workload.data.path", f"file not found: {path}")
-        data.path = str(path.resolve())
+        data.path = str(origin.resolve(data.path))
     rate = config.partition.modality_rate
     if rate is not None:
         try:
@@ -318,6 +318,7 @@ def check(
                 f"required when the scenario has faults (cloud.mode {config.cloud.mode})",
             )  # fmt: skip
     _check_strategies(config, origin)
+    _checked.clear()  # hold one dataset at most
     try:
         dataset = load_data(data, seed)
     except (ValueError, OSError, KeyError) as exc:
@@ -332,6 +333,22 @@ def check(
         end_datasets(dataset, ends_in_order(roles(topology)[1]), config.partition, seed)
     except ValueError as exc:
         raise InputError(source, "workload.partition", str(exc).splitlines()[0]) from None
+    _checked.append((config, seed, data.model_dump_json(), dataset))
+
+
+_checked: list[tuple[FederatedConfig, int, str, MultimodalDataset]] = []
+"""The dataset the latest :func:`check` loaded, with the config, seed and data settings
+it loaded it for, until that config's run takes it: a run loads its dataset once, and
+checking many scenarios (a sweep's points) holds one dataset at most."""
+
+
+def run_data(config: FederatedConfig, seed: int) -> MultimodalDataset:
+    """The dataset of a run of ``config``: the one its check loaded (taken, if the data
+    settings are unchanged), else loaded now."""
+    key = (seed, config.data.model_dump_json())
+    if _checked and _checked[0][0] is config and _checked[0][1:3] == key:
+        return _checked.pop()[3]
+    return load_data(config.data, seed)
 
 
 def edge_strategy(config: FederatedConfig, origin: Origin) -> Strategy:
@@ -434,7 +451,7 @@ class FederatedRun(WorkloadRun):
     ) -> None:
         super().__init__(config, world, advance, runtime)
         seed = world.seed
-        dataset = load_data(config.data, seed)
+        dataset = run_data(config, seed)
         dims = dataset.feature_dims()
         learner = Learner(
             model_factory(config.model, dims),

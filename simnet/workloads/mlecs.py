@@ -167,12 +167,12 @@ def check(config: MlecsConfig, topology: Topology, origin: Origin, seed: int, fa
             if not path.is_dir():
                 field = f"workload.model.{name}.path"
                 raise InputError(source, field, f"checkpoint directory not found: {path}")
-            backbone.path = str(path.resolve())
+            backbone.path = str(origin.resolve(backbone.path))
     data = config.data
     if data.path is not None:
         if data.task != "vast":
             raise InputError(source, "workload.data.path", "only task vast reads a local dataset")
-        data.path = str((origin.base / data.path).resolve())
+        data.path = str(origin.resolve(data.path))
     modalities = MODALITIES[data.task]
     rates = config.rho if isinstance(config.rho, dict) else dict.fromkeys(modalities, config.rho)
     if set(rates) != set(modalities):
