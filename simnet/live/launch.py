@@ -181,7 +181,7 @@ def live_run(
         _warn_exposed(binds, link, layout, curve)
     remote = {n: e for n, e in layout.addresses.items() if n not in local} if layout else {}
     started = time.perf_counter()
-    results, stopped = _run_hosts(plans, scenario, time_limit_s, progress, remote, link)
+    results, stopped = _run_hosts(plans, dealt, scenario, time_limit_s, progress, remote, link)
     part = {
         "format": PART_FORMAT,
         "scenario": scenario.as_run(),
@@ -262,29 +262,39 @@ def _warn_exposed(binds: list[str], link: Control | None, hosts: Hosts, curve: b
 
 
 def _run_hosts(
-    plans: list[HostPlan], scenario: Scenario, time_limit_s: float, progress: bool,
-    remote: dict[str, str], link: Control | None,
+    plans: list[HostPlan], dealt: list[list[str]], scenario: Scenario, time_limit_s: float,
+    progress: bool, remote: dict[str, str], link: Control | None,
 ) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
-    """Start the processes, run them until done or ``time_limit_s``, collect results
-    (``remote``: endpoints of the nodes other launchers run, over ``link``)."""
+    """Start the processes (of the nodes ``dealt``), run them until done or
+    ``time_limit_s``, collect results (``remote``: endpoints of the nodes other launchers
+    run, over ``link``)."""
     spawn = multiprocessing.get_context("spawn")
     pipes = [spawn.Pipe() for _ in plans]
     workers = [
-        spawn.Process(target=host_main, args=(plan, child, scenario.threads), daemon=True)
-        for plan, (_, child) in zip(plans, pipes, strict=True)
+        spawn.Process(
+            target=host_main,
+            args=(plan, child, scenario.threads),
+            name=f"process {plan.index} ({', '.join(group)})",  # as its errors name it
+            daemon=True,
+        )
+        for plan, group, (_, child) in zip(plans, dealt, pipes, strict=True)
     ]
     conns = [parent for parent, _ in pipes]
-    for worker in workers:
+    for worker, (_, child) in zip(workers, pipes, strict=True):
         worker.start()
+        child.close()  # the process holds its end now: its pipe ends with it
     failed = True
     try:
         endpoints, start_at = _start(conns, workers, link)
-        for conn in conns:
-            conn.send(({**remote, **endpoints}, start_at))
+        for conn, worker in zip(conns, workers, strict=True):
+            _send(conn, worker, ({**remote, **endpoints}, start_at))
         stopped = _watch(conns, workers, scenario, start_at, time_limit_s, progress, link)
-        for conn in conns:
-            conn.send("stop")
-        results = [_expect(conn, "result", 60.0) for conn in conns]
+        for conn, worker in zip(conns, workers, strict=True):
+            _send(conn, worker, "stop")
+        results = [
+            _expect(conn, worker, "result", 60.0)
+            for conn, worker in zip(conns, workers, strict=True)
+        ]
         if link is not None:
             link.finish()
         failed = False
@@ -304,6 +314,32 @@ def _run_hosts(
     return results, stopped
 
 
+def _ended(worker: BaseProcess) -> RuntimeError:
+    """The error of a process that ended without a word, naming it and its nodes."""
+    worker.join(1.0)  # its exit code
+    return RuntimeError(f"{worker.name} ended without a word (exit code {worker.exitcode})")
+
+
+def _send(conn: Connection, worker: BaseProcess, word: Any) -> None:
+    """Send ``word`` to the process ``worker`` over its pipe ``conn``."""
+    try:
+        conn.send(word)
+    except OSError:
+        raise _ended(worker) from None
+
+
+def _recv(conn: Connection, worker: BaseProcess) -> tuple[str, Any]:
+    """The next message of the process ``worker`` on its pipe ``conn``; ``RuntimeError``
+    if it failed or ended without a word."""
+    try:
+        kind, value = conn.recv()
+    except (EOFError, OSError):
+        raise _ended(worker) from None
+    if kind == "error":
+        raise RuntimeError(value)
+    return kind, value
+
+
 def _reports(
     conns: list[Connection], workers: list[BaseProcess], which: list[int]
 ) -> list[tuple[int, Any]]:
@@ -313,12 +349,9 @@ def _reports(
     out = []
     for i in which:
         if conns[i] in came or conns[i].poll():
-            kind, value = conns[i].recv()
-            if kind == "error":
-                raise RuntimeError(value)
-            out.append((i, value))
+            out.append((i, _recv(conns[i], workers[i])[1]))
         elif workers[i].sentinel in came:
-            raise RuntimeError(f"live process {i} ended (exit code {workers[i].exitcode})")
+            raise _ended(workers[i])
     return out
 
 
@@ -347,18 +380,17 @@ def _start(
             return endpoints, time.monotonic() + at - time.time()
 
 
-def _expect(conn: Connection, what: str, timeout_s: float) -> Any:
-    """The next message ``what`` from a process (its progress reports skipped)."""
+def _expect(conn: Connection, worker: BaseProcess, what: str, timeout_s: float) -> Any:
+    """The next message ``what`` from the process ``worker`` (its progress reports
+    skipped)."""
     deadline = time.monotonic() + timeout_s
     while (left := deadline - time.monotonic()) > 0:
         if not conn.poll(left):
             break
-        kind, value = conn.recv()
-        if kind == "error":
-            raise RuntimeError(value)
+        kind, value = _recv(conn, worker)
         if kind == what:
             return value
-    raise RuntimeError(f"a live process sent no {what} within {timeout_s:g} s")
+    raise RuntimeError(f"{worker.name} sent no {what} within {timeout_s:g} s")
 
 
 def _watch(
@@ -382,8 +414,8 @@ def _watch(
             ended = (ended | (link.ended if link is not None else set())) - told
             if ended:  # every process learns which nodes' actors have ended
                 told |= ended
-                for conn in conns:
-                    conn.send(("ended", sorted(ended)))
+                for conn, worker in zip(conns, workers, strict=True):
+                    _send(conn, worker, ("ended", sorted(ended)))
             overall = local if link is None else link.overall
             elapsed = time.monotonic() - start_at
             if overall is not None:

@@ -149,7 +149,7 @@ def _merged_transfers(traffic: bool, results: list[dict[str, Any]]) -> list[Tran
     transfers = []
     for rank, row in enumerate(rows):
         t_recv, t_drop = received.get(row["id"]), dropped.get(row["id"])
-        status = DELIVERED if t_recv is not None else DROPPED if t_drop else IN_FLIGHT
+        status = DELIVERED if t_recv is not None else DROPPED if t_drop is not None else IN_FLIGHT
         transfers.append(
             Transfer(
                 row["id"] if traffic else rank,
