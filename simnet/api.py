@@ -106,11 +106,12 @@ def sweep(
     figures: bool = True,
 ) -> SweepResult:
     """Run the sweep file ``path`` into ``out`` (default ``runs/sweep-NAME``), reusing
-    complete points, in ``workers`` processes (default: one per core) or Ray tasks
-    (``backend="ray"``, on the cluster at ``address`` if given); with its figures."""
-    from simnet.executors import default_workers
+    complete points, in ``workers`` processes (default: as many as the cores hold,
+    :func:`~simnet.sweeps.sweep_workers`) or Ray tasks (``backend="ray"``, on the cluster
+    at ``address`` if given); with its figures. A point whose run raises stops the sweep:
+    :class:`~simnet.sweeps.PointFailed`."""
     from simnet.report.plot import plot
-    from simnet.sweeps import load_sweep, run_sweep
+    from simnet.sweeps import load_sweep, run_sweep, sweep_workers
 
     if backend not in ("pool", "ray"):
         raise InputError("--backend", "", f"must be pool or ray (got {backend!r})")
@@ -124,7 +125,7 @@ def sweep(
     out_dir = Path(out) if out is not None else Path("runs") / f"sweep-{Path(path).stem}"
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(str(out_dir), "", "is a file, not a directory; choose a directory")
-    run_sweep(loaded, out_dir, workers or default_workers(), progress=progress, force=force,
+    run_sweep(loaded, out_dir, workers or sweep_workers(loaded), progress=progress, force=force,
               backend=backend, address=address)  # fmt: skip
     if figures:
         plot(out_dir)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from simnet.errors import InputError, PluginError
 from simnet.executors import WorkerLost
+from simnet.sweeps import PointFailed
 
 EXIT_INPUT_ERROR = 2
 EXIT_INCOMPLETE = 3
@@ -119,10 +120,13 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         help="run a grid of scenario variants (resumable) and tabulate them",
         description="Run every point of a sweep file (base scenario, grid, zip, set), skip "
         "points already complete with the scenario they would run now, write results.csv "
-        "and the sweep's figures. Exit status 3 if a point's run is incomplete.",
+        "and the sweep's figures. Exit status 3 if a point's run is incomplete; a point "
+        "whose run raises stops the sweep, finished points kept (exit status 1).",
     )
     sweep.add_argument("sweep", type=Path, metavar="SWEEP", help="sweep YAML file")
-    sweep.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="processes (default: as many as the cores hold at the most cores "
+                       "a point takes, its execution.threads)")  # fmt: skip
     sweep.add_argument("--backend", choices=("pool", "ray"), default="pool",
                        help="run points in local processes or as Ray tasks")  # fmt: skip
     sweep.add_argument("--address", default=None,
@@ -322,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    except PluginError as exc:
+    except (PluginError, PointFailed) as exc:
         print(exc.traceback, end="", file=sys.stderr)
         print(f"error: {args.command} failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -355,6 +355,16 @@ class BatchingExecutor(Executor):
         self.inner.close()
 
 
-def default_workers() -> int:
-    """One worker per core."""
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS keeps one (a
+    container's or ``taskset``'s share), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def default_workers(threads: int = 1) -> int:
+    """Workers of ``threads`` torch threads each, when the user sets no count: as many as
+    :func:`available_cores` hold (workers × threads ≤ cores), at least one. ``threads``
+    itself is never chosen from the host: results depend on it."""
+    return max(1, available_cores() // threads)

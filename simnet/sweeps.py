@@ -20,7 +20,10 @@ or left incomplete, is run again, its run files and ``figures/`` cleared first.
 ``force`` runs every point again and clears the sweep's ``figures/`` as well.
 
 An incomplete run (its workload did not finish) does not stop the sweep: it is a row of
-the table, marked ``complete = False`` with its ``incomplete_reason``.
+the table, marked ``complete = False`` with its ``incomplete_reason``. A point whose run
+raises does: the points not started are not run, those running are ended with their
+workers, and :class:`PointFailed` names the point; ``results.csv`` then holds the points
+finished so far, whose directories a rerun of the sweep reuses.
 
 ``results.csv`` has one row per point, in point order: ``run`` (its directory), the
 swept values, ``complete``, ``incomplete_reason`` (empty when complete), then every
@@ -38,6 +41,9 @@ import itertools
 import multiprocessing
 import re
 import shutil
+import sys
+import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -45,23 +51,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from simnet.config.validation import parse
 from simnet.config.yaml_file import dump_yaml, read_yaml
-from simnet.errors import InputError
-from simnet.executors import losing_workers, start_ray
+from simnet.errors import InputError, PluginError
+from simnet.executors import WorkerLost, default_workers, losing_workers, start_ray
 from simnet.report.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from simnet.config.scenario import Scenario
 
 RESULTS = "results.csv"
 SWEEP_COPY = "sweep.yaml"
 """The sweep file as run, written into the sweep directory."""
+RESUME = "finished points are kept; run the same command again to resume"
 
 
 class SweepConfig(BaseModel):
@@ -164,6 +172,54 @@ def load_sweep(path: Path | str) -> Sweep:
     return sweep
 
 
+class PointFailed(Exception):
+    """The run of a sweep's point raised (its worker was not lost): ``run_dir`` and
+    ``values`` name the point, ``error`` says what it raised, ``traceback`` is the
+    failure's traceback as text (a plug-in's: the user's frames)."""
+
+    def __init__(self, run_dir: Path, values: dict[str, Any], error: str, traceback: str) -> None:
+        self.run_dir, self.values, self.error, self.traceback = run_dir, values, error, traceback
+        super().__init__(run_dir, values, error, traceback)
+
+    def __str__(self) -> str:
+        values = ", ".join(f"{k}={v}" for k, v in self.values.items())
+        return f"point {self.run_dir} ({values}) failed: {self.error}; {RESUME}"
+
+
+@contextmanager
+def _failing(point: Point, run_dir: Path) -> Iterator[None]:
+    """Turn an exception of ``point``'s run in the block into :class:`PointFailed`; a lost
+    worker (:class:`WorkerLost`) passes through."""
+    try:
+        yield
+    except WorkerLost:
+        raise
+    except Exception as exc:
+        ray = sys.modules.get("ray")
+        if ray is not None and isinstance(exc, ray.exceptions.RayTaskError) and exc.cause:
+            exc = exc.cause  # the task's own exception
+        if isinstance(exc, PluginError):
+            error, text = str(exc), exc.traceback
+        else:
+            error, text = f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+        raise PointFailed(run_dir, point.values, error, text) from exc
+
+
+def _point_cores(scenario: Scenario) -> int:
+    """The cores a run of ``scenario`` takes: its ``execution.threads``, times its job
+    workers when a pool or Ray runs its jobs."""
+    execution = scenario.config.execution
+    if execution.backend == "inline":
+        return execution.threads
+    return execution.threads * (execution.workers or default_workers(execution.threads))
+
+
+def sweep_workers(sweep: Sweep) -> int:
+    """Sweep workers when the user sets no count: as many as the cores hold at the most
+    cores a point takes (:func:`~simnet.executors.default_workers`)."""
+    return default_workers(max(_point_cores(sweep.scenario(p)) for p in sweep.points()))
+
+
 def _run_point(base: Path, overrides: list[tuple[str, Any]], out: Path) -> None:
     """One point, in a worker or in this process (with the scenario's
     ``execution.threads``, whichever runs it)."""
@@ -202,12 +258,15 @@ def reusable(sweep: Sweep, point: Point, run_dir: Path) -> bool:
     return stored == _as_data(sweep.scenario(point).as_run(run_dir))
 
 
-def results_table(sweep: Sweep, out: Path) -> pd.DataFrame:
-    """One row per point, in point order: ``run`` (directory), swept values, ``complete``,
-    ``incomplete_reason``, summary numbers except wall-clock ones (a point with no
-    readable ``summary.json`` is an incomplete row without numbers)."""
+def results_table(sweep: Sweep, out: Path, points: list[Point] | None = None) -> pd.DataFrame:
+    """One row per point (of ``points``, default all), in point order: ``run``
+    (directory), swept values, ``complete``, ``incomplete_reason``, summary numbers except
+    wall-clock ones (a point with no readable ``summary.json`` is an incomplete row
+    without numbers)."""
+    import pandas as pd  # not on import: the CLI imports this module for every command
+
     rows = []
-    for point in sweep.points():
+    for point in sweep.points() if points is None else points:
         summary = load_summary(out / point.name)
         complete = summary is not None and summary.get("complete") is True
         if summary is None:
@@ -234,7 +293,9 @@ def run_sweep(
     files cleared first, in ``workers`` processes (``backend`` ``pool``; 1: in this
     process) or as Ray tasks (``ray``: a local Ray of ``workers`` CPUs, or the cluster at
     ``address``, whose workers must see ``out``); write ``results.csv`` and return it.
-    Incomplete runs are rows with ``complete`` false."""
+    Incomplete runs are rows with ``complete`` false. A run that raises stops the sweep
+    at once with :class:`PointFailed` (a lost worker: :class:`WorkerLost`), after
+    ``results.csv`` of the points finished so far."""
     out.mkdir(parents=True, exist_ok=True)
     if force and (out / FIGURES).is_dir():
         shutil.rmtree(out / FIGURES)
@@ -248,16 +309,26 @@ def run_sweep(
                desc=sweep.path.stem, disable=not progress, dynamic_ncols=True)  # fmt: skip
     try:
         if workers <= 1 and backend == "pool":
-            for call in calls:
-                runner(*call)
+            for point, call in zip(todo, calls, strict=True):
+                with _failing(point, out / point.name):
+                    runner(*call)
                 bar.update(1)
         else:
             with _started(runner, calls, workers, backend, address) as jobs:
+                of = dict(zip(jobs, todo, strict=True))
                 for job in as_completed(jobs):
-                    with losing_workers("a sweep worker", "finished points are kept; run the "
-                                        "same command again to resume"):  # fmt: skip
+                    point = of[job]
+                    with (
+                        _failing(point, out / point.name),
+                        losing_workers("a sweep worker", RESUME),
+                    ):
                         job.result()
                     bar.update(1)
+    except (PointFailed, WorkerLost) as exc:  # the table of the points finished so far
+        failed = exc.run_dir if isinstance(exc, PointFailed) else None
+        done = [p for p in points if out / p.name != failed and load_summary(out / p.name)]
+        atomic_write(out / RESULTS, results_table(sweep, out, done).to_csv(index=False))
+        raise
     finally:
         bar.close()
     table = results_table(sweep, out)
@@ -265,19 +336,32 @@ def run_sweep(
     return table
 
 
+def _start_worker() -> None:
+    """A sweep worker's tqdm lock: a thread lock, as its bars are off; the default, a
+    multiprocessing lock, is reported leaked when a failing sweep ends the worker."""
+    tqdm.set_lock(threading.RLock())
+
+
 @contextmanager
 def _started(
     runner: Callable[..., None], calls: list[tuple], workers: int, backend: str,
     address: str | None,
 ) -> Iterator[list[Future]]:  # fmt: skip
-    """Futures of ``runner(*call)`` for every call, in spawned processes or Ray tasks."""
+    """Futures of ``runner(*call)`` for every call, in spawned processes or Ray tasks; if
+    the block raises, the calls not started are dropped and the running ones ended with
+    their processes, at once."""
     if backend == "ray":
         import ray
 
         started = start_ray(workers, address)
         task = ray.remote(num_cpus=1)(runner)
+        refs = [task.remote(*call) for call in calls]
         try:
-            yield [task.remote(*call).future() for call in calls]
+            yield [ref.future() for ref in refs]
+        except BaseException:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise
         finally:
             if started:
                 ray.shutdown()
@@ -285,5 +369,13 @@ def _started(
     # spawned, not forked: a fork of a process whose torch has run threads can deadlock
     # in the child (OpenMP is not fork-safe)
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=spawn, initializer=_start_worker)
+    try:
         yield [pool.submit(runner, *call) for call in calls]
+    except BaseException:
+        # no public way to end the workers before Python 3.14 (terminate_workers)
+        for process in list(pool._processes.values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -103,8 +103,9 @@ class ExecutionConfig(BaseModel):
     (results depend on it through floating-point sums, so it belongs to the scenario, not
     to the host), the ``backend`` that runs learning jobs (:mod:`simnet.executors`:
     ``inline`` in this process, ``pool`` in ``workers`` processes, ``ray`` in ``workers``
-    Ray actors, default one per core; results do not depend on it) and the virtual
-    ``time_limit_s``."""
+    Ray actors, default as many as the cores hold at ``threads`` each,
+    :func:`~simnet.executors.default_workers`; results do not depend on it) and the
+    virtual ``time_limit_s``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -218,7 +219,7 @@ class Scenario:
     def executor(self) -> Executor:
         """A fresh executor of learning jobs, as ``execution`` asks (close it after)."""
         execution = self.config.execution
-        workers = execution.workers or default_workers()
+        workers = execution.workers or default_workers(execution.threads)
         executor: Executor = InlineExecutor()
         if execution.backend == "pool":
             executor = PoolExecutor(workers, execution.threads)
