@@ -21,9 +21,7 @@ def gather_with_arrivals(arrivals: list[float], deadline_s: float) -> tuple[list
     runtime = SimRuntime(world)
     for k, at in enumerate(arrivals):
         message = Message("a", "b", "x", {}, {"k": k})
-        world.env.timeout(at).callbacks.append(
-            lambda _, m=message: world.nodes["b"].mailbox.put(m)
-        )
+        world.env.timeout(at).callbacks.append(lambda _, m=message: world.nodes["b"].mailbox.put(m))
     seen: list[tuple[list[int], float]] = []
 
     async def gatherer() -> None:
