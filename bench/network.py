@@ -1,6 +1,6 @@
 """Network model throughput, next to raw SimPy speed measured in the same run.
 
-    python bench/network.py [--repeat 3] [--models maxmin cm02 lv08] [--big]
+    python bench/network.py [--repeat 3] [--models maxmin cm02 lv08] [--big] [--no-simgrid]
 
 Prints, as wall-clock rates on this machine (best of ``--repeat`` runs), each with its
 ratio to raw SimPy timeouts per second (1,000 processes each waiting timeouts in a loop),
@@ -13,20 +13,40 @@ a figure that travels between machines better than the rates themselves:
 * the time to set up the static routes of a 10,000-end tree (once per run).
 
 Every figure is taken under each sharing model (``network.model``).
+
+Then, unless ``--no-simgrid``, a table sets simnet's wall seconds for each set of
+concurrent flows (the best run) next to SimGrid 3.32's for the same flows: topology,
+sizes, start at 0 and simnet's routes are written to JSON and timed by
+``bench/simgrid_time.py`` under the system Python (``/usr/bin/python3`` with Debian's
+``python3-simgrid``), engine run alone; it prints both times, their ratio and the largest
+relative difference of the completion times. ``cm02`` and ``lv08`` run as SimGrid's CM02
+and LV08 with simnet's parameters (``tests/test_simgrid.py``'s configuration); ``maxmin``
+has no SimGrid counterpart (n/a). A SimGrid run over 180 s is skipped with a note; without
+the bindings the column reads "SimGrid not installed".
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import simpy
 
 from simnet.engine.network import Network
 from simnet.engine.sharing import DEFAULTS, Sharing
-from simnet.topology.graph import LinkSpec, NodeSpec, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology, mbps_to_bytes_per_s
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SIMGRID_TIME = Path(__file__).with_name("simgrid_time.py")
+SIMGRID_TIMEOUT_S = 180
+Flows = tuple[Topology, list[tuple[str, str]], np.ndarray]
+"""A topology, its (src, dst) flows (routes already set up) and their sizes in bytes."""
 
 
 def best_rate(fn: Callable[[], tuple[int, float]], repeat: int) -> float:
@@ -106,27 +126,99 @@ def tree(flows: int, rng: np.random.Generator) -> tuple[Topology, list[tuple]]:
     return Topology(nodes, links), sends
 
 
-def concurrent(
-    build: Callable[[int, np.random.Generator], tuple[Topology, list[tuple]]],
-    flows: int,
-    model: str,
-) -> tuple[int, float]:
-    """Completions per second of ``flows`` flows sent at once (routes set up first)."""
+def flows(
+    build: Callable[[int, np.random.Generator], tuple[Topology, list[tuple]]], count: int
+) -> Flows:
+    """``count`` flows of 100 kB–10 MB on ``build``'s topology, routes set up both ways."""
     rng = np.random.default_rng(0)
-    topology, sends = build(flows, rng)
+    topology, sends = build(count, rng)
     for src, dst in sends:
         topology.path(src, dst)
         topology.path(dst, src)
+    return topology, sends, rng.integers(100_000, 10_000_000, size=count)
+
+
+def concurrent(case: Flows, model: str) -> tuple[float, list[float]]:
+    """Wall seconds to send every flow of ``case`` at once and run them to the end, and
+    each flow's completion time (virtual seconds)."""
+    topology, sends, sizes = case
     env = simpy.Environment()
     net = network(env, topology, model)
-    sizes = rng.integers(100_000, 10_000_000, size=flows)
     start = time.perf_counter()
     for (src, dst), size in zip(sends, sizes, strict=True):
         net.send(src, dst, int(size))
     env.run()
     seconds = time.perf_counter() - start
     assert net.bytes_delivered == int(sizes.sum())
-    return flows, seconds
+    return seconds, [t.t_recv for t in net.transfers]
+
+
+def simgrid_missing() -> bool:
+    """Whether the system Python lacks SimGrid's bindings."""
+    try:
+        subprocess.run([SYSTEM_PYTHON, "-c", "import simgrid"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return True
+    return False
+
+
+def simgrid_problem(case: Flows, model: str) -> dict:
+    """``case`` in ``bench/simgrid_time.py``'s format: one link per directed hop, simnet's
+    routes both ways, ``model``'s parameters as SimGrid options."""
+    topology, sends, sizes = case
+    d = DEFAULTS[model]
+    hops = [
+        {"id": f"{a}>{b}", "bytes_per_s": mbps_to_bytes_per_s(link.mbps(a)),
+         "latency_s": link.latency_s}
+        for link in topology.links.values() for a, b in ((link.a, link.b), (link.b, link.a))
+    ]  # fmt: skip
+    routes = {
+        f"{s} {t}": [f"{a}>{b}" for a, b in topology.route(s, t)]
+        for src, dst in sends
+        for s, t in ((src, dst), (dst, src))
+    }
+    return {
+        "model": model.upper(),
+        "config": {
+            "network/latency-factor": d["latency_factor"],
+            "network/bandwidth-factor": d["bandwidth_factor"],
+            "network/weight-S": d["weight_s"],
+            "network/TCP-gamma": d["tcp_gamma"],
+            "network/crosstraffic": int(bool(d["crosstraffic"])),
+        },
+        "hops": hops,
+        "routes": routes,
+        "flows": [
+            {"src": src, "dst": dst, "bytes": int(size)}
+            for (src, dst), size in zip(sends, sizes, strict=True)
+        ],
+    }
+
+
+def simgrid(case: Flows, model: str) -> tuple[float, list[float]] | None:
+    """SimGrid's engine-run wall seconds and completion times for ``case`` under
+    ``model`` (``None`` past :data:`SIMGRID_TIMEOUT_S`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        problem, times = Path(tmp) / "problem.json", Path(tmp) / "times.json"
+        problem.write_text(json.dumps(simgrid_problem(case, model)))
+        try:
+            subprocess.run([SYSTEM_PYTHON, str(SIMGRID_TIME), str(problem), str(times)],
+                           check=True, capture_output=True, timeout=SIMGRID_TIMEOUT_S)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return None
+        out = json.loads(times.read_text())
+    return out["seconds"], out["times"]
+
+
+def simgrid_column(case: Flows, model: str, ours: tuple[float, list[float]]) -> str:
+    """The SimGrid cells of a row: seconds, simnet ÷ SimGrid, max relative difference."""
+    if model == "maxmin":
+        return f"{'n/a (no plain max-min in SimGrid)':>40}"
+    theirs = simgrid(case, model)
+    if theirs is None:
+        return f"{f'skipped: over {SIMGRID_TIMEOUT_S} s':>40}"
+    diff = max(abs(a - b) / b for a, b in zip(ours[1], theirs[1], strict=True))
+    return f"{theirs[0]:>14.3f} {ours[0] / theirs[0]:>10.2f} {diff:>14.1e}"
 
 
 def tree_routes(ends: int = 10_000, per_edge: int = 100) -> float:
@@ -144,21 +236,34 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best kept)")
     parser.add_argument("--models", nargs="+", default=["maxmin", "cm02", "lv08"])
     parser.add_argument("--big", action="store_true", help="10,000 concurrent flows too")
+    parser.add_argument("--no-simgrid", action="store_true", help="skip the SimGrid table")
     args = parser.parse_args()
     base = best_rate(simpy_timeouts, args.repeat)
-    sizes = (1_000, 10_000) if args.big else (1_000,)
+    counts = (1_000, 10_000) if args.big else (1_000,)
+    builds = (("bottleneck", bottleneck), ("three-tier tree", tree))
+    cases = [(name, n, flows(build, n)) for n in counts for name, build in builds]
     print(f"raw SimPy timeouts (1,000 processes): {base:,.0f} per second")
     print(f"{'figure':<44} {'model':<7} {'per second':>11} {'÷ SimPy':>8}")
+    measured = []
     for model in args.models:
-        rows = [("deliveries, no contention", lambda m=model: sequential_deliveries(m))]
-        for n in sizes:
-            for name, build in (("bottleneck", bottleneck), ("three-tier tree", tree)):
-                rows.append((f"completions, {n:,} flows, {name}",
-                             lambda b=build, n=n, m=model: concurrent(b, n, m)))  # fmt: skip
-        for name, fn in rows:
-            rate = best_rate(fn, args.repeat if "10,000" not in name else 1)
-            print(f"{name:<44} {model:<7} {rate:>11,.0f} {rate / base:>8.4f}")
+        rate = best_rate(lambda m=model: sequential_deliveries(m), args.repeat)
+        print(f"{'deliveries, no contention':<44} {model:<7} {rate:>11,.0f} {rate / base:>8.4f}")
+        for name, n, case in cases:
+            runs = [concurrent(case, model) for _ in range(args.repeat if n < 10_000 else 1)]
+            best = min(runs, key=lambda run: run[0])
+            rate = n / best[0]
+            figure = f"completions, {n:,} flows, {name}"
+            print(f"{figure:<44} {model:<7} {rate:>11,.0f} {rate / base:>8.4f}")
+            measured.append((name, n, model, case, best))
     print(f"routes of a 10,000-end tree: {tree_routes():.2f} s (topology built and routed)")
+    if args.no_simgrid:
+        return
+    missing = simgrid_missing()
+    print(f"\n{'case':<16} {'flows':>6} {'model':<7} {'simnet s':>9} {'SimGrid s':>14} "
+          f"{'simnet÷SG':>10} {'max rel diff':>14}")  # fmt: skip
+    for name, n, model, case, ours in measured:
+        cells = f"{'SimGrid not installed':>40}" if missing else simgrid_column(case, model, ours)
+        print(f"{name:<16} {n:>6,} {model:<7} {ours[0]:>9.3f} {cells}", flush=True)
 
 
 if __name__ == "__main__":
