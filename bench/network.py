@@ -1,6 +1,7 @@
 """Network model throughput, next to raw SimPy speed measured in the same run.
 
-    python bench/network.py [--repeat 3] [--models maxmin cm02 lv08] [--big] [--no-simgrid]
+    python bench/network.py [--repeat 3] [--models maxmin cm02 lv08] [--big]
+        [--no-simgrid] [--simgrid-timeout 180]
 
 Prints, as wall-clock rates on this machine (best of ``--repeat`` runs), each with its
 ratio to raw SimPy timeouts per second (1,000 processes each waiting timeouts in a loop),
@@ -21,8 +22,8 @@ sizes, start at 0 and simnet's routes are written to JSON and timed by
 ``python3-simgrid``), engine run alone; it prints both times, their ratio and the largest
 relative difference of the completion times. ``cm02`` and ``lv08`` run as SimGrid's CM02
 and LV08 with simnet's parameters (``tests/test_simgrid.py``'s configuration); ``maxmin``
-has no SimGrid counterpart (n/a). A SimGrid run over 180 s is skipped with a note; without
-the bindings the column reads "SimGrid not installed".
+has no SimGrid counterpart (n/a). A SimGrid run over ``--simgrid-timeout`` seconds is
+skipped with a note; without the bindings the column reads "SimGrid not installed".
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from simnet.topology.graph import LinkSpec, NodeSpec, Topology, mbps_to_bytes_pe
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SIMGRID_TIME = Path(__file__).with_name("simgrid_time.py")
-SIMGRID_TIMEOUT_S = 180
 Flows = tuple[Topology, list[tuple[str, str]], np.ndarray]
 """A topology, its (src, dst) flows (routes already set up) and their sizes in bytes."""
 
@@ -195,28 +195,30 @@ def simgrid_problem(case: Flows, model: str) -> dict:
     }
 
 
-def simgrid(case: Flows, model: str) -> tuple[float, list[float]] | None:
+def simgrid(case: Flows, model: str, timeout_s: float) -> tuple[float, list[float]] | None:
     """SimGrid's engine-run wall seconds and completion times for ``case`` under
-    ``model`` (``None`` past :data:`SIMGRID_TIMEOUT_S`)."""
+    ``model`` (``None`` if the subprocess takes over ``timeout_s``)."""
     with tempfile.TemporaryDirectory() as tmp:
         problem, times = Path(tmp) / "problem.json", Path(tmp) / "times.json"
         problem.write_text(json.dumps(simgrid_problem(case, model)))
         try:
             subprocess.run([SYSTEM_PYTHON, str(SIMGRID_TIME), str(problem), str(times)],
-                           check=True, capture_output=True, timeout=SIMGRID_TIMEOUT_S)  # fmt: skip
+                           check=True, capture_output=True, timeout=timeout_s)  # fmt: skip
         except subprocess.TimeoutExpired:
             return None
         out = json.loads(times.read_text())
     return out["seconds"], out["times"]
 
 
-def simgrid_column(case: Flows, model: str, ours: tuple[float, list[float]]) -> str:
+def simgrid_column(
+    case: Flows, model: str, ours: tuple[float, list[float]], timeout_s: float
+) -> str:
     """The SimGrid cells of a row: seconds, simnet ÷ SimGrid, max relative difference."""
     if model == "maxmin":
         return f"{'n/a (no plain max-min in SimGrid)':>40}"
-    theirs = simgrid(case, model)
+    theirs = simgrid(case, model, timeout_s)
     if theirs is None:
-        return f"{f'skipped: over {SIMGRID_TIMEOUT_S} s':>40}"
+        return f"{f'skipped: over {timeout_s:g} s':>40}"
     diff = max(abs(a - b) / b for a, b in zip(ours[1], theirs[1], strict=True))
     return f"{theirs[0]:>14.3f} {ours[0] / theirs[0]:>10.2f} {diff:>14.1e}"
 
@@ -237,6 +239,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["maxmin", "cm02", "lv08"])
     parser.add_argument("--big", action="store_true", help="10,000 concurrent flows too")
     parser.add_argument("--no-simgrid", action="store_true", help="skip the SimGrid table")
+    parser.add_argument("--simgrid-timeout", type=float, default=180.0,
+                        help="seconds a SimGrid run may take before it is skipped")  # fmt: skip
     args = parser.parse_args()
     base = best_rate(simpy_timeouts, args.repeat)
     counts = (1_000, 10_000) if args.big else (1_000,)
@@ -262,7 +266,11 @@ def main() -> None:
     print(f"\n{'case':<16} {'flows':>6} {'model':<7} {'simnet s':>9} {'SimGrid s':>14} "
           f"{'simnet÷SG':>10} {'max rel diff':>14}")  # fmt: skip
     for name, n, model, case, ours in measured:
-        cells = f"{'SimGrid not installed':>40}" if missing else simgrid_column(case, model, ours)
+        cells = (
+            f"{'SimGrid not installed':>40}"
+            if missing
+            else simgrid_column(case, model, ours, args.simgrid_timeout)
+        )
         print(f"{name:<16} {n:>6,} {model:<7} {ours[0]:>9.3f} {cells}", flush=True)
 
 
