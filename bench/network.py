@@ -41,7 +41,8 @@ import simpy
 
 from simnet.engine.network import Network
 from simnet.engine.sharing import DEFAULTS, Sharing
-from simnet.topology.graph import LinkSpec, NodeSpec, Topology, mbps_to_bytes_per_s
+from simnet.engine.simgrid_export import simgrid_platform
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SIMGRID_TIME = Path(__file__).with_name("simgrid_time.py")
@@ -163,36 +164,12 @@ def simgrid_missing() -> bool:
 
 
 def simgrid_problem(case: Flows, model: str) -> dict:
-    """``case`` in ``bench/simgrid_time.py``'s format: one link per directed hop, simnet's
-    routes both ways, ``model``'s parameters as SimGrid options."""
+    """``case`` in ``bench/simgrid_time.py``'s format: the platform
+    (:func:`~simnet.engine.simgrid_export.simgrid_platform`) and the flows, all at t = 0."""
     topology, sends, sizes = case
-    d = DEFAULTS[model]
-    hops = [
-        {"id": f"{a}>{b}", "bytes_per_s": mbps_to_bytes_per_s(link.mbps(a)),
-         "latency_s": link.latency_s}
-        for link in topology.links.values() for a, b in ((link.a, link.b), (link.b, link.a))
-    ]  # fmt: skip
-    routes = {
-        f"{s} {t}": [f"{a}>{b}" for a, b in topology.route(s, t)]
-        for src, dst in sends
-        for s, t in ((src, dst), (dst, src))
-    }
-    return {
-        "model": model.upper(),
-        "config": {
-            "network/latency-factor": d["latency_factor"],
-            "network/bandwidth-factor": d["bandwidth_factor"],
-            "network/weight-S": d["weight_s"],
-            "network/TCP-gamma": d["tcp_gamma"],
-            "network/crosstraffic": int(bool(d["crosstraffic"])),
-        },
-        "hops": hops,
-        "routes": routes,
-        "flows": [
-            {"src": src, "dst": dst, "bytes": int(size)}
-            for (src, dst), size in zip(sends, sizes, strict=True)
-        ],
-    }
+    flows = [{"src": src, "dst": dst, "bytes": int(size)}
+             for (src, dst), size in zip(sends, sizes, strict=True)]  # fmt: skip
+    return {**simgrid_platform(topology, sends, model), "flows": flows}
 
 
 def simgrid(case: Flows, model: str, timeout_s: float) -> tuple[float, list[float]] | None:

@@ -17,7 +17,8 @@ import pytest
 from test_sharing import times
 
 from simnet.engine.sharing import DEFAULTS, Sharing
-from simnet.topology.graph import LinkSpec, NodeSpec, Topology, mbps_to_bytes_per_s
+from simnet.engine.simgrid_export import simgrid_platform
+from simnet.topology.graph import LinkSpec, NodeSpec, Topology
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 ORACLE = Path(__file__).parent / "oracles" / "simgrid_flows.py"
@@ -67,29 +68,10 @@ def simnet_times(topology: Topology, flows: list, model: str) -> list[float]:
 
 
 def simgrid_times(topology: Topology, flows: list, model: str) -> list[float]:
-    d = DEFAULTS[model]
-    hops = [
-        {"id": f"{a}>{b}", "bytes_per_s": mbps_to_bytes_per_s(link.mbps(a)),
-         "latency_s": link.latency_s}
-        for link in topology.links.values() for a, b in ((link.a, link.b), (link.b, link.a))
-    ]  # fmt: skip
-    routes = {}
-    for src, dst, *_ in flows:
-        for s, t in ((src, dst), (dst, src)):
-            routes[f"{s} {t}"] = [f"{a}>{b}" for a, b in topology.route(s, t)]
     problem = {
-        "model": model.upper(),
+        **simgrid_platform(topology, [(src, dst) for src, dst, *_ in flows], model),
         "hosts": list(topology.nodes),
-        "hops": hops,
-        "routes": routes,
         "flows": [{"src": s, "dst": t, "bytes": n, "start": at} for s, t, n, at in flows],
-        "config": {
-            "network/latency-factor": d["latency_factor"],
-            "network/bandwidth-factor": d["bandwidth_factor"],
-            "network/weight-S": d["weight_s"],
-            "network/TCP-gamma": d["tcp_gamma"],
-            "network/crosstraffic": int(d["crosstraffic"]),
-        },
     }
     out = subprocess.run(
         [SYSTEM_PYTHON, str(ORACLE)], input=json.dumps(problem), capture_output=True,
