@@ -120,7 +120,9 @@ def test_a_user_strategy_from_a_file_next_to_the_scenario_is_used(tmp_path):
     baseline = simnet.run(scenario(tmp_path, name="plain", cloud={"updates": 4}),
                           out=tmp_path / "plain", progress=False, figures=False)  # fmt: skip
     assert baseline.metric("acc2_non0", "cloud")["value"].nunique() > 1
-    assert str((tmp_path / "mine.py").resolve()) in result.scenario["workload"]["edge"]["strategy"]
+    kept = result.scenario["workload"]["edge"]["strategy"]  # relative to the run directory
+    assert kept == "../mine.py:Keep"
+    assert (result.run_dir / kept.split(":")[0]).resolve() == (tmp_path / "mine.py").resolve()
 
 
 @pytest.mark.parametrize(
