@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import simpy
+from oracles.lmm_exact import exact_weighted_max_min
 
 from simnet.config.scenario import load_scenario
 from simnet.engine.maxmin import max_min_rates, weighted_max_min
@@ -174,3 +175,28 @@ def test_re_solving_only_what_a_change_reaches_equals_re_solving_everything(monk
             m.setattr(FlowTable, "touched_component", lambda self: np.ones(self.n, dtype=bool))
             whole = times(topo(links), sends, sharing)
         np.testing.assert_allclose(part, whole, rtol=1e-9)
+
+
+def random_lmm(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A random LMM system: flows over routes of 1–4 of a few hops (so some hops carry one
+    flow only), unit or cross-traffic weights, penalties and bounds, some infinite."""
+    n_flows, n_hops = int(rng.integers(2, 25)), int(rng.integers(2, 30))
+    routes = [rng.choice(n_hops, int(rng.integers(1, min(4, n_hops) + 1)), replace=False)
+              for _ in range(n_flows)]  # fmt: skip
+    entry_hop = np.concatenate(routes)
+    entry_flow = np.repeat(np.arange(n_flows), [len(r) for r in routes])
+    entry_weight = rng.choice([1.0, 0.05], entry_hop.size, p=[0.7, 0.3])
+    capacity = rng.uniform(1, 100, n_hops)
+    penalty = rng.uniform(0.001, 0.2, n_flows)
+    bound = np.where(rng.random(n_flows) < 0.5, rng.uniform(0.5, 60, n_flows), np.inf)
+    return entry_flow, entry_hop, entry_weight, capacity, penalty, bound
+
+
+def test_the_weighted_solver_equals_the_exact_level_by_level_definition():
+    """Folding one-flow hops into bounds and fixing every bound below the next saturation
+    at once change nothing but float rounding (the oracle works in fractions)."""
+    rng = np.random.default_rng(24)
+    for _ in range(300):
+        system = random_lmm(rng)
+        exact = [float(r) for r in exact_weighted_max_min(*system)]
+        np.testing.assert_allclose(weighted_max_min(*system), exact, rtol=1e-12, atol=0)

@@ -71,41 +71,61 @@ def weighted_max_min(
     fixes: the flows of the saturated hops at ``t / p_f``, or the bounded flow at ``b_f``;
     repeat on what is left. On a saturated hop, rates are inversely proportional to the
     penalties.
+
+    Two shortcuts give the same rates with far fewer rounds (to float rounding):
+
+    * a hop that one flow alone crosses is a bound of that flow, ``x_f ≤ C_h / a_fh``
+      (its saturation level is that bound's level);
+    * every flow whose bound level lies below the lowest saturation level is fixed at its
+      bound in one round: fixing a flow below a hop's level only raises that level, so
+      the level-by-level order would fix each of them before any hop saturates.
     """
-    n_flows, n_hops = penalty.size, capacity.size
+    n_flows = penalty.size
     if n_flows == 1:  # alone: its tightest hop (ACK load included) or its bound
         return np.array([min((capacity[entry_hop] / entry_weight).min(), bound[0])])
-    rates = np.zeros(n_flows)
-    fixed = np.zeros(n_flows, dtype=bool)
+    users = np.bincount(entry_hop, minlength=capacity.size)
+    limit = bound.astype(float)  # bytes/s: the bound and every hop no other flow crosses
+    private = users[entry_hop] == 1
+    flow, hop, weight = entry_flow, entry_hop, entry_weight  # the entries on shared hops
+    if private.any():
+        np.minimum.at(limit, flow[private], capacity[hop[private]] / weight[private])
+        shared = ~private
+        flow, hop, weight = flow[shared], hop[shared], weight[shared]
+    kept = users > 1  # the shared hops, renumbered 0..n_hops-1
+    hop = (np.cumsum(kept) - 1)[hop]
+    remaining, users = capacity[kept].astype(float), users[kept]
+    n_hops = remaining.size
     inverse = 1.0 / penalty
-    remaining = capacity.astype(float)
-    usage = np.bincount(entry_hop, weights=entry_weight * inverse[entry_flow], minlength=n_hops)
-    users = np.bincount(entry_hop, minlength=n_hops)
-    level_bound = bound * penalty
-    flow, hop, weight = entry_flow, entry_hop, entry_weight  # entries of flows not fixed
-    level = np.empty(n_hops)
-    while flow.size:
+    load = weight * inverse[flow]  # Σ a_fh / p_f per hop is the usage
+    usage = np.bincount(hop, weights=load, minlength=n_hops)
+    level_limit = limit * penalty
+    rates = np.zeros(n_flows)
+    unfixed = np.ones(n_flows, dtype=bool)
+    left = n_flows
+    level = np.full(n_hops, np.inf)
+    while left:
         level.fill(np.inf)
         np.divide(remaining, usage, out=level, where=usage > 0)
-        t = level.min()
-        tb = level_bound[~fixed].min()
-        if not np.isfinite(min(t, tb)):
+        t = level.min(initial=np.inf)
+        newly = unfixed & (level_limit < t)
+        if newly.any():
+            rates[newly] = limit[newly]
+        elif not np.isfinite(t):
             raise ValueError("a flow crosses no hop and has no bound")
-        if tb < t:
-            newly = ~fixed & (level_bound <= tb * (1 + REL_TOL))
-            rates[newly] = bound[newly]
         else:
-            saturated = level <= t * (1 + REL_TOL)
             newly = np.zeros(n_flows, dtype=bool)
-            newly[flow[saturated[hop]]] = True
+            newly[flow[level[hop] <= t * (1 + REL_TOL)]] = True
+            newly &= unfixed
             rates[newly] = t * inverse[newly]
-        fixed |= newly
-        taken = newly[flow]
-        hops, weights, flows = hop[taken], weight[taken], flow[taken]
-        remaining -= np.bincount(hops, weights=weights * rates[flows], minlength=n_hops)
-        usage -= np.bincount(hops, weights=weights * inverse[flows], minlength=n_hops)
+        unfixed &= ~newly
+        left -= int(np.count_nonzero(newly))
+        taken = np.flatnonzero(newly[flow])  # entries of fixed flows stay, inert
+        if not taken.size:
+            continue
+        hops = hop[taken]
+        remaining -= np.bincount(hops, weights=weight[taken] * rates[flow[taken]], minlength=n_hops)
+        usage -= np.bincount(hops, weights=load[taken], minlength=n_hops)
         users -= np.bincount(hops, minlength=n_hops)
         np.maximum(remaining, 0.0, out=remaining)
         usage[users == 0] = 0.0
-        flow, hop, weight = flow[~taken], hop[~taken], weight[~taken]
     return rates
