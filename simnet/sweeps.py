@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from simnet.config.validation import parse
-from simnet.config.yaml_file import dump_yaml, read_yaml
+from simnet.config.yaml_file import dump_yaml, load_yaml, read_yaml
 from simnet.errors import InputError, PluginError
 from simnet.executors import WorkerLost, default_workers, losing_workers, start_ray
 from simnet.report.records import FIGURES, atomic_write, clear_run, is_complete, load_summary
@@ -244,7 +244,7 @@ def _wall_clock(key: str) -> bool:
 
 def _as_data(value: Any) -> Any:
     """``value`` as it reads back from ``scenario.yaml`` (lists, not tuples; floats exact)."""
-    return yaml.safe_load(dump_yaml(value))
+    return load_yaml(dump_yaml(value))
 
 
 def reusable(sweep: Sweep, point: Point, run_dir: Path) -> bool:
@@ -252,7 +252,7 @@ def reusable(sweep: Sweep, point: Point, run_dir: Path) -> bool:
     if not is_complete(run_dir):
         return False
     try:
-        stored = yaml.safe_load((run_dir / "scenario.yaml").read_text(encoding="utf-8"))
+        stored = load_yaml((run_dir / "scenario.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return False
     return stored == _as_data(sweep.scenario(point).as_run(run_dir))

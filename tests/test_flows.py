@@ -41,7 +41,7 @@ def _view(table: FlowTable) -> list[tuple]:
 def test_adds_and_removals_keep_the_table_equal_to_a_fresh_one():
     rng = np.random.default_rng(7)
     capacity = rng.uniform(1e5, 1e7, size=12)
-    table = FlowTable(capacity, track=True)
+    table = FlowTable(capacity)
     alive: list[tuple[int, SimpleNamespace]] = []
     for step in range(400):
         if alive and rng.random() < 0.45:

@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 
 import simnet.workloads.federated as federated
+import simnet.workloads.mlecs as mlecs
 from simnet.config.scenario import load_scenario
 from simnet.runner import run_scenario
 from simnet.sweeps import load_sweep, run_sweep
@@ -25,6 +26,8 @@ from simnet.strategies import FedAvg
 class Mean(FedAvg):
     \"\"\"FedAvg under another name.\"\"\"
 """
+
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
 
 
 def write_mosei(path: Path, n: dict[str, int]) -> None:
@@ -165,3 +168,26 @@ def test_a_run_loads_its_dataset_once(tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(scenario))
     summary = run_scenario(load_scenario(path), tmp_path / "run", progress=False, figures=False)
     assert summary["complete"] and len(loads) == 1
+
+
+def test_an_mlecs_run_deals_the_data_its_check_dealt(monkeypatch):
+    """The check's plan is what the run takes (its pool made once); a changed config
+    object, or changed data settings, makes a new one."""
+    pools: list[int] = []
+    real = mlecs._pool
+
+    def counted(*args: Any, **kwargs: Any):
+        pools.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mlecs, "_pool", counted)
+    scenario = load_scenario(SCENARIOS / "mlecs_mosei.yaml", ["workload.data.samples=300"])
+    config, topology = scenario.workload, scenario.topology
+    checked = mlecs.run_plan(config, topology, scenario.seed)
+    assert len(pools) == 1 and len(checked.train) == 6
+    again = mlecs.run_plan(config, topology, scenario.seed)  # taken already: made anew
+    assert len(pools) == 2 and np.array_equal(again.parts["private_train"],
+                                              checked.parts["private_train"])  # fmt: skip
+    load_scenario(SCENARIOS / "mlecs_mosei.yaml", ["workload.data.samples=300"])
+    config.data.samples = 400  # not what was checked
+    assert len(mlecs.run_plan(config, topology, scenario.seed).pool) == 400 and len(pools) == 4

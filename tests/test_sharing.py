@@ -146,13 +146,14 @@ def test_scenarios_fill_each_models_defaults_and_refuse_foreign_parameters(tmp_p
         load_scenario(path, ["network.tcp_gamma=1000"])
 
 
-def test_re_solving_only_what_a_change_reaches_equals_re_solving_everything(monkeypatch):
-    """Random forests of flows under cm02 with cross-traffic: the times with the
-    reachable-part re-solve equal those of full re-solves (forced here)."""
+@pytest.mark.parametrize("model", ["maxmin", "cm02"])
+def test_re_solving_only_what_a_change_reaches_equals_re_solving_everything(monkeypatch, model):
+    """Random forests of flows under plain max-min and cm02 with cross-traffic: the times
+    with the reachable-part re-solve equal those of full re-solves (forced here)."""
     from simnet.engine.flows import FlowTable
 
     rng = np.random.default_rng(11)
-    sharing = Sharing.of("cm02")
+    sharing = Sharing.of(model)
     for _ in range(10):
         names = [f"n{i}" for i in range(12)]
         links = [

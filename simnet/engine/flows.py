@@ -50,10 +50,8 @@ class FlowTable:
     capacity (bytes/s) is ``capacity[slot]``; a slot no flow uses any more is reused.
     """
 
-    def __init__(self, capacity: np.ndarray, track: bool = False) -> None:
+    def __init__(self, capacity: np.ndarray) -> None:
         self._hop_capacity = capacity
-        self._track = track
-        """Whether to note the hops flows join or leave (for :meth:`touched_component`)."""
         self.capacity = np.zeros(0)
         self._slot_of: dict[int, int] = {}
         self._hop_of: list[int] = []
@@ -111,15 +109,13 @@ class FlowTable:
         end = e + len(hops)
         self._entry_flow[e:end] = i
         self._entry_slot[e:end] = [self._slot(h) for h in hops]
-        if self._track:
-            self._touched.append(self._entry_slot[e:end].copy())
+        self._touched.append(self._entry_slot[e:end].copy())
         self._entry_weight[e:end] = route.entry_weight
         self.n, self.entries = i + 1, end
 
     def _release(self, slots: np.ndarray) -> None:
         """Free the slots of ``slots`` (one entry each, leaving) that no flow uses any more."""
-        if self._track:
-            self._touched.append(slots)
+        self._touched.append(slots)
         for slot in set(slots[self._users[slots] == 0].tolist()):
             del self._slot_of[self._hop_of[slot]]
             self._free.append(slot)

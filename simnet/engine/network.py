@@ -148,7 +148,7 @@ class Network:
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
         self._solo: Transfer | None = None  # the one active flow, kept out of _flows
         self._solo_rate = 0.0
-        self._flows = FlowTable(self._capacity, self.sharing.weighted)  # aligned with _active
+        self._flows = FlowTable(self._capacity)  # aligned with _active
         self._routes: dict[tuple[str, str], Route] = {}
         self._last_advance = 0.0
         self._solve_pending = False
@@ -389,24 +389,32 @@ class Network:
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
 
     def _solve(self) -> None:
-        """Set the rates (bytes/s) of the active flows under the network's sharing rule."""
+        """Set the rates (bytes/s) of the active flows under the network's sharing rule:
+        those a change since the last solve can reach, re-solved alone."""
         flows = self._flows
-        if not self.sharing.weighted:
-            flows.rates = max_min_rates(flows.entry_flow, flows.entry_slot, flows.capacity, flows.n)
-            return
-        reach = flows.touched_component()  # the flows the change can reach, re-solved alone
+        reach = flows.touched_component()
         if reach.all():
-            flows.rates = weighted_max_min(
-                flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.capacity,
-                flows.penalty, flows.bound,
+            flows.rates = self._rates(
+                flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.penalty,
+                flows.bound,
             )  # fmt: skip
             return
         entries = reach[flows.entry_flow]
         renumber = np.cumsum(reach) - 1
-        flows.rates[reach] = weighted_max_min(
+        flows.rates[reach] = self._rates(
             renumber[flows.entry_flow[entries]], flows.entry_slot[entries],
-            flows.entry_weight[entries], flows.capacity, flows.penalty[reach], flows.bound[reach],
+            flows.entry_weight[entries], flows.penalty[reach], flows.bound[reach],
         )  # fmt: skip
+
+    def _rates(
+        self, entry_flow: np.ndarray, entry_slot: np.ndarray, entry_weight: np.ndarray,
+        penalty: np.ndarray, bound: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """The solver's rates for the flows of these entries (flows numbered from 0)."""
+        capacity = self._flows.capacity
+        if self.sharing.weighted:
+            return weighted_max_min(entry_flow, entry_slot, entry_weight, capacity, penalty, bound)
+        return max_min_rates(entry_flow, entry_slot, capacity, penalty.size)
 
     def _on_wakeup(self, generation: int) -> None:
         """Deliver the flows this wake-up was scheduled for, whatever rounding left of them.

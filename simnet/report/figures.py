@@ -17,10 +17,10 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from simnet.config.yaml_file import load_yaml  # noqa: E402
 from simnet.report.records import load_summary  # noqa: E402
 from simnet.topology.graph import class_order, link_class  # noqa: E402
 
@@ -51,7 +51,7 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 
 def node_tiers(run_dir: Path) -> dict[str, str]:
     """Node id → tier, from the inline topology of ``run_dir/scenario.yaml``."""
-    scenario = yaml.safe_load((Path(run_dir) / "scenario.yaml").read_text(encoding="utf-8"))
+    scenario = load_yaml((Path(run_dir) / "scenario.yaml").read_text(encoding="utf-8"))
     return {str(n["id"]): str(n["tier"]) for n in scenario["topology"]["nodes"]}
 
 

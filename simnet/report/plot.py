@@ -24,10 +24,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from simnet.config.yaml_file import load_yaml  # noqa: E402
 from simnet.protocols.inference import TERMS  # noqa: E402
 from simnet.report.figures import node_tiers, read_summary, save, write_run_figures  # noqa: E402
 from simnet.sweeps import RESULTS, SWEEP_COPY  # noqa: E402
@@ -110,7 +110,7 @@ def _knob(table: pd.DataFrame, swept: list[str]) -> tuple[str | None, list[str]]
 
 def sweep_figures(sweep_dir: Path) -> list[Path]:
     table = complete_rows(pd.read_csv(sweep_dir / RESULTS))
-    config = yaml.safe_load((sweep_dir / SWEEP_COPY).read_text())
+    config = load_yaml((sweep_dir / SWEEP_COPY).read_text())
     swept = [*config["grid"], *config["zip"]]
     knob, groups = _knob(table, swept)
     out = sweep_dir / "figures"

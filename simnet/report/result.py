@@ -12,12 +12,13 @@ parser reads back exactly).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from simnet.config.yaml_file import load_yaml
 from simnet.errors import InputError
 from simnet.report.records import COMPLETE_MARKER, FIGURES, load_summary
 
@@ -44,13 +45,18 @@ def read_table(path: Path) -> pd.DataFrame:
 class Result:
     """One run: ``summary`` (``summary.json``), ``messages`` and ``metrics`` (the CSV
     files as frames), ``scenario`` (``scenario.yaml``: the scenario as run, which
-    :func:`simnet.run` takes back) and ``run_dir``."""
+    :func:`simnet.run` takes back; read when first asked for, as a large topology inline
+    takes seconds to parse) and ``run_dir``."""
 
     run_dir: Path
     summary: dict[str, Any]
-    scenario: dict[str, Any]
     messages: pd.DataFrame = field(repr=False)
     metrics: pd.DataFrame = field(repr=False)
+
+    @cached_property
+    def scenario(self) -> dict[str, Any]:
+        """The scenario as run (``scenario.yaml``)."""
+        return load_yaml((self.run_dir / "scenario.yaml").read_text(encoding="utf-8"))
 
     @property
     def complete(self) -> bool:
@@ -74,10 +80,9 @@ def load_run(path: Path | str) -> Result:
     for name in ("scenario.yaml", "messages.csv", "metrics.csv"):
         if not (run_dir / name).is_file():
             raise InputError(str(run_dir / name), "", "missing: not a run directory")
-    scenario = yaml.safe_load((run_dir / "scenario.yaml").read_text(encoding="utf-8"))
     messages = read_table(run_dir / "messages.csv")
     metrics = read_table(run_dir / "metrics.csv")
-    return Result(run_dir, summary, scenario, messages, metrics)
+    return Result(run_dir, summary, messages, metrics)
 
 
 @dataclass

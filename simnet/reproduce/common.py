@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 import simnet
-from simnet.config.yaml_file import dump_yaml
+from simnet.config.yaml_file import dump_yaml, load_yaml
 from simnet.errors import InputError
 from simnet.report.records import atomic_write
 
@@ -64,7 +63,7 @@ class Claim:
 
 def paper_data(name: str) -> dict[str, Any]:
     """The paper's numbers, transcribed once in ``data/{name}.yaml``."""
-    return yaml.safe_load((DATA / f"{name}.yaml").read_text(encoding="utf-8"))
+    return load_yaml((DATA / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
 def sweep_file(out: Path, block: Block) -> Path:

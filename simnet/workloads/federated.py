@@ -45,6 +45,7 @@ from simnet.strategies import Strategy
 from simnet.strategies.configured import configured, with_settings
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun, by_owner, summed
+from simnet.workloads.handover import Handover
 
 
 class DataConfig(Strict):
@@ -333,22 +334,18 @@ def check(
         end_datasets(dataset, ends_in_order(roles(topology)[1]), config.partition, seed)
     except ValueError as exc:
         raise InputError(source, "workload.partition", str(exc).splitlines()[0]) from None
-    _checked.append((config, seed, data.model_dump_json(), dataset))
+    _checked.keep(config, (seed, data.model_dump_json()), dataset)
 
 
-_checked: list[tuple[FederatedConfig, int, str, MultimodalDataset]] = []
-"""The dataset the latest :func:`check` loaded, with the config, seed and data settings
-it loaded it for, until that config's run takes it: a run loads its dataset once, and
-checking many scenarios (a sweep's points) holds one dataset at most."""
+_checked: Handover[MultimodalDataset] = Handover()
+"""The dataset the latest :func:`check` loaded, until that config's run takes it."""
 
 
 def run_data(config: FederatedConfig, seed: int) -> MultimodalDataset:
     """The dataset of a run of ``config``: the one its check loaded (taken, if the data
     settings are unchanged), else loaded now."""
     key = (seed, config.data.model_dump_json())
-    if _checked and _checked[0][0] is config and _checked[0][1:3] == key:
-        return _checked.pop()[3]
-    return load_data(config.data, seed)
+    return _checked.take(config, key, lambda: load_data(config.data, seed))
 
 
 def edge_strategy(config: FederatedConfig, origin: Origin) -> Strategy:

@@ -35,6 +35,7 @@ from simnet.strategies import Strategy
 from simnet.strategies.configured import configured
 from simnet.topology.graph import Topology
 from simnet.workloads.base import WorkloadRun, by_owner, summed
+from simnet.workloads.handover import Handover
 
 if TYPE_CHECKING:
     from learning.mlecs import MlecsSettings
@@ -186,8 +187,9 @@ def check(config: MlecsConfig, topology: Topology, origin: Origin, seed: int, fa
     config.server_strategy(origin)
     if faulty and config.method != "standalone" and config.deadline_s is None:
         raise InputError(source, "workload.deadline_s", "required when the scenario has faults")
+    _planned.clear()
     try:
-        plan(config, topology, seed)
+        _planned.keep(config, _plan_key(config, topology, seed), plan(config, topology, seed))
     except VastFileError as exc:
         raise InputError(source, "workload.data.path", str(exc).splitlines()[0]) from None
     except ValueError as exc:
@@ -220,6 +222,24 @@ def plan(config: MlecsConfig, topology: Topology, seed: int) -> Plan:
     train = iid_partition(len(parts["private_train"]), n, seed)
     test = iid_partition(len(parts["private_test"]), n, seed + 1)
     return Plan(pool, answers, parts, has, train, test)
+
+
+_planned: Handover[Plan] = Handover()
+"""The plan the latest :func:`check` made, until that config's run takes it."""
+
+
+def _plan_key(config: MlecsConfig, topology: Topology, seed: int) -> tuple:
+    """What a plan depends on besides the config object: its data settings, the rates,
+    the number of devices and the seed."""
+    n = len(topology.nodes_in_tier("end"))
+    return (config.data.model_dump_json(), repr(config.rho), n, seed)
+
+
+def run_plan(config: MlecsConfig, topology: Topology, seed: int) -> Plan:
+    """The plan of a run of ``config``: the one its check made (if nothing it depends on
+    changed), else made now."""
+    key = _plan_key(config, topology, seed)
+    return _planned.take(config, key, lambda: plan(config, topology, seed))
 
 
 def _pool(cfg: DataConfig, seed: int) -> tuple[MultimodalSplit, tuple[str, ...]]:
@@ -285,7 +305,7 @@ class MlecsRun(WorkloadRun):
 
         super().__init__(config, world, advance, runtime)
         seed = world.seed
-        data = plan(config, world.topology, seed)
+        data = run_plan(config, world.topology, seed)
         pool, parts = data.pool, data.parts
         self.server_id = world.topology.nodes_in_tier("cloud")[0]
         self.main_node = self.server_id
