@@ -24,7 +24,7 @@ from pydantic import (
 from simnet.config import link_overrides as link_classes
 from simnet.config.origin import Origin
 from simnet.config.validation import parse
-from simnet.config.yaml_file import load_yaml, read_yaml
+from simnet.config.yaml_file import read_yaml
 from simnet.engine.faults import Dropout, FaultsConfig, NodeEvent, node_events
 from simnet.engine.sharing import DEFAULTS, Sharing
 from simnet.engine.world import LinkEvent, World
@@ -296,7 +296,7 @@ def parse_assignment(assignment: str) -> tuple[str, Any]:
     if not sep or not key:
         raise InputError("--set", assignment, "expected dotted.key=value")
     try:
-        return key, load_yaml(raw)
+        return key, yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         if link_classes.is_link_key(key):
             problem = getattr(exc, "problem", None) or "not YAML"

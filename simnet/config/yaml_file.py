@@ -12,8 +12,9 @@ from simnet.errors import InputError
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 """libyaml's emitter where PyYAML has it (the same text, a few times faster)."""
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's parser where PyYAML has it (what ``yaml.safe_load`` reads, some ten times
-faster: a run's ``scenario.yaml`` with a 100,000-node topology inline)."""
+"""libyaml's parser where PyYAML has it (what ``yaml.safe_load`` reads, several times
+faster: a run's ``scenario.yaml`` with a 100,000-node topology inline). Files people
+write are read with the pure-Python parser, whose error messages are clearer."""
 
 
 def dump_yaml(data: Any) -> str:
@@ -22,8 +23,8 @@ def dump_yaml(data: Any) -> str:
 
 
 def load_yaml(text: str) -> Any:
-    """The data of YAML ``text``, as ``yaml.safe_load`` reads it (``yaml.YAMLError`` if
-    malformed)."""
+    """The data of YAML ``text`` that simnet wrote (a run's or a sweep's files), as
+    ``yaml.safe_load`` reads it (``yaml.YAMLError`` if malformed)."""
     return yaml.load(text, Loader=_Loader)
 
 
@@ -57,7 +58,7 @@ def read_yaml(path: Path, what: str = "file") -> Any:
         raise InputError(str(path), "", f"{what} not found")
     text = read_text(path)
     try:
-        return load_yaml(text)
+        return yaml.safe_load(text)  # the pure-Python parser: its messages are clearer
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
