@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 import simnet.workloads.federated as federated
@@ -146,15 +147,22 @@ def test_a_path_given_absolute_stays_absolute(tmp_path):
     assert load_scenario(path).as_run(tmp_path / "run")["faults"]["trace"] == str(trace)
 
 
-def test_a_run_loads_its_dataset_once(tmp_path, monkeypatch):
-    loads: list[int] = []
-    real = federated.mosei_like
+def counted_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """A list that gets an item each time ``module.name`` is called (patched for the
+    test)."""
+    calls: list[int] = []
+    real = getattr(module, name)
 
-    def counted(*args: Any, **kwargs: Any):
-        loads.append(1)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(federated, "mosei_like", counted)
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_a_run_loads_its_dataset_once(tmp_path, monkeypatch):
+    loads = counted_calls(monkeypatch, federated, "mosei_like")
     scenario = {
         "topology": {"generate": "tree", "edges": 1, "ends_per_edge": 2},
         "workload": {
@@ -173,14 +181,7 @@ def test_a_run_loads_its_dataset_once(tmp_path, monkeypatch):
 def test_an_mlecs_run_deals_the_data_its_check_dealt(monkeypatch):
     """The check's plan is what the run takes (its pool made once); a changed config
     object, or changed data settings, makes a new one."""
-    pools: list[int] = []
-    real = mlecs._pool
-
-    def counted(*args: Any, **kwargs: Any):
-        pools.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(mlecs, "_pool", counted)
+    pools = counted_calls(monkeypatch, mlecs, "_pool")
     scenario = load_scenario(SCENARIOS / "mlecs_mosei.yaml", ["workload.data.samples=300"])
     config, topology = scenario.workload, scenario.topology
     checked = mlecs.run_plan(config, topology, scenario.seed)
