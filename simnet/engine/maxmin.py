@@ -86,11 +86,11 @@ def weighted_max_min(
     users = np.bincount(entry_hop, minlength=capacity.size)
     limit = bound.astype(float)  # bytes/s: the bound and every hop no other flow crosses
     private = users[entry_hop] == 1
-    flow, hop, weight = entry_flow, entry_hop, entry_weight  # the entries on shared hops
+    flow, hop, weight = entry_flow, entry_hop, entry_weight
     if private.any():
         np.minimum.at(limit, flow[private], capacity[hop[private]] / weight[private])
         shared = ~private
-        flow, hop, weight = flow[shared], hop[shared], weight[shared]
+        flow, hop, weight = flow[shared], hop[shared], weight[shared]  # shared hops only
     kept = users > 1  # the shared hops, renumbered 0..n_hops-1
     hop = (np.cumsum(kept) - 1)[hop]
     remaining, users = capacity[kept].astype(float), users[kept]
@@ -102,7 +102,7 @@ def weighted_max_min(
     rates = np.zeros(n_flows)
     unfixed = np.ones(n_flows, dtype=bool)
     left = n_flows
-    level = np.full(n_hops, np.inf)
+    level = np.empty(n_hops)
     while left:
         level.fill(np.inf)
         np.divide(remaining, usage, out=level, where=usage > 0)
