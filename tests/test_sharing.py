@@ -201,3 +201,15 @@ def test_the_weighted_solver_equals_the_exact_level_by_level_definition():
         system = random_lmm(rng)
         exact = [float(r) for r in exact_weighted_max_min(*system)]
         np.testing.assert_allclose(weighted_max_min(*system), exact, rtol=1e-12, atol=0)
+
+
+def test_a_hop_with_spare_capacity_that_a_re_solve_saturates_is_shared_fairly():
+    """Max-min, hops S = 2 MB/s (flows A, C), H = 3 MB/s (A, B), B's access 1.8 MB/s, every
+    link 1 ms. C runs alone from 1 to 2 ms (2,000 B); then A = C = 1 MB/s on S and B =
+    1.8 MB/s, so H carries 2.8 of 3 MB/s. C leaves at 1.002 s: re-solving only A (reached
+    through S) would give it H's spare 1.2 MB/s, but H then saturates and is shared,
+    A = B = 1.5 MB/s; A leaves at 2.002 s and B runs at 1.8 MB/s to 3.002 s."""
+    links = [("p", "q", 1, 16, 16), ("q", "r", 1, 24, 24), ("z", "q", 1, 14.4, 14.4)]
+    sends = [(0, "p", "r", 2_500_000), (0, "p", "q", 1_002_000), (0, "z", "r", 5_100_000)]
+    t = times(topo(links), sends, Sharing.of("maxmin"))
+    assert t == pytest.approx([2.002, 1.002, 3.002], rel=1e-12)

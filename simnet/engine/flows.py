@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simnet.engine.maxmin import REL_TOL
+
 if TYPE_CHECKING:
     from simnet.engine.network import Route
 
-FLOW_FIELDS = ("_remaining", "_rates", "_floor", "_penalty", "_bound")
+FLOW_FIELDS = ("_remaining", "_rates", "_floor", "_penalty", "_bound", "_fresh")
 ENTRY_FIELDS = ("_entry_flow", "_entry_slot", "_entry_weight")
 
 
@@ -42,12 +44,14 @@ class _Used:
 
 class FlowTable:
     """Per flow (in activation order): bytes ``remaining``, current ``rates`` (bytes/s),
-    ``floor`` (its size, at least 1 B), sharing ``penalty`` and ``bound``; per entry (a
-    flow on a hop): ``entry_flow``, ``entry_slot`` and ``entry_weight`` (1 on its route,
-    0.05 on its reverse route).
+    ``floor`` (its size, at least 1 B), sharing ``penalty`` and ``bound``, ``fresh``
+    (added since the last :meth:`solved`); per entry (a flow on a hop): ``entry_flow``,
+    ``entry_slot`` and ``entry_weight`` (1 on its route, 0.05 on its reverse route).
 
     Hops are numbered by *slot*: a hop crossed by some active flow holds a slot, whose
     capacity (bytes/s) is ``capacity[slot]``; a slot no flow uses any more is reused.
+    ``saturated[slot]`` says whether the hop had no spare capacity at the last solve (a
+    hop that joined since counts as saturated).
     """
 
     def __init__(self, capacity: np.ndarray) -> None:
@@ -57,9 +61,11 @@ class FlowTable:
         self._hop_of: list[int] = []
         self._free: list[int] = []
         self._users = np.zeros(0, dtype=np.intp)
+        self.saturated = np.zeros(0, dtype=bool)
         self.n = self.entries = 0
         self._remaining, self._rates, self._floor = np.zeros(0), np.zeros(0), np.zeros(0)
         self._penalty, self._bound = np.zeros(0), np.zeros(0)
+        self._fresh = np.zeros(0, dtype=bool)
         self._entry_flow = np.zeros(0, dtype=np.intp)
         self._entry_slot = np.zeros(0, dtype=np.intp)
         self._entry_weight = np.zeros(0)
@@ -73,9 +79,15 @@ class FlowTable:
     floor = _Used("n")
     penalty = _Used("n")
     bound = _Used("n")
+    fresh = _Used("n")
     entry_flow = _Used("entries")
     entry_slot = _Used("entries")
     entry_weight = _Used("entries")
+
+    @property
+    def users(self) -> np.ndarray:
+        """Active flows crossing each slot (aligned with ``capacity``)."""
+        return self._users
 
     def _slot(self, hop: int) -> int:
         slot = self._slot_of.get(hop)
@@ -88,7 +100,9 @@ class FlowTable:
                 self._hop_of.append(hop)
                 self.capacity = _grown(self.capacity, slot + 1)
                 self._users = _grown(self._users, slot + 1)
+                self.saturated = _grown(self.saturated, slot + 1)
             self.capacity[slot] = self._hop_capacity[hop]
+            self.saturated[slot] = True
             self._slot_of[hop] = slot
         self._users[slot] += 1
         return slot
@@ -105,7 +119,7 @@ class FlowTable:
             for name in ENTRY_FIELDS:
                 setattr(self, name, _grown(getattr(self, name), e + len(hops)))
         self._remaining[i], self._rates[i], self._floor[i] = float(size), 0.0, max(1.0, size)
-        self._penalty[i], self._bound[i] = route.penalty, route.bound
+        self._penalty[i], self._bound[i], self._fresh[i] = route.penalty, route.bound, True
         end = e + len(hops)
         self._entry_flow[e:end] = i
         self._entry_slot[e:end] = [self._slot(h) for h in hops]
@@ -177,12 +191,17 @@ class FlowTable:
         self._entry_weight[: self.entries] = weights
 
     def take_touched(self) -> None:
-        """Forget the hops noted since the last :meth:`touched_component`."""
+        """Forget the hops and flows noted since the last :meth:`touched_component`: they
+        are solved already."""
         self._touched.clear()
+        self.fresh = False
 
     def touched_component(self) -> np.ndarray:
         """The flows whose rates a change since the last call can reach (a boolean mask):
-        those connected, through hops they share, to a hop a flow joined or left."""
+        the flows added since, and those connected to them or to a hop a flow joined or
+        left through hops that were saturated at the last solve. A hop with spare capacity
+        passes no change on unless the new rates saturate it, which the caller checks
+        (:meth:`simnet.engine.network.Network._solve`)."""
         if self.n == 1:  # the one flow is what changed
             self._touched.clear()
             return np.ones(1, dtype=bool)
@@ -190,9 +209,42 @@ class FlowTable:
         for slots in self._touched:
             hop[slots] = True
         self._touched.clear()
-        flow = np.zeros(self.n, dtype=bool)
+        # a fresh flow's hops are among the touched ones
+        return self._spread(self.fresh.copy(), hop & self.saturated, self.saturated)
+
+    def component(self, flow: np.ndarray) -> np.ndarray:
+        """The flows connected to those of ``flow`` (a boolean mask) through any hops."""
+        hop = np.zeros(self.capacity.size, dtype=bool)
+        hop[self.entry_slot[flow[self.entry_flow]]] = True
+        return self._spread(flow.copy(), hop)
+
+    def _spread(
+        self, flow: np.ndarray, hop: np.ndarray, through: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``flow`` (a boolean mask, grown in place) with every flow that crosses a hop of
+        ``hop``, which grows with their hops (those of ``through`` only, if given)."""
         entry_flow, entry_slot = self.entry_flow, self.entry_slot
         while (reach := hop[entry_slot] & ~flow[entry_flow]).any():
             flow[entry_flow[reach]] = True
             hop[entry_slot[flow[entry_flow]]] = True
+            if through is not None:
+                hop &= through
         return flow
+
+    def solved(self, load: np.ndarray | None = None, slots: np.ndarray | None = None) -> None:
+        """Note, after a solve, which hops the rates saturate (``load`` bytes/s within
+        ``REL_TOL`` of the capacity): ``load`` on the slots numbered ``slots``, else every
+        slot's worked out here. No flow is fresh any more."""
+        if slots is None:
+            self.saturated = self.loads() >= self.capacity * (1 - REL_TOL)
+        else:
+            self.saturated[slots] = load >= self.capacity[slots] * (1 - REL_TOL)
+        self.fresh = False
+
+    def loads(self, entries: np.ndarray | None = None) -> np.ndarray:
+        """Bytes/s the flows of the ``entries`` (a boolean mask; default all) put on each
+        slot at their current rates (``Σ a_fh · x_f``)."""
+        flow, slot, weight = self.entry_flow, self.entry_slot, self.entry_weight
+        if entries is not None:
+            flow, slot, weight = flow[entries], slot[entries], weight[entries]
+        return np.bincount(slot, weights=weight * self.rates[flow], minlength=self.capacity.size)

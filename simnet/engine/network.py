@@ -389,29 +389,65 @@ class Network:
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
 
     def _solve(self) -> None:
-        """Set the rates (bytes/s) of the active flows under the network's sharing rule:
-        those a change since the last solve can reach, re-solved alone."""
+        """Set the rates (bytes/s) of the active flows under the network's sharing rule.
+
+        Only the flows a change since the last solve can reach
+        (:meth:`FlowTable.touched_component`) are re-solved, the others keeping their
+        rates: on a hop with spare capacity that others cross too, the reached flows get
+        what the others leave. That is the allocation of the whole network unless the new
+        rates saturate such a hop; then every flow connected to the reached ones through
+        any hop is re-solved.
+        """
         flows = self._flows
         reach = flows.touched_component()
+        if not reach.any():  # flows left hops with spare capacity only
+            return
         if reach.all():
             flows.rates = self._rates(
-                flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.penalty,
-                flows.bound,
+                flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.capacity,
+                flows.penalty, flows.bound,
             )  # fmt: skip
-            return
+            flows.solved()
+        elif not self._solve_part(reach, check=True):
+            self._solve_part(flows.component(reach), check=False)
+
+    def _solve_part(self, reach: np.ndarray, check: bool) -> bool:
+        """Re-solve the flows of ``reach`` (a boolean mask), the others' rates fixed, and
+        note the hops saturated. With ``check``, say whether no hop that other flows cross
+        went from spare capacity to saturated (if one did, nothing is changed)."""
+        flows = self._flows
         entries = reach[flows.entry_flow]
-        renumber = np.cumsum(reach) - 1
-        flows.rates[reach] = self._rates(
-            renumber[flows.entry_flow[entries]], flows.entry_slot[entries],
-            flows.entry_weight[entries], flows.penalty[reach], flows.bound[reach],
-        )  # fmt: skip
+        renumber = np.empty(reach.size, dtype=np.intp)
+        renumber[reach] = np.arange(np.count_nonzero(reach))
+        flow = renumber[flows.entry_flow[entries]]
+        slot, weight = flows.entry_slot[entries], flows.entry_weight[entries]
+        near = np.bincount(slot, minlength=flows.capacity.size)
+        slots = np.flatnonzero(near > 0)  # the slots the reached flows cross
+        mixed = near[slots] < flows.users[slots]  # ... and others too
+        spare, outside = flows.capacity, 0.0
+        if mixed.any():
+            crossed = np.zeros(near.size, dtype=bool)
+            crossed[slots[mixed]] = True
+            outside = flows.loads(crossed[flows.entry_slot] & ~entries)[slots]
+            spare = flows.capacity.copy()
+            spare[slots] = np.maximum(spare[slots] - outside, 0.0)
+        rates = self._rates(flow, slot, weight, spare, flows.penalty[reach], flows.bound[reach])
+        load = np.bincount(slot, weights=weight * rates[flow], minlength=near.size)[slots]
+        load += outside
+        if check and mixed.any():
+            saturated = load >= flows.capacity[slots] * (1 - REL_TOL)
+            if (saturated & ~flows.saturated[slots] & mixed).any():
+                return False
+        flows.rates[reach] = rates
+        flows.solved(load, slots)
+        return True
 
     def _rates(
         self, entry_flow: np.ndarray, entry_slot: np.ndarray, entry_weight: np.ndarray,
-        penalty: np.ndarray, bound: np.ndarray,
+        capacity: np.ndarray, penalty: np.ndarray, bound: np.ndarray,
     ) -> np.ndarray:  # fmt: skip
-        """The solver's rates for the flows of these entries (flows numbered from 0)."""
-        capacity = self._flows.capacity
+        """The solver's rates for the flows of these entries (flows numbered from 0) under
+        the slot ``capacity`` (bytes/s)."""
         if self.sharing.weighted:
             return weighted_max_min(entry_flow, entry_slot, entry_weight, capacity, penalty, bound)
         return max_min_rates(entry_flow, entry_slot, capacity, penalty.size)
