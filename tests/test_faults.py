@@ -58,8 +58,8 @@ def test_a_crash_drops_what_goes_to_from_or_through_the_node():
     assert net.bytes_sent == net.bytes_delivered + net.bytes_dropped
     # by 0.5 s the relay had carried (0.5 − 0.02) s × 1 MB/s, less the 1,000 B it left to
     # the small message while they shared a→b; then the small message, then the last 1 MB
-    assert net.link_bytes[("a", "b")] == pytest.approx(0.48 * MB - 1_000 + 1_000 + MB)
-    assert net.link_bytes[("b", "c")] == pytest.approx(0.48 * MB - 1_000 + MB)
+    assert net.counts().link_bytes[("a", "b")] == pytest.approx(0.48 * MB - 1_000 + 1_000 + MB)
+    assert net.counts().link_bytes[("b", "c")] == pytest.approx(0.48 * MB - 1_000 + MB)
 
 
 def test_a_crash_stops_jobs_and_actors_empties_the_mailbox_and_recovery_restarts():

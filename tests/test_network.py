@@ -105,8 +105,8 @@ def test_link_failure_drops_the_flow_and_frees_its_share():
     assert (f2.status, f2.t_recv) == (DELIVERED, pytest.approx(1.25))
     assert net.bytes_sent == net.bytes_delivered + net.bytes_dropped == 2 * MB
     assert net.bytes_dropped == MB
-    assert net.link_bytes[("a", "b")] == pytest.approx(MB + 0.25 * MB)
-    assert net.link_bytes[("b", "c")] == pytest.approx(0.25 * MB)
+    assert net.counts().link_bytes[("a", "b")] == pytest.approx(MB + 0.25 * MB)
+    assert net.counts().link_bytes[("b", "c")] == pytest.approx(0.25 * MB)
 
 
 def test_send_over_a_down_link_is_dropped_and_link_can_come_back():
@@ -147,6 +147,6 @@ def test_counters_per_link_class_and_kind():
     net.send("e", "c", 1000, kind="update")
     net.send("m", "c", 500, kind="model")
     env.run()
-    assert dict(net.class_bytes) == {"end-edge": 1000, "edge-cloud": 1500}
-    assert net.kind_bytes["update"] == {"sent": 1000, "delivered": 1000, "dropped": 0}
-    assert net.link_bytes[("e", "m")] == 1000
+    assert dict(net.counts().class_bytes) == {"end-edge": 1000, "edge-cloud": 1500}
+    assert net.counts().kind_bytes["update"] == {"sent": 1000, "delivered": 1000, "dropped": 0}
+    assert net.counts().link_bytes[("e", "m")] == 1000

@@ -56,7 +56,7 @@ def simulate(topology: Topology, sends: list[tuple[float, str, str, int]]) -> tu
     assert all(t.status == DELIVERED for t in net.transfers)
     assert net.bytes_delivered == net.bytes_sent
     assert all(t.remaining == 0.0 for t in net.transfers)
-    assert sum(net.link_bytes.values()) == sum(t.size * len(t.hops) for t in net.transfers)
+    assert sum(net.counts().link_bytes.values()) == sum(t.size * len(t.hops) for t in net.transfers)
     net.transfers.sort(key=lambda t: t.data)
     return net, events
 

@@ -22,7 +22,7 @@ is dropped. docs/network-model.md states the same rules with worked examples.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
 from simnet.engine.flows import FlowTable
 from simnet.engine.maxmin import REL_TOL, max_min_rates, weighted_max_min
 from simnet.engine.sharing import CROSSTRAFFIC_WEIGHT, Sharing
+from simnet.engine.traffic_counts import TrafficCounts, count_traffic
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
 
 
@@ -97,13 +98,10 @@ class Network:
     """Moves byte counts between the nodes of a :class:`Topology` in virtual time.
 
     :meth:`send` returns a SimPy event that succeeds with the :class:`Transfer` once it is
-    delivered or dropped (look at ``transfer.status``). Counters: ``link_bytes`` (bytes
-    transmitted per directed hop), ``phase_class_bytes`` (per phase and link class such as
-    ``end-edge``; ``class_bytes`` sums the phases), ``phase_bytes`` (message bytes per phase),
-    ``kind_bytes`` (message bytes per kind and status), ``class_messages`` (message bytes
-    per link class and status, a message counting once in every class its route
-    crosses), and the totals ``bytes_sent``, ``bytes_delivered``, ``bytes_dropped``.
-    ``listeners`` are called with every transfer as it is delivered or dropped.
+    delivered or dropped (look at ``transfer.status``); ``transfers`` lists them all, in
+    the order sent. :meth:`counts` adds them up (message and link bytes per phase, kind,
+    link class and hop). ``listeners`` are called with every transfer as it is delivered
+    or dropped.
     """
 
     def __init__(
@@ -125,18 +123,6 @@ class Network:
         self.default_phase = "training"
         self.phases: dict[str, str] = {}
         """Phase of each message kind that is not in ``default_phase`` (set by workloads)."""
-        self.link_bytes: dict[Hop, int] = defaultdict(int)
-        self.phase_bytes: dict[str, int] = defaultdict(int)
-        self.phase_class_bytes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.kind_bytes: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"sent": 0, DELIVERED: 0, DROPPED: 0}
-        )
-        self.class_messages: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"sent": 0, DELIVERED: 0, DROPPED: 0}
-        )
-        self.bytes_sent = 0
-        self.bytes_delivered = 0
-        self.bytes_dropped = 0
         self.listeners: list[Callable[[Transfer], None]] = []
         hops = [h for link in topology.links.values() for h in ((link.a, link.b), (link.b, link.a))]
         self._hop_id = {hop: i for i, hop in enumerate(hops)}
@@ -146,8 +132,9 @@ class Network:
         )
         self._pending: dict[int, Transfer] = {}  # in the latency phase
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
-        self._solo: Transfer | None = None  # the one active flow, kept out of _flows
+        self._solo: Transfer | None = None  # the network's one flow, kept out of _flows
         self._solo_rate = 0.0
+        self._solo_start = 0.0  # when its bandwidth phase starts (or started)
         self._flows = FlowTable(self._capacity)  # aligned with _active
         self._routes: dict[tuple[str, str], Route] = {}
         self._last_advance = 0.0
@@ -191,19 +178,19 @@ class Network:
             remaining=float(size),
             done=self.env.event(),
             route=route,
-            phase=self.phase(kind),
+            phase=self.phases.get(kind, self.default_phase),
             classes=route.classes,
         )
         self.transfers.append(transfer)
-        self.bytes_sent += transfer.size
-        self.kind_bytes[kind]["sent"] += transfer.size
-        self.phase_bytes[transfer.phase] += transfer.size
-        for name in transfer.classes:
-            self.class_messages[name]["sent"] += transfer.size
         if (self.down and route.links & self.down) or (
             self.down_nodes and self.down_nodes.intersection(route.path)
         ):
             self._finish(transfer, DROPPED)
+            return transfer.done
+        if self._solo is not None:
+            self._materialize()
+        if self._idle() and route.solo_rate > 0 and transfer.size:
+            self._start_solo(transfer, self.env.now + route.latency)
             return transfer.done
         self._pending[transfer.id] = transfer
         self.env.timeout(route.latency).callbacks.append(
@@ -270,6 +257,7 @@ class Network:
 
     def _drop_where(self, hit: Callable[[Transfer], bool]) -> None:
         """Drop every transfer in flight for which ``hit`` is true."""
+        self._materialize()
         for transfer in [t for t in self._pending.values() if hit(t)]:
             del self._pending[transfer.id]
             self._finish(transfer, DROPPED)
@@ -278,14 +266,25 @@ class Network:
         self._remove([i for i, t in enumerate(self._active) if hit(t)], DROPPED)
         self._reallocate()
 
+    def counts(self) -> TrafficCounts:
+        """Message and link byte counts of every transfer so far (worked out on each call;
+        link bytes include what transfers in flight carried once :meth:`settle` ran)."""
+        return count_traffic(self.transfers, self._hop_class)
+
     @property
-    def class_bytes(self) -> dict[str, int]:
-        """Bytes carried per link class, all phases together."""
-        out: dict[str, int] = defaultdict(int)
-        for by_class in self.phase_class_bytes.values():
-            for name, carried in by_class.items():
-                out[name] += carried
-        return dict(out)
+    def bytes_sent(self) -> int:
+        """Message bytes sent so far (:meth:`counts` has the rest)."""
+        return self.counts().bytes_sent
+
+    @property
+    def bytes_delivered(self) -> int:
+        """Message bytes delivered so far."""
+        return self.counts().bytes_delivered
+
+    @property
+    def bytes_dropped(self) -> int:
+        """Message bytes dropped so far."""
+        return self.counts().bytes_dropped
 
     @property
     def in_flight(self) -> int:
@@ -305,7 +304,7 @@ class Network:
             not self._active and self._solo is None and not self._solve_pending
             and route.solo_rate > 0 and self.env.peek() > self.env.now
         ):  # fmt: skip
-            self._start_solo(transfer, route.solo_rate)
+            self._start_solo(transfer, self.env.now)
             return
         self._unsolo()
         self._advance()
@@ -319,20 +318,58 @@ class Network:
             self._solve_pending = True
             self.env.timeout(0).callbacks.append(self._solve_now)
 
-    def _start_solo(self, transfer: Transfer, rate: float) -> None:
-        """Let ``transfer`` (the network's only flow, starting now) run at ``rate`` with
-        no solver: the wake-up :meth:`_reallocate` would schedule, without the arrays."""
-        self._last_advance = self.env.now
-        self._solo, self._solo_rate = transfer, rate
+    def _idle(self) -> bool:
+        """Whether no flow is in either phase (nor a re-solve due)."""
+        return not (self._pending or self._active or self._solo or self._solve_pending)
+
+    def _start_solo(self, transfer: Transfer, start: float) -> None:
+        """Let ``transfer`` be the network's only flow, its bandwidth phase starting at
+        ``start`` (now, or the end of its latency phase when it is sent into an idle
+        network): it runs at its route's one-flow rate with no solver, delivered by one
+        wake-up at the instant :meth:`_reallocate` would give. Anything else the network
+        does first makes it an ordinary flow again (:meth:`_materialize`)."""
+        self._solo, self._solo_rate, self._solo_start = transfer, transfer.route.solo_rate, start
+        transfer.active = start <= self.env.now
+        self._last_advance = start
         self._wakeup_generation += 1
         self._due = [0]
         generation = self._wakeup_generation
-        delay = transfer.remaining / rate
-        self.env.timeout(delay).callbacks.append(lambda _: self._on_wakeup(generation))
+        end = start + transfer.remaining / self._solo_rate
+        self._timeout_at(end).callbacks.append(lambda _: self._on_wakeup(generation))
+
+    def _timeout_at(self, when: float) -> simpy.Timeout:
+        """A timeout that fires at ``when`` (virtual seconds, ≥ now) exactly: the delay is
+        nudged by float steps until ``now + delay == when`` (a few tries at most)."""
+        now = self.env.now
+        delay = when - now
+        if now + delay != when:
+            for _ in range(4):
+                delay = math.nextafter(delay, math.inf if now + delay < when else -math.inf)
+                if now + delay == when:
+                    break
+        return self.env.timeout(max(delay, 0.0))
+
+    def _materialize(self) -> None:
+        """Make a solo flow sent into an idle network an ordinary one before anything else
+        happens: still in its latency phase, it waits for its bandwidth phase as any sent
+        flow does (its wake-up cancelled); past it, it is the active solo flow."""
+        transfer = self._solo
+        if transfer is None or transfer.active:
+            return
+        if self.env.now >= self._solo_start:
+            transfer.active = True
+            return
+        self._solo = None
+        self._wakeup_generation += 1
+        self._pending[transfer.id] = transfer
+        self._timeout_at(self._solo_start).callbacks.append(
+            lambda _: self._start_bandwidth_phase(transfer)
+        )
 
     def _unsolo(self) -> None:
         """Move the solo flow (if any) into the arrays, as if it had been there all along
         (its wake-up stays scheduled until the next re-solve)."""
+        self._materialize()
         transfer = self._solo
         if transfer is None:
             return
@@ -477,32 +514,21 @@ class Network:
         self._reallocate()
 
     def _finish(self, transfer: Transfer, status: str) -> None:
-        now = self.env.now
+        """Deliver or drop ``transfer`` now: note the time and the whole bytes it carried on
+        each hop (all of it when delivered), tell the listeners, fire its event."""
         if status == DELIVERED:
-            transfer.t_recv = now
+            transfer.t_recv = self.env.now
             transfer.remaining = 0.0
-            self.bytes_delivered += transfer.size
-            self._carry(transfer, transfer.size)
+            transfer.carried = transfer.size
         else:
-            transfer.t_drop = now
-            self.bytes_dropped += transfer.size
-            self._carry(transfer, transfer.size - transfer.remaining if transfer.active else 0)
+            transfer.t_drop = self.env.now
+            if transfer.active:
+                transfer.carried = _whole(transfer.size, transfer.size - transfer.remaining)
         transfer.status = status
         transfer.active = False
-        self.kind_bytes[transfer.kind][status] += transfer.size
-        for name in transfer.classes:
-            self.class_messages[name][status] += transfer.size
         for listener in self.listeners:
             listener(transfer)
         transfer.done.succeed(transfer)
-
-    def _carry(self, transfer: Transfer, sent: float) -> None:
-        """Count ``sent`` bytes of ``transfer`` (rounded to whole bytes) on every link of
-        its route."""
-        transfer.carried = min(transfer.size, max(0, round(sent)))
-        for hop in transfer.hops:
-            self.link_bytes[hop] += transfer.carried
-            self.phase_class_bytes[transfer.phase][self._hop_class[hop]] += transfer.carried
 
     def settle(self) -> None:
         """Count what the transfers still in flight have carried so far; call once, when
@@ -511,4 +537,9 @@ class Network:
         self._advance()
         for i, transfer in enumerate(self._active):
             transfer.remaining = max(0.0, float(self._flows.remaining[i]))
-            self._carry(transfer, transfer.size - transfer.remaining)
+            transfer.carried = _whole(transfer.size, transfer.size - transfer.remaining)
+
+
+def _whole(size: int, sent: float) -> int:
+    """``sent`` bytes of a ``size``-byte message, rounded to whole bytes within 0..size."""
+    return min(size, max(0, round(sent)))

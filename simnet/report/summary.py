@@ -31,8 +31,8 @@ def phase_order(phases: Any) -> list[str]:
 
 def network_summary(world: World) -> dict[str, Any]:
     """Message and byte counts (see the module doc); call after ``Network.settle``."""
-    net = world.network
-    statuses = [t.status for t in net.transfers]
+    net = world.network.counts()
+    statuses = [t.status for t in world.network.transfers]
     phases = phase_order(net.phase_bytes)
     return {
         "messages": {s: statuses.count(s) for s in (DELIVERED, DROPPED, IN_FLIGHT)},
