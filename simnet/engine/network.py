@@ -165,13 +165,14 @@ class Network:
         Raises ``KeyError`` for an unknown node and ``NoRouteError`` if no path exists.
         """
         route = self._routes.get((src, dst)) or self._route(src, dst)
+        now = self.env.now
         transfer = Transfer(
             id=len(self.transfers),
             src=src,
             dst=dst,
             kind=kind,
             size=int(size),
-            t_send=self.env.now,
+            t_send=now,
             path=route.path,
             data=data,
             hops=route.hops,
@@ -190,7 +191,7 @@ class Network:
         if self._solo is not None:
             self._materialize()
         if self._idle() and route.solo_rate > 0 and transfer.size:
-            self._start_solo(transfer, self.env.now + route.latency)
+            self._start_solo(transfer, now + route.latency, now)
             return transfer.done
         self._pending[transfer.id] = transfer
         self.env.timeout(route.latency).callbacks.append(
@@ -304,7 +305,7 @@ class Network:
             not self._active and self._solo is None and not self._solve_pending
             and route.solo_rate > 0 and self.env.peek() > self.env.now
         ):  # fmt: skip
-            self._start_solo(transfer, self.env.now)
+            self._start_solo(transfer, self.env.now, self.env.now)
             return
         self._unsolo()
         self._advance()
@@ -322,25 +323,25 @@ class Network:
         """Whether no flow is in either phase (nor a re-solve due)."""
         return not (self._pending or self._active or self._solo or self._solve_pending)
 
-    def _start_solo(self, transfer: Transfer, start: float) -> None:
+    def _start_solo(self, transfer: Transfer, start: float, now: float) -> None:
         """Let ``transfer`` be the network's only flow, its bandwidth phase starting at
-        ``start`` (now, or the end of its latency phase when it is sent into an idle
+        ``start`` (``now``, or the end of its latency phase when it is sent into an idle
         network): it runs at its route's one-flow rate with no solver, delivered by one
         wake-up at the instant :meth:`_reallocate` would give. Anything else the network
         does first makes it an ordinary flow again (:meth:`_materialize`)."""
         self._solo, self._solo_rate, self._solo_start = transfer, transfer.route.solo_rate, start
-        transfer.active = start <= self.env.now
+        transfer.active = start <= now
         self._last_advance = start
         self._wakeup_generation += 1
         self._due = [0]
         generation = self._wakeup_generation
         end = start + transfer.remaining / self._solo_rate
-        self._timeout_at(end).callbacks.append(lambda _: self._on_wakeup(generation))
+        self._timeout_at(end, now).callbacks.append(lambda _: self._on_wakeup(generation))
 
-    def _timeout_at(self, when: float) -> simpy.Timeout:
-        """A timeout that fires at ``when`` (virtual seconds, ≥ now) exactly: the delay is
-        nudged by float steps until ``now + delay == when`` (a few tries at most)."""
-        now = self.env.now
+    def _timeout_at(self, when: float, now: float) -> simpy.Timeout:
+        """A timeout that fires at ``when`` (virtual seconds, ≥ ``now``, the clock's time)
+        exactly: the delay is nudged by float steps until ``now + delay == when`` (a few
+        tries at most)."""
         delay = when - now
         if now + delay != when:
             for _ in range(4):
@@ -362,7 +363,7 @@ class Network:
         self._solo = None
         self._wakeup_generation += 1
         self._pending[transfer.id] = transfer
-        self._timeout_at(self._solo_start).callbacks.append(
+        self._timeout_at(self._solo_start, self.env.now).callbacks.append(
             lambda _: self._start_bandwidth_phase(transfer)
         )
 
