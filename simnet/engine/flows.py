@@ -231,14 +231,16 @@ class FlowTable:
                 hop &= through
         return flow
 
-    def solved(self, load: np.ndarray | None = None, slots: np.ndarray | None = None) -> None:
-        """Note, after a solve, which hops the rates saturate (``load`` bytes/s within
-        ``REL_TOL`` of the capacity): ``load`` on the slots numbered ``slots``, else every
-        slot's worked out here. No flow is fresh any more."""
+    def solved(self, load: np.ndarray, slots: np.ndarray | None = None) -> None:
+        """Note, after a solve, which hops the rates saturate: ``load`` (bytes/s) within
+        ``REL_TOL`` of the capacity, on the slots numbered ``slots`` (default every slot).
+        No flow is fresh any more."""
+        capacity = self.capacity if slots is None else self.capacity[slots]
+        saturated = load >= capacity * (1 - REL_TOL)
         if slots is None:
-            self.saturated = self.loads() >= self.capacity * (1 - REL_TOL)
+            self.saturated = saturated
         else:
-            self.saturated[slots] = load >= self.capacity[slots] * (1 - REL_TOL)
+            self.saturated[slots] = saturated
         self.fresh = False
 
     def loads(self, entries: np.ndarray | None = None) -> np.ndarray:

@@ -179,7 +179,7 @@ class Network:
             remaining=float(size),
             done=self.env.event(),
             route=route,
-            phase=self.phases.get(kind, self.default_phase),
+            phase=self.phase(kind),
             classes=route.classes,
         )
         self.transfers.append(transfer)
@@ -369,8 +369,8 @@ class Network:
 
     def _unsolo(self) -> None:
         """Move the solo flow (if any) into the arrays, as if it had been there all along
-        (its wake-up stays scheduled until the next re-solve)."""
-        self._materialize()
+        (its wake-up stays scheduled until the next re-solve); a solo flow sent into an
+        idle network is materialized by then (:meth:`_materialize`)."""
         transfer = self._solo
         if transfer is None:
             return
@@ -445,7 +445,7 @@ class Network:
                 flows.entry_flow, flows.entry_slot, flows.entry_weight, flows.capacity,
                 flows.penalty, flows.bound,
             )  # fmt: skip
-            flows.solved()
+            flows.solved(flows.loads())
         elif not self._solve_part(reach, check=True):
             self._solve_part(flows.component(reach), check=False)
 
@@ -534,6 +534,7 @@ class Network:
     def settle(self) -> None:
         """Count what the transfers still in flight have carried so far; call once, when
         the clock has stopped (link counters then include in-flight bytes)."""
+        self._materialize()
         self._unsolo()
         self._advance()
         for i, transfer in enumerate(self._active):
