@@ -89,6 +89,11 @@ class FlowTable:
         """Active flows crossing each slot (aligned with ``capacity``)."""
         return self._users
 
+    @property
+    def hops(self) -> list[int]:
+        """The hop (id) of each slot (that of a free slot is stale: no flow uses it)."""
+        return self._hop_of
+
     def _slot(self, hop: int) -> int:
         slot = self._slot_of.get(hop)
         if slot is None:

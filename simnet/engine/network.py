@@ -31,11 +31,16 @@ import numpy as np
 import simpy
 
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
+from simnet.engine.bottleneck import SharedBottleneck, common_hop
 from simnet.engine.flows import FlowTable
 from simnet.engine.maxmin import REL_TOL, max_min_rates, weighted_max_min
 from simnet.engine.sharing import CROSSTRAFFIC_WEIGHT, Sharing
 from simnet.engine.traffic_counts import TrafficCounts, count_traffic
 from simnet.topology.graph import Hop, Topology, mbps_to_bytes_per_s
+
+GROUP_MIN = 32
+"""Active flows from which a set sharing one bottleneck is kept in virtual time
+(:class:`~simnet.engine.bottleneck.SharedBottleneck`) instead of re-solved on every change."""
 
 
 @dataclass(slots=True)
@@ -127,15 +132,18 @@ class Network:
         hops = [h for link in topology.links.values() for h in ((link.a, link.b), (link.b, link.a))]
         self._hop_id = {hop: i for i, hop in enumerate(hops)}
         self._hop_class = {hop: topology.link_class(*hop) for hop in hops}
-        self._capacity = np.array(
-            [mbps_to_bytes_per_s(topology.link(*h).mbps(h[0])) * bandwidth_factor for h in hops]
-        )
+        self._hop_raw = [mbps_to_bytes_per_s(topology.link(*h).mbps(h[0])) for h in hops]
+        self._hop_latency = [topology.link(*h).latency_s for h in hops]
+        self._capacity = np.array([raw * bandwidth_factor for raw in self._hop_raw])
+        self._capacity_of = self._capacity.tolist()  # the same, as Python floats
         self._pending: dict[int, Transfer] = {}  # in the latency phase
         self._active: list[Transfer] = []  # in the bandwidth phase, in activation order
         self._solo: Transfer | None = None  # the network's one flow, kept out of _flows
         self._solo_rate = 0.0
         self._solo_start = 0.0  # when its bandwidth phase starts (or started)
         self._flows = FlowTable(self._capacity)  # aligned with _active
+        self._group: SharedBottleneck | None = None  # holds every active flow when set
+        self._group_check = 0  # solves until the next look for a shared bottleneck
         self._routes: dict[tuple[str, str], Route] = {}
         self._last_advance = 0.0
         self._solve_pending = False
@@ -207,18 +215,19 @@ class Network:
         if self.sharing.weighted and self.sharing.crosstraffic and hops:
             back_path = self.topology.path(dst, src)
             back = tuple(zip(back_path[:-1], back_path[1:], strict=True))
-        latency = sum(self.topology.link(*h).latency_s for h in hops)
-        raw = [mbps_to_bytes_per_s(self.topology.link(*h).mbps(h[0])) for h in hops]
         entry_hops = tuple(self._hop_id[h] for h in hops + back)
+        ids = entry_hops[: len(hops)]
+        latency = sum(self._hop_latency[i] for i in ids)
         entry_weight = (1.0,) * len(hops) + (CROSSTRAFFIC_WEIGHT,) * len(back)
         bound = self.sharing.bound(latency, self.bandwidth_factor)
+        capacity = self._capacity_of
         solo_rate = 0.0
         if entry_hops:  # as max_min_rates / weighted_max_min answer for one flow
-            capacity = self._capacity[list(entry_hops)]
             if self.sharing.weighted:
-                solo_rate = float(min((capacity / np.array(entry_weight)).min(), bound))
+                weighted = (capacity[i] / w for i, w in zip(entry_hops, entry_weight, strict=True))
+                solo_rate = min(min(weighted), bound)
             else:
-                solo_rate = float(capacity.min())
+                solo_rate = min(capacity[i] for i in entry_hops)
         route = Route(
             path=path,
             hops=hops,
@@ -226,8 +235,10 @@ class Network:
             entry_weight=entry_weight,
             links=frozenset(frozenset(h) for h in hops + back),
             classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
-            latency=self.route_latency(hops),
-            penalty=self.sharing.penalty(latency, raw, self.latency_factor),
+            latency=self.latency_factor * latency,
+            penalty=self.sharing.penalty(
+                latency, [self._hop_raw[i] for i in ids], self.latency_factor
+            ),
             bound=bound,
             solo_rate=solo_rate,
         )
@@ -259,6 +270,7 @@ class Network:
     def _drop_where(self, hit: Callable[[Transfer], bool]) -> None:
         """Drop every transfer in flight for which ``hit`` is true."""
         self._materialize()
+        self._leave_group()
         for transfer in [t for t in self._pending.values() if hit(t)]:
             del self._pending[transfer.id]
             self._finish(transfer, DROPPED)
@@ -290,7 +302,8 @@ class Network:
     @property
     def in_flight(self) -> int:
         """Number of transfers not yet delivered or dropped."""
-        return len(self._pending) + len(self._active) + (self._solo is not None)
+        group = len(self._group) if self._group is not None else 0
+        return len(self._pending) + len(self._active) + (self._solo is not None) + group
 
     # ------------------------------------------------------------------ internals
     def _start_bandwidth_phase(self, transfer: Transfer) -> None:
@@ -303,10 +316,17 @@ class Network:
         route = transfer.route
         if (
             not self._active and self._solo is None and not self._solve_pending
-            and route.solo_rate > 0 and self.env.peek() > self.env.now
+            and self._group is None and route.solo_rate > 0 and self.env.peek() > self.env.now
         ):  # fmt: skip
             self._start_solo(transfer, self.env.now, self.env.now)
             return
+        if self._group is not None:
+            self._group.advance(self.env.now)
+            if self._group.add(transfer, float(transfer.size)):
+                self._group.settle_level()
+                self._group_wakeup()
+                return
+            self._leave_group()
         self._unsolo()
         self._advance()
         self._active.append(transfer)
@@ -321,7 +341,9 @@ class Network:
 
     def _idle(self) -> bool:
         """Whether no flow is in either phase (nor a re-solve due)."""
-        return not (self._pending or self._active or self._solo or self._solve_pending)
+        return not (
+            self._pending or self._active or self._solo or self._solve_pending or self._group
+        )
 
     def _start_solo(self, transfer: Transfer, start: float, now: float) -> None:
         """Let ``transfer`` be the network's only flow, its bandwidth phase starting at
@@ -415,6 +437,8 @@ class Network:
         flows = self._flows
         if not flows.n:
             return
+        if flows.n >= GROUP_MIN and self._enter_group():
+            return
         self._solve()
         if flows.n == 1:
             delay = float(flows.remaining[0] / flows.rates[0])
@@ -423,6 +447,53 @@ class Network:
             delays = flows.remaining / flows.rates
             delay = float(delays.min())
             self._due = np.flatnonzero(delays <= delay * (1 + REL_TOL)).tolist()
+        generation = self._wakeup_generation
+        self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
+
+    def _enter_group(self) -> bool:
+        """Move the active flows into a :class:`SharedBottleneck` if they all cross one hop
+        and fit it (looked for once every ``n`` solves at most); say whether they did."""
+        self._group_check -= 1
+        if self._group_check > 0:
+            return False
+        flows = self._flows
+        self._group_check = flows.n
+        hop = common_hop(
+            flows.entry_slot, flows.entry_weight, flows.users, flows.hops, self._capacity, flows.n
+        )
+        if hop is None:
+            return False
+        group = SharedBottleneck(hop, self._capacity, self.sharing.weighted)
+        group.advance(self.env.now)
+        for i, transfer in enumerate(self._active):
+            if not group.add(transfer, float(flows.remaining[i])):
+                return False
+        group.settle_level()
+        self._group, self._active = group, []
+        flows.remove(list(range(flows.n)))
+        self._group_wakeup()
+        return True
+
+    def _leave_group(self) -> None:
+        """Put the flows of the shared-bottleneck group (if any) back in the arrays, with
+        the bytes they have left, to be re-solved."""
+        group = self._group
+        if group is None:
+            return
+        self._group = None
+        self._group_check = len(group)
+        group.advance(self.env.now)
+        self._last_advance = self.env.now
+        flows = self._flows
+        for transfer, left in group.flows():
+            flows.add(transfer.size, transfer.route)
+            flows.remaining[flows.n - 1] = left
+            self._active.append(transfer)
+
+    def _group_wakeup(self) -> None:
+        """Schedule the next completion of the shared-bottleneck group."""
+        self._wakeup_generation += 1
+        delay = self._group.next_delay()
         generation = self._wakeup_generation
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
 
@@ -499,6 +570,18 @@ class Network:
         """
         if generation != self._wakeup_generation:
             return  # superseded by a later reallocation
+        if self._group is not None:
+            self._group.advance(self.env.now)
+            delivered = self._group.due()
+            if self._group:
+                self._group.settle_level()
+                self._group_wakeup()
+            else:
+                self._group = None
+                self._wakeup_generation += 1
+            for transfer in delivered:
+                self._finish(transfer, DELIVERED)
+            return
         if self._solo is not None:  # delivered, and nothing is left to share
             transfer, self._solo = self._solo, None
             self._last_advance = self.env.now
@@ -535,6 +618,7 @@ class Network:
         """Count what the transfers still in flight have carried so far; call once, when
         the clock has stopped (link counters then include in-flight bytes)."""
         self._materialize()
+        self._leave_group()
         self._unsolo()
         self._advance()
         for i, transfer in enumerate(self._active):
