@@ -1,14 +1,15 @@
 """Network model throughput, next to raw SimPy speed measured in the same run.
 
-    python bench/network.py [--repeat 3] [--models maxmin cm02 lv08] [--big]
-        [--no-simgrid] [--simgrid-timeout 180]
+    python bench/network.py [--repeat 3] [--models maxmin cm02 lv08] [--flows 1000 2000]
+        [--big] [--no-simgrid] [--simgrid-timeout 180]
 
 Prints, as wall-clock rates on this machine (best of ``--repeat`` runs), each with its
 ratio to raw SimPy timeouts per second (1,000 processes each waiting timeouts in a loop),
 a figure that travels between machines better than the rates themselves:
 
 * message deliveries per second with no contention (one message at a time on one link);
-* flow completions per second with 1,000 (``--big``: and 10,000) concurrent flows
+* flow completions per second with 1,000 and 2,000 (``--flows``; ``--big``: and 10,000)
+  concurrent flows
   through a shared bottleneck behind access links of different speeds, and through a
   three-tier tree (ends → edges → a core → the cloud, uploads and downloads);
 * the time to set up the static routes of a 10,000-end tree (once per run).
@@ -214,13 +215,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best kept)")
     parser.add_argument("--models", nargs="+", default=["maxmin", "cm02", "lv08"])
+    parser.add_argument("--flows", nargs="+", type=int, default=[1_000, 2_000],
+                        help="numbers of concurrent flows per case")  # fmt: skip
     parser.add_argument("--big", action="store_true", help="10,000 concurrent flows too")
     parser.add_argument("--no-simgrid", action="store_true", help="skip the SimGrid table")
     parser.add_argument("--simgrid-timeout", type=float, default=180.0,
                         help="seconds a SimGrid run may take before it is skipped")  # fmt: skip
     args = parser.parse_args()
     base = best_rate(simpy_timeouts, args.repeat)
-    counts = (1_000, 10_000) if args.big else (1_000,)
+    counts = [*args.flows, 10_000] if args.big else args.flows
     builds = (("bottleneck", bottleneck), ("three-tier tree", tree))
     cases = [(name, n, flows(build, n)) for n in counts for name, build in builds]
     print(f"raw SimPy timeouts (1,000 processes): {base:,.0f} per second")

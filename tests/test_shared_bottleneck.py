@@ -53,11 +53,12 @@ def test_a_capped_flow_is_freed_when_newcomers_lower_the_level_and_capped_again(
 
 
 def _dumbbell(rng: np.random.Generator, hosts: int) -> tuple:
-    """``hosts`` left hosts behind access links of 5-200 Mbit/s, a 100 Mbit/s bottleneck
-    L-R, ``hosts`` right hosts."""
+    """``hosts`` left hosts behind access links of 5 or 200 Mbit/s, a 100 Mbit/s
+    bottleneck L-R, ``hosts`` right hosts behind 20 or 1,000 Mbit/s."""
     links = [("L", "R", 10, 100, 100)]
     for i in range(hosts):
-        links += [(f"s{i}", "L", float(rng.uniform(1, 20)), float(rng.choice([5, 200, 200, 200])), 50),
+        access = float(rng.choice([5, 200, 200, 200]))
+        links += [(f"s{i}", "L", float(rng.uniform(1, 20)), access, 50),
                   ("R", f"d{i}", 1, float(rng.choice([20, 1000, 1000])))]  # fmt: skip
     return topo(links)
 

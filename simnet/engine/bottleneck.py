@@ -91,13 +91,13 @@ class _Member:
 class SharedBottleneck:
     """The active flows of a network that all cross hop ``hop`` (see the module text).
 
-    ``capacity`` is every hop's capacity (bytes/s) by hop id; unless ``weighted``
+    ``capacity`` lists every hop's capacity (bytes/s) by hop id; unless ``weighted``
     (``maxmin``), every penalty counts as 1. Times are virtual seconds;
     :meth:`advance` must bring the group to the clock's time before anything else is
     asked of it at that time.
     """
 
-    def __init__(self, hop: int, capacity: np.ndarray, weighted: bool) -> None:
+    def __init__(self, hop: int, capacity: list[float], weighted: bool) -> None:
         self.hop = hop
         self._weighted = weighted
         self._capacity = capacity
@@ -126,24 +126,29 @@ class SharedBottleneck:
         shares with the group saturate."""
         route = transfer.route
         limit, solo, here = route.bound, route.solo_rate, 0
-        for hop, weight in zip(route.entry_hops, route.entry_weight, strict=True):
-            if hop == self.hop:
+        capacity, states, bottleneck = self._capacity, self._hops, self.hop
+        entries = list(zip(route.entry_hops, route.entry_weight, strict=True))
+        for hop, weight in entries:
+            if hop == bottleneck:
                 here += 1 if weight == 1.0 else 2
                 continue
-            limit = min(limit, float(self._capacity[hop]) / weight)
-            flows, forward, load = self._hops.get(hop, (0, 0, 0.0))
-            if flows and not self._cannot_saturate(
-                hop, forward + (weight == 1.0), load + weight * solo
+            limit = min(limit, capacity[hop] / weight)
+            state = states.get(hop)
+            if state is not None and not self._cannot_saturate(
+                hop, state[1] + (weight == 1.0), state[2] + weight * solo
             ):
                 return False
         if here != 1:
             return False
-        for hop, weight in zip(route.entry_hops, route.entry_weight, strict=True):
-            if hop != self.hop:
-                state = self._hops.setdefault(hop, [0, 0, 0.0])
-                state[0] += 1
-                state[1] += weight == 1.0
-                state[2] += weight * solo
+        for hop, weight in entries:
+            if hop != bottleneck:
+                state = states.get(hop)
+                if state is None:
+                    states[hop] = [1, int(weight == 1.0), weight * solo]
+                else:
+                    state[0] += 1
+                    state[1] += weight == 1.0
+                    state[2] += weight * solo
         member = _Member(transfer, route.penalty if self._weighted else 1.0, limit)
         self._members[transfer.id] = member
         self._set_free(member, remaining)
@@ -152,7 +157,7 @@ class SharedBottleneck:
     def _cannot_saturate(self, hop: int, forward: int, load: float) -> bool:
         """Whether hop ``hop`` (not the bottleneck) stays below capacity with these
         flows on it: ``forward`` crossing it on their route, their one-flow load ``load``."""
-        room = float(self._capacity[hop]) * (1 - MARGIN)
+        room = self._capacity[hop] * (1 - MARGIN)
         most = 1.0 if forward else CROSSTRAFFIC_WEIGHT
         return load <= room or most * self._c <= room
 

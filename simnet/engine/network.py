@@ -132,6 +132,8 @@ class Network:
         hops = [h for link in topology.links.values() for h in ((link.a, link.b), (link.b, link.a))]
         self._hop_id = {hop: i for i, hop in enumerate(hops)}
         self._hop_class = {hop: topology.link_class(*hop) for hop in hops}
+        self._class_of = [self._hop_class[hop] for hop in hops]  # by hop id
+        self._link_of = [topology.link(*hop).key for hop in hops]  # by hop id
         self._hop_raw = [mbps_to_bytes_per_s(topology.link(*h).mbps(h[0])) for h in hops]
         self._hop_latency = [topology.link(*h).latency_s for h in hops]
         self._capacity = np.array([raw * bandwidth_factor for raw in self._hop_raw])
@@ -215,9 +217,10 @@ class Network:
         if self.sharing.weighted and self.sharing.crosstraffic and hops:
             back_path = self.topology.path(dst, src)
             back = tuple(zip(back_path[:-1], back_path[1:], strict=True))
-        entry_hops = tuple(self._hop_id[h] for h in hops + back)
+        hop_id = self._hop_id
+        entry_hops = tuple([hop_id[h] for h in hops] + [hop_id[h] for h in back])
         ids = entry_hops[: len(hops)]
-        latency = sum(self._hop_latency[i] for i in ids)
+        latency = sum([self._hop_latency[i] for i in ids])
         entry_weight = (1.0,) * len(hops) + (CROSSTRAFFIC_WEIGHT,) * len(back)
         bound = self.sharing.bound(latency, self.bandwidth_factor)
         capacity = self._capacity_of
@@ -233,8 +236,8 @@ class Network:
             hops=hops,
             entry_hops=entry_hops,
             entry_weight=entry_weight,
-            links=frozenset(frozenset(h) for h in hops + back),
-            classes=tuple(dict.fromkeys(self._hop_class[h] for h in hops)),
+            links=frozenset([self._link_of[i] for i in entry_hops]),
+            classes=tuple(dict.fromkeys([self._class_of[i] for i in ids])),
             latency=self.latency_factor * latency,
             penalty=self.sharing.penalty(
                 latency, [self._hop_raw[i] for i in ids], self.latency_factor
@@ -463,7 +466,7 @@ class Network:
         )
         if hop is None:
             return False
-        group = SharedBottleneck(hop, self._capacity, self.sharing.weighted)
+        group = SharedBottleneck(hop, self._capacity_of, self.sharing.weighted)
         group.advance(self.env.now)
         for i, transfer in enumerate(self._active):
             if not group.add(transfer, float(flows.remaining[i])):
