@@ -1,22 +1,56 @@
-"""The launcher's bookkeeping: a drop at the very start, and a host process that dies."""
+"""The launcher's bookkeeping: a drop at the very start, a host process that dies, and
+paths in the merged ``scenario.yaml``."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import pytest
+import yaml
 from test_live import DUMBBELL, MB, messages, write
 
 import simnet.live.launch as launch
 from simnet.cli import main
-from simnet.config.scenario import load_scenario
+from simnet.config.scenario import Scenario, load_scenario
 from simnet.live.control import Stop
 from simnet.live.merge import PART_FORMAT, write_live_run
+
+
+def _part(scenario: Scenario, result: dict[str, Any], nodes: list[str]) -> dict[str, Any]:
+    """A one-launcher part of ``scenario``, one process holding ``nodes``."""
+    return {
+        "format": PART_FORMAT, "scenario": scenario.as_run(),
+        "relative": sorted(scenario.origin.made_absolute), "hosts": None, "started_at": None,
+        "nodes": nodes, "shaping": "app", "curve": False, "stopped": None, "wall_time_s": 0.1,
+        "rejected_control": {}, "processes": [{"index": 0, "nodes": nodes, "result": result}],
+    }  # fmt: skip
+
+
+def test_a_merged_live_run_writes_the_paths_given_relative_relative_to_itself(tmp_path):
+    """A fault trace named relative to the scenario file is written relative to the run
+    directory, so the run's ``scenario.yaml`` loads where it lies, and moved with it."""
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "down.csv").write_text("node,t_down,t_up\na1,50,51\n")
+    scenario = load_scenario(write(tmp_path, {**DUMBBELL, "faults": {"trace": "traces/down.csv"}}))
+    result: dict[str, Any] = {
+        "progress": 0, "planned": 0, "received": 0, "dropped": [], "finished": True,
+        "finished_at": 0.0, "ended": [], "sent": [], "received_at": {}, "dropped_at": {},
+        "metrics": [], "faults": {}, "rejected": {}, "busy_s": {}, "overrun_s": {},
+        "waiting": [], "part": {}, "main": True,
+    }  # fmt: skip
+    nodes = [node["id"] for node in DUMBBELL["topology"]["nodes"]]
+    write_live_run([_part(scenario, result, nodes)], tmp_path / "runs" / "live")
+    stored = yaml.safe_load((tmp_path / "runs" / "live" / "scenario.yaml").read_text())
+    assert stored["faults"]["trace"] == "../../traces/down.csv"
+    shutil.move(tmp_path, tmp_path.parent / "moved")
+    run_dir = tmp_path.parent / "moved" / "runs" / "live"
+    assert load_scenario(run_dir / "scenario.yaml").as_run(run_dir) == stored
 
 
 def test_a_message_dropped_at_time_zero_is_dropped_not_in_flight(tmp_path):
@@ -30,12 +64,7 @@ def test_a_message_dropped_at_time_zero_is_dropped_not_in_flight(tmp_path):
         "dropped_at": {0: 0.0}, "metrics": [], "faults": {}, "rejected": {}, "busy_s": {},
         "overrun_s": {}, "waiting": [], "part": {}, "main": True,
     }  # fmt: skip
-    part = {
-        "format": PART_FORMAT, "scenario": scenario.as_run(), "hosts": None,
-        "started_at": None, "nodes": ["a0", "l", "r", "b0"], "shaping": "app", "curve": False,
-        "stopped": None, "wall_time_s": 0.1, "rejected_control": {},
-        "processes": [{"index": 0, "nodes": ["a0", "l", "r", "b0"], "result": result}],
-    }  # fmt: skip
+    part = _part(scenario, result, ["a0", "l", "r", "b0"])
     summary = write_live_run([part], tmp_path / "live")
     rows = messages(tmp_path / "live")
     assert rows.loc[0, "status"] == "dropped" and rows.loc[0, "t_drop"] == 0.0

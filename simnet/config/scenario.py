@@ -265,16 +265,16 @@ class Scenario:
         if run_dir is None:
             return data
         start = Path(run_dir).resolve()
-        return _relative_paths(data, self.origin.made_absolute, start)
+        return relative_paths(data, self.origin.made_absolute, start)
 
 
-def _relative_paths(data: Any, absolute: set[str], start: Path) -> Any:
+def relative_paths(data: Any, absolute: set[str] | frozenset[str], start: Path) -> Any:
     """``data`` with each string that is one of the paths ``absolute`` (or a plug-in
     reference ``path:Name`` to one) made relative to ``start``."""
     if isinstance(data, dict):
-        return {key: _relative_paths(value, absolute, start) for key, value in data.items()}
+        return {key: relative_paths(value, absolute, start) for key, value in data.items()}
     if isinstance(data, list):
-        return [_relative_paths(value, absolute, start) for value in data]
+        return [relative_paths(value, absolute, start) for value in data]
     if not isinstance(data, str):
         return data
     path, colon, name = (data, "", "") if data in absolute else data.rpartition(":")

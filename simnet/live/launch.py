@@ -185,6 +185,7 @@ def live_run(
     part = {
         "format": PART_FORMAT,
         "scenario": scenario.as_run(),
+        "relative": sorted(scenario.origin.made_absolute),
         "hosts": layout.entries() if layout is not None else None,
         "started_at": link.at if link is not None else None,
         "nodes": local,

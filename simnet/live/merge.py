@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
+from simnet.config.scenario import relative_paths
 from simnet.engine.network import Transfer
 from simnet.engine.world import MetricRow
 from simnet.errors import InputError
@@ -29,14 +30,17 @@ from simnet.workloads import WORKLOADS
 
 STATUSES = (DELIVERED, DROPPED, IN_FLIGHT)
 PART_FILE = "part.json"
-PART_FORMAT = "simnet-live-part/1"
-SAME = ("shaping", "curve", "hosts", "started_at")
+PART_FORMAT = "simnet-live-part/2"
+SAME = ("shaping", "curve", "hosts", "started_at", "relative")
 """Fields every part of one run has equal, besides the scenario: its options, the hosts
-file, and the start instant (wall clock, s), which tells two runs apart."""
+file, the start instant (wall clock, s), which tells two runs apart, and the paths the
+scenario gave relative (absolute, as they are in the scenario as run)."""
 
 FIELDS = ("scenario", "nodes", "stopped", "wall_time_s", "rejected_control", "processes", *SAME)
 LivePart = dict[str, Any]
-"""``format``, ``scenario`` (as run), ``hosts`` (node → endpoint, ``None`` for a
+"""``format``, ``scenario`` (as run, paths absolute), ``relative`` (those of its paths
+the scenario file gave relative, which the run directory's ``scenario.yaml`` writes
+relative to it), ``hosts`` (node → endpoint, ``None`` for a
 one-launcher run), ``started_at``, ``nodes``, ``shaping``, ``curve``, ``stopped`` (why
 the run stopped early, or ``None``), ``wall_time_s``, ``rejected_control`` (reason →
 count) and ``processes``: ``[{index, nodes, result}]``."""
@@ -125,7 +129,8 @@ def write_live_run(parts: list[LivePart], out_dir: Path) -> dict[str, Any]:
         waiting = [w for r in results for w in r["waiting"]]
         reason = stopped or "the workload did not finish"
         summary["incomplete_reason"] = "; ".join([reason, *waiting[:5]])
-    write_run(out_dir, run, transfers, metrics, summary)
+    as_written = relative_paths(run, set(parts[0]["relative"]), Path(out_dir).resolve())
+    write_run(out_dir, as_written, transfers, metrics, summary)
     return summary
 
 
