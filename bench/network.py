@@ -30,6 +30,7 @@ skipped with a note; without the bindings the column reads "SimGrid not installe
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import subprocess
 import tempfile
@@ -57,6 +58,7 @@ def best_rate(fn: Callable[[], tuple[int, float]], repeat: int) -> float:
 
 
 def simpy_timeouts(processes: int = 1_000, each: int = 200) -> tuple[int, float]:
+    gc.collect()
     env = simpy.Environment()
 
     def loop(env: simpy.Environment):
@@ -80,6 +82,7 @@ def sequential_deliveries(model: str, count: int = 20_000) -> tuple[int, float]:
         [NodeSpec("a", "end", 1e9), NodeSpec("b", "edge", 1e9)],
         [LinkSpec("a", "b", 1.0, 100.0, 100.0)],
     )
+    gc.collect()
     env = simpy.Environment()
     net = network(env, topo, model)
 
@@ -144,6 +147,7 @@ def concurrent(case: Flows, model: str) -> tuple[float, list[float]]:
     """Wall seconds to send every flow of ``case`` at once and run them to the end, and
     each flow's completion time (virtual seconds)."""
     topology, sends, sizes = case
+    gc.collect()  # not the garbage of earlier runs: each run starts on a clean heap
     env = simpy.Environment()
     net = network(env, topology, model)
     start = time.perf_counter()

@@ -217,25 +217,26 @@ class SharedBottleneck:
 
     def settle_level(self) -> None:
         """Find the level ``t`` of the flows now in the group, moving the flows whose side
-        of it changed. Every move raises ``t`` (the level of a wrong split is below the
-        true one), so a flow moves at most twice."""
-        for _ in range(2 * len(self._members) + 2):
-            capped = self._capped.value if self._n_capped else 0.0
-            if self._n_free:
-                t = (self._c - capped) / self._free.value
-            else:
-                t = math.inf if capped <= self._c else -math.inf
-            low = _top(self._free_side)
-            if low is not None and low.level < t:
-                self._set_capped(low)
-                continue
-            high = _top(self._capped_side)
-            if high is not None and high.level > t:
-                self._set_free(high, self._left(high))
-                continue
-            self.level = t
-            return
-        raise AssertionError("the bottleneck level did not settle")  # a flow moves twice at most
+        of it changed: first the capped flows above it are freed, then the free flows
+        below it are capped. Either move raises ``t`` (the level of a wrong split is below
+        the true one), so a flow freed too early is capped again in the second pass, and
+        each pass moves flows one way only: it ends whatever the float rounding."""
+        t = self._level()
+        while (high := _top(self._capped_side)) is not None and high.level > t:
+            self._set_free(high, self._left(high))
+            t = self._level()
+        while (low := _top(self._free_side)) is not None and low.level < t:
+            self._set_capped(low)
+            t = self._level()
+        self.level = t
+
+    def _level(self) -> float:
+        """``t = (C − S) / W`` for the split as it is (``±∞`` with no free flow: whether
+        the capped ones fit)."""
+        capped = self._capped.value if self._n_capped else 0.0
+        if self._n_free:
+            return (self._c - capped) / self._free.value
+        return math.inf if capped <= self._c else -math.inf
 
     def _push(self, heap: list[tuple], key: float, member: _Member, side: bool) -> None:
         """Put ``member`` in ``heap`` under ``key`` as its live side (or end) entry."""
