@@ -47,8 +47,9 @@ MARGIN = 1e-6
 
 
 class _Sum:
-    """A float sum kept with Neumaier's compensation: adding and taking away terms many
-    times leaves it exact to about one rounding of its value."""
+    """A float sum kept with Neumaier's compensation: terms added and taken away many
+    times leave an error of about one rounding of its value (plus ``n · ε²`` of the
+    terms' total), not one rounding per term."""
 
     __slots__ = ("total", "error")
 
