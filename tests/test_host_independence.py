@@ -104,15 +104,15 @@ def test_sweep_workers_do_not_change_the_results(tmp_path):
 
 
 def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
-    """inline, a pool of 1 and of 2 workers, 2 Ray actors (where Ray is installed): the
-    same tables; inline and a pool of 2 also under faults (edge1 crashes with jobs in
-    flight), with batched clients and on ML-ECS."""
+    """inline, a pool of 2 workers, 2 Ray actors (where Ray is installed): the same
+    tables; inline and a pool of 2 also under faults (edge1 crashes with jobs in flight),
+    with batched clients and on ML-ECS. (Pools of 1 and 2 workers: the sweep test
+    above.)"""
     faults = {"workload.data.train": 270, "workload.data.test": 90,
               "workload.cloud.updates": 8, "workload.inference.requests": 3}  # fmt: skip
     pool = {"execution.backend": "pool"}
     ways = {
         "inline": {},
-        "pool1": {**pool, "execution.workers": 1},
         "pool2": {**pool, "execution.workers": 2},
         **({"ray2": {"execution.backend": "ray", "execution.workers": 2}} if RAY else {}),
     }
