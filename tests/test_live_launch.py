@@ -53,6 +53,18 @@ def test_a_merged_live_run_writes_the_paths_given_relative_relative_to_itself(tm
     assert load_scenario(run_dir / "scenario.yaml").as_run(run_dir) == stored
 
 
+def test_a_part_whose_relative_paths_are_not_a_list_of_paths_is_refused(tmp_path, capsys):
+    scenario = load_scenario(write(tmp_path, DUMBBELL))
+    nodes = [node["id"] for node in DUMBBELL["topology"]["nodes"]]
+    part = {**_part(scenario, {}, nodes), "relative": 7}
+    (tmp_path / "east").mkdir()
+    (tmp_path / "east" / "part.json").write_text(json.dumps(part))
+    assert main(["live", "merge", str(tmp_path / "east"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "part.json" in err and "relative" in err
+    assert not (tmp_path / "m" / "summary.json").exists()
+
+
 def test_a_message_dropped_at_time_zero_is_dropped_not_in_flight(tmp_path):
     """A drop at exactly 0.0 s (a link down from the start) is a drop like any other."""
     scenario = load_scenario(write(tmp_path, DUMBBELL))

@@ -268,7 +268,7 @@ class Scenario:
         return relative_paths(data, self.origin.made_absolute, start)
 
 
-def relative_paths(data: Any, absolute: set[str] | frozenset[str], start: Path) -> Any:
+def relative_paths(data: Any, absolute: set[str], start: Path) -> Any:
     """``data`` with each string that is one of the paths ``absolute`` (or a plug-in
     reference ``path:Name`` to one) made relative to ``start``."""
     if isinstance(data, dict):

@@ -34,13 +34,11 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from simnet.engine.maxmin import REL_TOL
 from simnet.engine.sharing import CROSSTRAFFIC_WEIGHT
 
 if TYPE_CHECKING:
-    from simnet.engine.network import Transfer
+    from simnet.engine.network import Route, Transfer
 
 MARGIN = 1e-6
 """Relative room a shared hop other than the bottleneck keeps to count as unable to saturate."""
@@ -141,19 +139,24 @@ class SharedBottleneck:
                 return False
         if here != 1:
             return False
-        for hop, weight in entries:
-            if hop != bottleneck:
-                state = states.get(hop)
-                if state is None:
-                    states[hop] = [1, int(weight == 1.0), weight * solo]
-                else:
-                    state[0] += 1
-                    state[1] += weight == 1.0
-                    state[2] += weight * solo
+        self._count(route, 1)
         member = _Member(transfer, route.penalty if self._weighted else 1.0, limit)
         self._members[transfer.id] = member
         self._set_free(member, remaining)
         return True
+
+    def _count(self, route: Route, sign: int) -> None:
+        """Add (``sign`` 1) or take away (−1) a flow on ``route`` in the per-hop counts of
+        the hops other than the bottleneck: flows, flows on their route, one-flow load."""
+        for hop, weight in zip(route.entry_hops, route.entry_weight, strict=True):
+            if hop == self.hop:
+                continue
+            state = self._hops.setdefault(hop, [0, 0, 0.0])
+            state[0] += sign
+            state[1] += sign * (weight == 1.0)
+            state[2] += sign * weight * route.solo_rate
+            if not state[0]:
+                del self._hops[hop]
 
     def _cannot_saturate(self, hop: int, forward: int, load: float) -> bool:
         """Whether hop ``hop`` (not the bottleneck) stays below capacity with these
@@ -174,15 +177,7 @@ class SharedBottleneck:
             self._free.add(-1.0 / member.penalty)
             self._n_free -= 1
         member.side_entry = member.end_entry = None
-        route = transfer.route
-        for hop, weight in zip(route.entry_hops, route.entry_weight, strict=True):
-            if hop != self.hop:
-                state = self._hops[hop]
-                state[0] -= 1
-                state[1] -= weight == 1.0
-                state[2] -= weight * route.solo_rate
-                if not state[0]:
-                    del self._hops[hop]
+        self._count(transfer.route, -1)
         if not self._members:
             self._reset()
         return left
@@ -320,16 +315,3 @@ def _live(entry: tuple) -> bool:
     """Whether a heap entry is its member's current one."""
     member = entry[2]
     return member.side_entry is entry or member.end_entry is entry
-
-
-def common_hop(entry_slot: np.ndarray, entry_weight: np.ndarray, users: np.ndarray,
-               hop_of: list[int], capacity: np.ndarray, n: int) -> int | None:  # fmt: skip
-    """The hop (id) every one of ``n`` flows crosses on its route, the one of least
-    ``capacity`` if several (lowest id on ties), from their entries' slots and weights, the
-    flows per slot ``users`` and each slot's hop ``hop_of``; ``None`` if there is none."""
-    slots = np.flatnonzero(users == n)
-    if not slots.size:
-        return None
-    forward = np.bincount(entry_slot[entry_weight == 1.0], minlength=users.size)[slots]
-    hops = [hop_of[s] for s in slots[forward == n].tolist()]
-    return min(hops, key=lambda h: (capacity[h], h)) if hops else None

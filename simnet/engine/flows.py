@@ -89,11 +89,6 @@ class FlowTable:
         """Active flows crossing each slot (aligned with ``capacity``)."""
         return self._users
 
-    @property
-    def hops(self) -> list[int]:
-        """The hop (id) of each slot (that of a free slot is stale: no flow uses it)."""
-        return self._hop_of
-
     def _slot(self, hop: int) -> int:
         slot = self._slot_of.get(hop)
         if slot is None:
@@ -194,6 +189,17 @@ class FlowTable:
         self._entry_flow[: self.entries] = flows
         self._entry_slot[: self.entries] = slots
         self._entry_weight[: self.entries] = weights
+
+    def common_hop(self) -> int | None:
+        """The hop (id) every active flow crosses on its route (weight 1), the one of least
+        capacity if several (lowest id on ties); ``None`` if there is none."""
+        slots = np.flatnonzero(self._users == self.n)
+        if not self.n or not slots.size:
+            return None
+        route = self.entry_slot[self.entry_weight == 1.0]
+        forward = np.bincount(route, minlength=self._users.size)[slots]
+        hops = [self._hop_of[s] for s in slots[forward == self.n].tolist()]
+        return min(hops, key=lambda h: (self._hop_capacity[h], h)) if hops else None
 
     def take_touched(self) -> None:
         """Forget the hops and flows noted since the last :meth:`touched_component`: they

@@ -31,7 +31,7 @@ import numpy as np
 import simpy
 
 from simnet.actor import DELIVERED, DROPPED, IN_FLIGHT
-from simnet.engine.bottleneck import SharedBottleneck, common_hop
+from simnet.engine.bottleneck import SharedBottleneck
 from simnet.engine.flows import FlowTable
 from simnet.engine.maxmin import REL_TOL, max_min_rates, weighted_max_min
 from simnet.engine.sharing import CROSSTRAFFIC_WEIGHT, Sharing
@@ -450,6 +450,10 @@ class Network:
             delays = flows.remaining / flows.rates
             delay = float(delays.min())
             self._due = np.flatnonzero(delays <= delay * (1 + REL_TOL)).tolist()
+        self._wake_in(delay)
+
+    def _wake_in(self, delay: float) -> None:
+        """Schedule the wake-up of the current generation ``delay`` seconds from now."""
         generation = self._wakeup_generation
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
 
@@ -461,9 +465,7 @@ class Network:
             return False
         flows = self._flows
         self._group_check = flows.n
-        hop = common_hop(
-            flows.entry_slot, flows.entry_weight, flows.users, flows.hops, self._capacity, flows.n
-        )
+        hop = flows.common_hop()
         if hop is None:
             return False
         group = SharedBottleneck(hop, self._capacity_of, self.sharing.weighted)
@@ -496,9 +498,7 @@ class Network:
     def _group_wakeup(self) -> None:
         """Schedule the next completion of the shared-bottleneck group."""
         self._wakeup_generation += 1
-        delay = self._group.next_delay()
-        generation = self._wakeup_generation
-        self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _: self._on_wakeup(generation))
+        self._wake_in(self._group.next_delay())
 
     def _solve(self) -> None:
         """Set the rates (bytes/s) of the active flows under the network's sharing rule.

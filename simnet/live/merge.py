@@ -107,6 +107,9 @@ def _read(path: Path) -> LivePart:
     for field in FIELDS:
         if field not in part:
             raise InputError(str(file), field, "missing")
+    relative = part["relative"]
+    if not isinstance(relative, list) or not all(isinstance(p, str) for p in relative):
+        raise InputError(str(file), "relative", "expected a list of paths")
     return part
 
 
