@@ -242,6 +242,11 @@ class Runtime(ABC):
     def spawn(self, actor: Actor) -> Awaitable[Any]:
         """Run ``actor`` tied to no node (a crash stops it not); await it for its result."""
 
+    def online(self, node_id: str) -> bool:
+        """Whether ``node_id`` is online now by its availability (``faults.availability``;
+        a live run has none: always)."""
+        return True
+
     def hosts(self, node_id: str) -> bool:
         """Whether this runtime runs ``node_id``'s actors (a simulation runs every node's;
         a process of a live run only its own)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ import torch
 from tqdm import tqdm
 
 from simnet.config.scenario import Scenario
+from simnet.engine.energy import EnergyMeter
 from simnet.engine.sim_runtime import SimRuntime
 from simnet.engine.world import World
+from simnet.report.energy import energy_summary, with_energy_rows
 from simnet.report.figures import write_run_figures
 from simnet.report.records import write_run
 from simnet.report.summary import fault_summary, incomplete_reason, network_summary, timing_summary
@@ -31,6 +34,16 @@ class Simulated:
     workload: WorkloadRun
     stopped: str | None
     wall: tuple[float, float, float]
+
+    @cached_property
+    def timing(self) -> dict[str, Any]:
+        """``virtual_time_s`` (the run's length T) and the other timing figures."""
+        return timing_summary(self.world, self.workload.finished_at)
+
+    @cached_property
+    def energy(self) -> EnergyMeter:
+        """The nodes' energy over [0, T]."""
+        return EnergyMeter(self.world, self.timing["virtual_time_s"])
 
 
 @contextmanager
@@ -94,11 +107,12 @@ def summarize(scenario: Scenario, run: Simulated) -> dict[str, Any]:
         "backend": scenario.config.execution.backend,
         "device": scenario.config.execution.device,
         "workload": scenario.workload.kind,  # type: ignore[attr-defined]
-        **timing_summary(world, workload.finished_at),
+        **run.timing,
         "wall_time_s": time.perf_counter() - started,
         "wall_phases_s": {"setup": set_up - started, "simulation": simulated - set_up},
         **network_summary(world),
         "faults": fault_summary(world),
+        **energy_summary(run.energy),
         **workload.summary(),
     }
     if not summary["complete"]:
@@ -117,9 +131,8 @@ def run_scenario(
         summary = summarize(scenario, run)
     world = run.world
     tables = run.workload.tables()
-    write_run(
-        out_dir, scenario.as_run(out_dir), world.network.transfers, world.metrics, summary, tables
-    )
+    metrics = with_energy_rows(world.metrics, run.energy)
+    write_run(out_dir, scenario.as_run(out_dir), world.network.transfers, metrics, summary, tables)
     if figures:
         write_run_figures(out_dir)
     return summary

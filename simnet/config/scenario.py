@@ -25,6 +25,7 @@ from simnet.config import link_overrides as link_classes
 from simnet.config.origin import Origin
 from simnet.config.validation import parse
 from simnet.config.yaml_file import read_yaml
+from simnet.engine.availability import Availability, read_availability
 from simnet.engine.faults import Dropout, FaultsConfig, NodeEvent, node_events
 from simnet.engine.sharing import DEFAULTS, Sharing
 from simnet.engine.world import LinkEvent, World
@@ -203,6 +204,8 @@ class Scenario:
     """The node events of ``faults`` (listed and traced), in time order."""
     origin: Origin
     """Where it came from; notes the relative paths its checks made absolute."""
+    availability: Availability | None = None
+    """``faults.availability``, read and checked."""
 
     @property
     def name(self) -> str:
@@ -245,6 +248,7 @@ class Scenario:
             codec=get_codec(net.codec),
             link_events=events,
             node_events=self.node_events,
+            availability=self.availability,
             dropout=dropout and Dropout(dropout.tier, dropout.probability, self.seed),
             retry=faults.retry,
         )
@@ -386,11 +390,14 @@ def load_scenario(
     faults = config.faults
     if faults.trace is not None:
         faults.trace = str(origin.resolve(faults.trace))
+    if isinstance(faults.availability, str):
+        faults.availability = str(origin.resolve(faults.availability))
     crashes = node_events(faults, topology, label, base)
+    availability = read_availability(faults.availability, topology, label, base, config.seed)
     dropout = faults.dropout.probability if faults.dropout else 0.0
-    faulty = bool(crashes or config.network.events or dropout > 0)
+    faulty = bool(crashes or config.network.events or dropout > 0 or availability)
     WORKLOADS[kind].check(workload, topology, origin, config.seed, faulty)
-    return Scenario(label, config, topology, workload, crashes, origin)
+    return Scenario(label, config, topology, workload, crashes, origin, availability)
 
 
 def _check_link_events(config: ScenarioConfig, topology: Topology, source: str) -> None:

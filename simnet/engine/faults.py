@@ -1,12 +1,14 @@
 """Faults a scenario can inject: node crashes and recoveries, end-device drop-out per
-round, an availability trace, and the retry policy senders apply to dropped messages.
+round, a crash trace, availability (simnet.engine.availability), and the retry policy
+senders apply to dropped messages.
 
 docs/faults.md states the rules; here are the ``faults:`` fields and their checks::
 
     faults:
       nodes: [{node: edge1, at: 300, state: down}, {node: edge1, at: 420, state: up}]
       dropout: {tier: end, probability: 0.2}     # per device and round, from the seed
-      trace: availability.csv                    # node,t_down,t_up (t_up empty: never)
+      trace: crashes.csv                         # node,t_down,t_up (t_up empty: never)
+      availability: online.csv                   # node,start_s,end_s (simnet.engine.availability)
       retry: {timeout_s: 1.0, attempts: 6}       # resend after 1, 2, 4, … s, at most 6 times
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simnet.config.yaml_file import read_text
+from simnet.engine.availability import MarkovAvailabilityConfig
 from simnet.errors import InputError
 from simnet.topology.graph import Topology
 
@@ -71,6 +74,7 @@ class FaultsConfig(BaseModel):
     nodes: list[NodeEventConfig] = Field(default_factory=list)
     dropout: DropoutConfig | None = None
     trace: str | None = None
+    availability: str | MarkovAvailabilityConfig | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
 

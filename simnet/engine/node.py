@@ -53,7 +53,9 @@ class Machine:
         self.mailbox = simpy.FilterStore(env)
         self.cpu = simpy.Resource(env, capacity=spec.slots)
         self.busy_s = 0.0
-        """Total virtual seconds spent computing."""
+        """Total virtual seconds spent computing (summed over slots)."""
+        self.busy: list[tuple[float, float]] = []
+        """(start, end) in virtual seconds of every computation, in the order they ended."""
         self.last_active = 0.0
         """Virtual time (s) its last computation ended (0 if none)."""
         self.up = True
@@ -101,9 +103,11 @@ class Machine:
                 duration = self.compute_time(flops)
                 yield self.env.timeout(duration)
                 self.busy_s += duration
+                self.busy.append((started, self.env.now))
         except simpy.Interrupt:
             if started is not None:
                 self.busy_s += self.env.now - started
+                self.busy.append((started, self.env.now))
                 self.last_active = self.env.now
             raise Crashed(self.id) from None
         self.last_active = self.env.now

@@ -163,5 +163,8 @@ class SimRuntime(Runtime):
     def spawn(self, actor: Actor) -> Wait:
         return Wait(self.world.env.process(drive(actor)))
 
+    def online(self, node_id: str) -> bool:
+        return self.world.online(node_id)
+
     def retry_delays(self) -> list[float]:
         return list(self.world.retry.delays())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
 
+from simnet.engine.availability import Availability, Transition
 from simnet.engine.faults import Dropout, NodeEvent, RetryConfig
 from simnet.engine.network import Network
 from simnet.engine.node import Machine
@@ -17,6 +19,10 @@ from simnet.wire.codecs import Codec
 
 STALL_EVENTS = 1_000_000
 """Events processed at one virtual instant after which the clock counts as stalled."""
+
+
+COUNTED = {"crash": ("crash", "recovery"), "availability": ("offline", "online")}
+"""What a node going down (index 0) or up (1) is counted as, by cause."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,12 @@ class World:
     """Everything a workload acts on. ``rng`` is the run's only source of randomness;
     ``codec`` encodes every message payload unless a send names another.
 
-    Faults: ``link_events`` and ``node_events`` happen at their times, ``dropout`` says
-    which devices sit out which rounds, ``retry`` is the senders' policy for dropped
-    messages; ``faults`` counts what happened (crashes, drop-outs, retries, …).
+    Faults: ``link_events`` and ``node_events`` happen at their times, ``availability``
+    takes devices offline and back (each change scheduled when the one before happens,
+    none once the workload is ``done``), ``dropout`` says which devices sit out which
+    rounds, ``retry`` is the senders' policy for dropped messages; ``faults`` counts what
+    happened (crashes, going offline, drop-outs, retries, …). A node is up while neither
+    a crash nor its availability holds it down.
     """
 
     topology: Topology
@@ -57,6 +66,7 @@ class World:
     codec: Codec = field(default_factory=Codec)
     link_events: list[LinkEvent] = field(default_factory=list)
     node_events: list[NodeEvent] = field(default_factory=list)
+    availability: Availability | None = None
     dropout: Dropout | None = None
     retry: RetryConfig = field(default_factory=RetryConfig)
 
@@ -72,6 +82,9 @@ class World:
         self.metrics: list[MetricRow] = []
         self.faults: Counter[str] = Counter()
         self._index = {node: i for i, node in enumerate(self.topology.nodes)}
+        self._held: dict[str, set[str]] = {node: set() for node in self.nodes}
+        self.done = False
+        """Set when the workload finished: availability changes no more."""
         for event in sorted(self.link_events, key=lambda e: e.at):
             self.env.timeout(event.at).callbacks.append(
                 lambda _, e=event: self.network.set_link(e.a, e.b, e.up)
@@ -80,6 +93,9 @@ class World:
             self.env.timeout(node_event.at).callbacks.append(
                 lambda _, e=node_event: self.set_node(e.node, e.up)
             )
+        if self.availability is not None:
+            for node in self.availability.nodes:
+                self._next_change(node, self.availability.transitions(node))
 
     def metric(self, node: str, metric: str, value: float) -> None:
         """Record ``metric`` of ``node`` at the current virtual time."""
@@ -91,18 +107,46 @@ class World:
         self.faults[what] += 1
         self.metric(node, what, 1)
 
-    def set_node(self, node: str, up: bool) -> None:
-        """Crash ``node`` or bring it back now (network first, then its actors)."""
-        target = self.nodes[node]
-        if target.up == up:
+    def set_node(self, node: str, up: bool, cause: str = "crash") -> None:
+        """Crash ``node`` or bring it back now (``cause`` ``crash``), or take it offline
+        or online (``cause`` ``availability``): counted as ``crash``/``recovery`` or
+        ``offline``/``online``; the node goes down with its first cause and comes up
+        with its last (network first, then its actors)."""
+        held = self._held[node]
+        if up == (cause not in held):
             return
-        self.network.set_node(node, up)
         if up:
-            self.count(node, "recovery")
-            target.recover()
+            held.discard(cause)
         else:
-            self.count(node, "crash")
+            held.add(cause)
+        self.count(node, COUNTED[cause][up])
+        target = self.nodes[node]
+        if target.up == (not held):
+            return
+        self.network.set_node(node, not held)
+        if held:
             target.crash()
+        else:
+            target.recover()
+
+    def online(self, node: str) -> bool:
+        """Whether ``node``'s availability has it online now (a crash is no matter)."""
+        return "availability" not in self._held[node]
+
+    def _next_change(self, node: str, changes: Iterator[Transition]) -> None:
+        """Schedule ``node``'s next availability change, unless there is none or the
+        workload is done."""
+        change = next(changes, None)
+        if change is None or self.done:
+            return
+        at, up = change
+
+        def apply(_: simpy.Event) -> None:
+            if not self.done:
+                self.set_node(node, up, "availability")
+                self._next_change(node, changes)
+
+        self.env.timeout(at - self.env.now).callbacks.append(apply)
 
     def sits_out(self, node: str, round_: int) -> bool:
         """Whether device ``node`` drops out of round ``round_`` (counted when it does)."""

@@ -82,7 +82,7 @@ def check_live(scenario: Scenario) -> None:
     """A live run injects no node faults (they are the simulation's to study); link events
     only into traffic workloads (nobody waits for what a link drops)."""
     config = scenario.config
-    if scenario.node_events or config.faults.dropout:
+    if scenario.node_events or config.faults.dropout or scenario.availability:
         raise InputError(scenario.source, "faults", "a live run injects no node faults")
     if config.network.events and scenario.workload.kind != "traffic":  # type: ignore[attr-defined]
         raise InputError(

@@ -135,7 +135,7 @@ class Aggregator:
     (by ``strategy``: FedAvg by sample count unless the scenario names another).
 
     Counts ``late`` updates (missed the deadline) and how many were ``used_late`` (the
-    ``next`` policy) or ``dropped``. A round's clients are ``strategy.select(r, ends,
+    ``next`` policy) or ``dropped``. A round's clients are ``strategy.select(r, online ends,
     rng)`` with ``rng`` seeded by (seed, node, r); when that is not every end, each
     selected end is recorded as a ``selected:END`` metric of round r.
     """
@@ -153,18 +153,22 @@ class Aggregator:
         self.late = self.used_late = self.dropped = 0
 
     def select(self) -> list[str]:
-        """The ends of the current round (recorded when a sample)."""
+        """The ends of the current round, chosen among those online (recorded when not
+        every end); none when no end is online."""
+        online = [end for end in self.ends if self.ctx.runtime.online(end)]
+        if not online:
+            return []
         key = zlib.crc32(self.node.encode())
         rng = np.random.default_rng([self.ctx.seed, key, self.round])
-        chosen = self.strategy.select(self.round, list(self.ends), rng)
-        unknown = [c for c in chosen if c not in self.ends]
+        chosen = self.strategy.select(self.round, online, rng)
+        unknown = [c for c in chosen if c not in online]
         if unknown or not chosen:
             raise PluginError(
                 getattr(self.strategy, "field", "workload.edge.strategy"),
                 getattr(self.strategy, "ref", type(self.strategy).__name__),
-                f"ValueError: select gave {chosen!r}, not a non-empty subset of {self.ends}",
+                f"ValueError: select gave {chosen!r}, not a non-empty subset of {online}",
             )  # fmt: skip
-        sampling = self.strategy.sample_size(len(self.ends)) < len(self.ends)
+        sampling = self.strategy.sample_size(len(online)) < len(online)
         if sampling or len(chosen) < len(self.ends):
             node = self.ctx.node(self.node)
             for end in chosen:
@@ -176,6 +180,10 @@ class Aggregator:
         behind it); ``(state, 0)`` when no update came."""
         self.round += 1
         chosen = self.select()
+        node = self.ctx.node(self.node)
+        if not chosen:  # nobody online: the round waits out its deadline
+            await node.sleep(self.rules.deadline_s or 0.0)
+            return state, 0
         for end in chosen:
             self.ctx.send(self.node, end, "model", state, round=self.round)
         updates: list[Message] = []
@@ -195,7 +203,6 @@ class Aggregator:
                 self.dropped += 1
             return False
 
-        node = self.ctx.node(self.node)
         await node.gather(kind_is("end_update"), len(waiting), self.rules.deadline_s, counts=judge)
         self.late += len(waiting)  # their updates stay queued for a later round to judge
         if not updates:

@@ -21,6 +21,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from simnet.config.yaml_file import load_yaml  # noqa: E402
+from simnet.report.energy import SCORES  # noqa: E402
 from simnet.report.records import load_summary  # noqa: E402
 from simnet.topology.graph import class_order, link_class  # noqa: E402
 
@@ -233,13 +234,82 @@ def plot_personalisation(run_dir: Path, summary: dict[str, Any]) -> Figure | Non
     return fig
 
 
+def read_metrics(run_dir: Path) -> pd.DataFrame:
+    """``metrics.csv`` with nodes and metric names as text."""
+    return pd.read_csv(
+        Path(run_dir) / "metrics.csv", dtype={"node": str, "metric": str}, keep_default_na=False
+    ).astype({"t": "float64", "value": "float64"})
+
+
+def energy_and_score(metrics: pd.DataFrame, tier: str | None = None) -> pd.DataFrame | None:
+    """Per round instant, the cumulative energy (J: of every node, or of ``tier``'s) and
+    the headline score recorded with it (``energy_j``, ``score``, ``t``; the score's name
+    in ``attrs["score"]``); ``None`` if the run has no energy rows or no score at them."""
+    column = "energy_j" if tier is None else f"energy_j.{tier}"
+    energy = metrics[metrics["metric"] == column]
+    for score in SCORES:
+        scored = metrics[metrics["metric"] == score]
+        joined = energy.merge(scored, on=["t", "node"], suffixes=("_e", "_s"))
+        if not joined.empty:
+            out = pd.DataFrame(
+                {"t": joined["t"], "energy_j": joined["value_e"], "score": joined["value_s"]}
+            )
+            out.attrs["score"] = score
+            return out
+    return None
+
+
+def plot_energy_by_tier(run_dir: Path, summary: dict[str, Any]) -> Figure | None:
+    """Cumulative energy (J) of each tier against virtual time (s), from the energy rows
+    of ``metrics.csv``, exact at each marker; ``None`` if the run has none."""
+    metrics = read_metrics(run_dir)
+    rows = metrics[metrics["metric"].str.startswith("energy_j.")]
+    if rows.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for i, (metric, group) in enumerate(rows.groupby("metric", sort=False)):
+        if group["value"].max() <= 0:
+            continue
+        style = LINESTYLES[i % len(LINESTYLES)]
+        tier = metric.split(".", 1)[1]
+        ax.plot([0.0, *group["t"]], [0.0, *group["value"]], marker="o", markersize=3,
+                linestyle=style, label=tier)  # fmt: skip
+    ax.set_xlabel("virtual time (s)")
+    ax.set_ylabel("energy drawn since the start (J)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.legend(title="tier", loc="upper left")
+    ax.set_title(summary.get("name", Path(run_dir).name))
+    return fig
+
+
+def plot_accuracy_vs_energy(run_dir: Path, summary: dict[str, Any]) -> Figure | None:
+    """The headline score of each round's model against the energy every node drew
+    until then (J), and that of the end devices alone; ``None`` without both."""
+    metrics = read_metrics(run_dir)
+    every, ends = energy_and_score(metrics), energy_and_score(metrics, "end")
+    if every is None or ends is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    ax.plot(every["energy_j"], every["score"], marker="o", markersize=3, label="all nodes")
+    ax.plot(ends["energy_j"], ends["score"], marker="s", markersize=3, linestyle="--",
+            label="end devices")  # fmt: skip
+    ax.set_xlabel("energy drawn until the model was scored (J)")
+    ax.set_ylabel(METRIC_LABELS.get(every.attrs["score"], every.attrs["score"]))
+    ax.set_xlim(left=0)
+    ax.legend(loc="lower right")
+    ax.set_title(summary.get("name", Path(run_dir).name))
+    return fig
+
+
 def write_run_figures(run_dir: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """Write the figures of ``run_dir`` into ``run_dir/figures/`` and return their paths.
 
     Order: ``bytes_per_tier``, ``accuracy_vs_time`` (only if ``metrics.csv`` has an
     accuracy metric), ``bytes_per_kind``, ``personalisation`` (only if the summary has
-    edges with adapters that evaluated), each in ``formats``. ``ValueError`` if the run
-    has no ``summary.json``.
+    edges with adapters that evaluated), ``energy_by_tier`` (only if nodes draw power)
+    and ``accuracy_vs_energy`` (that, and a scored model), each in ``formats``.
+    ``ValueError`` if the run has no ``summary.json``.
     """
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
@@ -250,6 +320,8 @@ def write_run_figures(run_dir: Path, formats: tuple[str, ...] = ("png",)) -> lis
         "accuracy_vs_time": plot_accuracy_vs_time,
         "bytes_per_kind": plot_bytes_per_kind,
         "personalisation": plot_personalisation,
+        "energy_by_tier": plot_energy_by_tier,
+        "accuracy_vs_energy": plot_accuracy_vs_energy,
     }
     written = []
     for name, plot in plots.items():

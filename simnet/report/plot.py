@@ -29,7 +29,16 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from simnet.config.yaml_file import load_yaml  # noqa: E402
 from simnet.protocols.inference import TERMS  # noqa: E402
-from simnet.report.figures import node_tiers, read_summary, save, write_run_figures  # noqa: E402
+from simnet.report.energy import SCORES  # noqa: E402
+from simnet.report.figures import (  # noqa: E402
+    LINESTYLES,
+    energy_and_score,
+    node_tiers,
+    read_metrics,
+    read_summary,
+    save,
+    write_run_figures,
+)
 from simnet.sweeps import RESULTS, SWEEP_COPY  # noqa: E402
 
 FORMATS = ("png", "pdf")
@@ -41,7 +50,6 @@ HEADLINE = {
     "bytes_total": "bytes sent (B)",
 }
 """Sweep metrics drawn against the knob, when present, and their axis labels."""
-ACCURACY = ("acc2_non0", "accuracy")
 
 
 def plot(path: Path) -> list[Path]:
@@ -124,6 +132,9 @@ def sweep_figures(sweep_dir: Path) -> list[Path]:
     fig = accuracy_lines(sweep_dir, table)
     if fig is not None:
         written.append(save(fig, out / "accuracy_vs_time", FORMATS))
+    fig = accuracy_against_energy(sweep_dir, table)
+    if fig is not None:
+        written.append(save(fig, out / "accuracy_vs_end_energy", FORMATS))
     method = next((c for c in swept if c.split(".")[-1] == "method"), None)
     if "transmitted_share.mean" in table and method is not None:
         fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
@@ -195,7 +206,7 @@ def accuracy_lines(sweep_dir: Path, table: pd.DataFrame) -> Figure | None:
         run_dir = sweep_dir / run
         metrics = pd.read_csv(run_dir / "metrics.csv")
         clouds = {n for n, tier in node_tiers(run_dir).items() if tier == "cloud"}
-        for name in ACCURACY:
+        for name in SCORES:
             rows = metrics[metrics["metric"] == name]
             if rows.empty:
                 continue
@@ -211,4 +222,26 @@ def accuracy_lines(sweep_dir: Path, table: pd.DataFrame) -> Figure | None:
         return None
     ax.set_xlabel("virtual time (s)")
     ax.legend(fontsize="x-small", ncols=2)
+    return fig
+
+
+def accuracy_against_energy(sweep_dir: Path, table: pd.DataFrame) -> Figure | None:
+    """Each run's scored models against the energy its end devices drew until then (J),
+    one line per run; ``None`` if no run has energy rows and scores."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    score = None
+    for i, run in enumerate(table["run"]):
+        points = energy_and_score(read_metrics(sweep_dir / run), "end")
+        if points is None:
+            continue
+        score = points.attrs["score"]
+        ax.plot(points["energy_j"], points["score"], marker="o", markersize=3,
+                linestyle=LINESTYLES[i % len(LINESTYLES)], label=run[4:])  # fmt: skip
+    if score is None:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("energy the end devices drew until the model was scored (J)")
+    ax.set_ylabel(f"{score} (cloud model)")
+    ax.set_xlim(left=0)
+    ax.legend(fontsize="x-small", ncols=2, loc="lower right")
     return fig

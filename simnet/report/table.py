@@ -36,6 +36,14 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     busy = ", ".join(f"{k} {v:.4g} s" for k, v in summary["busy_s_by_tier"].items() if v)
     if busy:
         rows.append(("compute busy time", busy))
+    energy = summary.get("energy_by_tier", {})
+    if any(e["total_j"] for e in energy.values()):
+        rows.append(("energy", ", ".join(f"{k} {e['total_j']:.4g} J" for k, e in energy.items())))
+        for tier, e in energy.items():
+            parts = ", ".join(
+                f"{k[:-2]} {e[k]:.4g} J" for k in ("compute_j", "tx_j", "rx_j", "idle_j")
+            )
+            rows.append((f"  {tier}", parts))
     rows += _learning_rows(summary)
     times = summary.get("transfer_time_s")
     if times:

@@ -41,12 +41,13 @@ class TreeLinks(BaseModel):
 
 
 class EndClass(BaseModel):
-    """A kind of end device of a tree: its share ``weight``, FLOP/s and end-edge link
-    (either left out: the tree's ``profiles.end`` and ``links.end-edge``)."""
+    """A kind of end device of a tree: its share ``weight``, device ``profile``, FLOP/s
+    and end-edge link (left out: the tree's ``profiles.end`` and ``links.end-edge``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     weight: int = Field(default=1, ge=1)
+    profile: str | None = None
     flops: float | None = Field(default=None, gt=0)
     link: LinkParams | None = None
 
@@ -95,7 +96,10 @@ def tree(spec: dict[str, Any], source: str) -> dict[str, Any]:
     nodes += [cfg.profiles.node(n, "edge") for n in edges]
     pattern = cfg.class_pattern()
     kinds = [pattern[i % len(pattern)] for i in range(len(ends))]
-    nodes += [cfg.profiles.node(n, "end", kind.flops) for n, kind in zip(ends, kinds, strict=True)]
+    nodes += [
+        cfg.profiles.node(n, "end", kind.flops, kind.profile)
+        for n, kind in zip(ends, kinds, strict=True)
+    ]
     links = [
         cfg.links.cloud_cloud.between(a, b) for i, a in enumerate(clouds) for b in clouds[i + 1 :]
     ]

@@ -23,13 +23,29 @@ def mbps_to_bytes_per_s(mbps: float) -> float:
 
 
 @dataclass(frozen=True)
+class Power:
+    """A node's draw in W in each state (docs/energy.md): ``idle_w`` doing nothing,
+    ``busy_w`` per busy compute slot, ``tx_w`` sending, ``rx_w`` receiving."""
+
+    idle_w: float = 0.0
+    busy_w: float = 0.0
+    tx_w: float = 0.0
+    rx_w: float = 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {"idle_w": self.idle_w, "busy_w": self.busy_w, "tx_w": self.tx_w, "rx_w": self.rx_w}
+
+
+@dataclass(frozen=True)
 class NodeSpec:
-    """A node of the platform: ``flops`` in FLOP/s, ``slots`` jobs computed at once."""
+    """A node of the platform: ``flops`` in FLOP/s, ``slots`` jobs computed at once,
+    ``power`` its draw in each state."""
 
     id: str
     tier: str
     flops: float
     slots: int = 1
+    power: Power = Power()
 
 
 @dataclass(frozen=True)
@@ -146,7 +162,8 @@ class Topology:
         return [n.id for n in self.nodes.values() if n.tier == tier]
 
     def to_dict(self) -> dict[str, Any]:
-        """The topology in the YAML file format of docs/design.md (bandwidths per direction)."""
+        """The topology in the YAML file format of docs/design.md (bandwidths per direction,
+        profiles expanded, ``power`` only where some draw is not 0)."""
 
         def link_dict(link: LinkSpec) -> dict[str, Any]:
             out: dict[str, Any] = {"a": link.a, "b": link.b, "latency_ms": link.latency_ms}
@@ -156,10 +173,14 @@ class Topology:
                 out.update(up_mbps=link.up_mbps, down_mbps=link.down_mbps)
             return out
 
+        def node_dict(node: NodeSpec) -> dict[str, Any]:
+            out: dict[str, Any] = {"id": node.id, "tier": node.tier, "flops": node.flops}
+            out["slots"] = node.slots
+            if node.power != Power():
+                out["power"] = node.power.to_dict()
+            return out
+
         return {
-            "nodes": [
-                {"id": n.id, "tier": n.tier, "flops": n.flops, "slots": n.slots}
-                for n in self.nodes.values()
-            ],
+            "nodes": [node_dict(n) for n in self.nodes.values()],
             "links": [link_dict(link) for link in self.links.values()],
         }

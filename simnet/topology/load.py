@@ -18,8 +18,9 @@ from simnet.config.validation import parse
 from simnet.config.yaml_file import read_yaml
 from simnet.errors import InputError
 from simnet.topology import generators
-from simnet.topology.graph import LinkSpec, NodeSpec, Topology
+from simnet.topology.graph import LinkSpec, NodeSpec, Power, Topology
 from simnet.topology.graphml import from_graphml
+from simnet.topology.profiles import with_profiles
 from simnet.topology.schema import TopologyConfig
 
 GENERATORS = {"tree": generators.tree, "star": generators.star}
@@ -30,13 +31,14 @@ def topology_from_dict(data: Any, source: str, prefix: str = "") -> Topology:
 
     Errors name ``source`` and the field path under ``prefix`` (``topology.links.2.a``).
     """
-    config = parse(TopologyConfig, data, source, prefix)
+    config = parse(TopologyConfig, with_profiles(data, source, prefix), source, prefix)
     base = f"{prefix}." if prefix else ""
     nodes: dict[str, NodeSpec] = {}
     for i, n in enumerate(config.nodes):
         if n.id in nodes:
             raise InputError(source, f"{base}nodes.{i}.id", f"duplicate node id {n.id!r}")
-        nodes[n.id] = NodeSpec(id=n.id, tier=n.tier, flops=float(n.flops or 0), slots=n.slots)
+        power = Power(**n.power.model_dump())
+        nodes[n.id] = NodeSpec(n.id, n.tier, float(n.flops or 0), n.slots, power)
     links: dict[frozenset[str], LinkSpec] = {}
     for i, cfg in enumerate(config.links):
         for end in ("a", "b"):

@@ -12,8 +12,20 @@ DEFAULT_FLOPS = {"end": 5.0e10, "edge": 2.0e12, "cloud": 5.0e13}
 """FLOP/s of a node whose file gives none, by tier."""
 
 
+class PowerConfig(BaseModel):
+    """``{idle_w, busy_w, tx_w, rx_w}``: watts in each state (docs/energy.md); left out: 0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idle_w: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    busy_w: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    tx_w: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    rx_w: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
 class NodeConfig(BaseModel):
-    """``{id, tier, flops, slots}``: FLOP/s and how many jobs run at once."""
+    """``{id, tier, flops, slots, power}``: FLOP/s, how many jobs run at once, watts in
+    each state (a ``profile`` is expanded before validation: ``simnet.topology.profiles``)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -21,6 +33,7 @@ class NodeConfig(BaseModel):
     tier: str
     flops: float | None = Field(default=None, gt=0)
     slots: int = Field(default=1, ge=1)
+    power: PowerConfig = Field(default_factory=PowerConfig)
 
     @field_validator("tier")
     @classmethod
@@ -89,10 +102,12 @@ class LinkConfig(LinkParams):
 
 
 class TierProfile(BaseModel):
-    """Compute profile given to generated nodes of a tier: FLOP/s and slots."""
+    """What generated nodes of a tier get: a device ``profile``, FLOP/s and slots (an
+    explicit ``flops`` wins over the profile's)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    profile: str | None = None
     flops: float | None = Field(default=None, gt=0)
     slots: int = Field(default=1, ge=1)
 
@@ -106,16 +121,19 @@ class Profiles(BaseModel):
     edge: TierProfile = Field(default_factory=TierProfile)
     cloud: TierProfile = Field(default_factory=TierProfile)
 
-    def node(self, node_id: str, tier: str, flops: float | None = None) -> dict[str, Any]:
-        """A node of the topology file format; an explicit ``flops`` wins over the tier's."""
-        profile: TierProfile = getattr(self, tier)
-        flops = flops if flops is not None else profile.flops
-        return {
-            "id": node_id,
-            "tier": tier,
-            "flops": flops or DEFAULT_FLOPS[tier],
-            "slots": profile.slots,
-        }
+    def node(
+        self, node_id: str, tier: str, flops: float | None = None, profile: str | None = None
+    ) -> dict[str, Any]:
+        """A node of the topology file format; an explicit ``flops`` or ``profile`` wins
+        over the tier's (no FLOP/s from anywhere: the tier's default)."""
+        spec: TierProfile = getattr(self, tier)
+        node: dict[str, Any] = {"id": node_id, "tier": tier, "slots": spec.slots}
+        flops = flops if flops is not None else spec.flops
+        if flops is not None:
+            node["flops"] = flops
+        if profile or spec.profile:
+            node["profile"] = profile or spec.profile
+        return node
 
 
 class TopologyConfig(BaseModel):

@@ -88,6 +88,7 @@ class WorkloadRun(ABC):
         """Mark the workload finished now (usable as a SimPy callback)."""
         if not self.finished:
             self.finished, self.finished_at = True, self.runtime.now
+            self.world.done = True
 
 
 Check = Callable[[Any, Topology, str, int, bool], None]
