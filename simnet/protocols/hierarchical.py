@@ -285,10 +285,12 @@ class Edge:
         return await self.ctx.deliver(self.edge, self.cloud, kind, payload, **meta)
 
     async def _receive_features(self) -> None:
-        """Wait for every end's features (the edge's local data and held-out samples); with
-        a deadline, for at most ``deadline_s`` after the first arrived."""
+        """Wait for the features (the edge's local data and held-out samples) of every end
+        online now, at least one; with a deadline, for at most ``deadline_s`` after the
+        first arrived."""
         node = self.ctx.node(self.edge)
-        missing = len(self.rounds.ends) - len(self.heard)
+        online = [e for e in self.rounds.ends if self.ctx.runtime.online(e)]
+        missing = len([e for e in online if e not in self.heard]) or int(not self.heard)
         await node.gather(kind_is("features"), missing, self.rounds.rules.deadline_s,
                           from_first=not self.heard, counts=self._add_features)  # fmt: skip
 

@@ -124,15 +124,19 @@ class Profiles(BaseModel):
     def node(
         self, node_id: str, tier: str, flops: float | None = None, profile: str | None = None
     ) -> dict[str, Any]:
-        """A node of the topology file format; an explicit ``flops`` or ``profile`` wins
-        over the tier's (no FLOP/s from anywhere: the tier's default)."""
+        """A node of the topology file format. An explicit ``flops`` wins over the tier's;
+        an explicit ``profile`` over the tier's ``flops`` and ``profile`` (no FLOP/s from
+        anywhere: the tier's default)."""
         spec: TierProfile = getattr(self, tier)
-        node: dict[str, Any] = {"id": node_id, "tier": tier, "slots": spec.slots}
-        flops = flops if flops is not None else spec.flops
-        if flops is not None:
-            node["flops"] = flops
-        if profile or spec.profile:
-            node["profile"] = profile or spec.profile
+        node: dict[str, Any] = {"id": node_id, "tier": tier}
+        device = profile or spec.profile
+        if flops is None and not profile:
+            flops = spec.flops
+        if flops is not None or not device:
+            node["flops"] = flops or DEFAULT_FLOPS[tier]
+        node["slots"] = spec.slots
+        if device:
+            node["profile"] = device
         return node
 
 
