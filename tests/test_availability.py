@@ -143,3 +143,21 @@ def test_a_device_is_left_out_of_every_round_it_is_offline_for(tmp_path):
         assert is_online(metric.split(":")[1], t)
     assert run.world.faults["offline"] == 3 and run.world.faults["online"] == 2
     assert run.world.faults["crash"] == 0
+
+
+def test_an_ml_ecs_round_opens_to_the_devices_online_and_closes_when_they_answered(tmp_path):
+    (tmp_path / "online.csv").write_text("node,start_s,end_s\nleaf1,0.1,\n")
+    overrides = ["workload.rounds=4", "workload.data.samples=240", "workload.model.steps=2",
+                 "workload.model.warmup_steps=2", "workload.deadline_s=30",
+                 f"faults.availability={tmp_path / 'online.csv'}"]  # fmt: skip
+    run = simulate(load_scenario(ROOT / "scenarios" / "mlecs_urfall.yaml", overrides), False)
+    assert run.workload.finished
+    opens = [t for t in run.world.network.transfers if t.kind == "representations"]
+    to_leaf1 = [t.t_send for t in opens if t.dst == "leaf1"]
+    assert all(t >= 0.1 for t in to_leaf1) and to_leaf1  # offline at 0 s, then it takes part
+    first = min(t.t_send for t in opens)
+    assert sorted(t.dst for t in opens if t.t_send == first) == ["leaf0", "leaf2", "leaf3",
+                                                                 "leaf4", "leaf5"]  # fmt: skip
+    second = min(t.t_send for t in opens if t.t_send > first)
+    assert second < 1.0  # the first round closed with the five, not at its 30 s deadline
+    assert run.world.nodes["leaf1"].busy[0][0] >= 0.1  # it trained only once online

@@ -105,11 +105,15 @@ def test_sweep_workers_do_not_change_the_results(tmp_path):
 
 def test_executors_and_worker_counts_do_not_change_the_results(tmp_path):
     """inline, a pool of 2 workers, 2 Ray actors (where Ray is installed): the same
-    tables; inline and a pool of 2 also under faults (edge1 crashes with jobs in flight),
-    with batched clients and on ML-ECS. (Pools of 1 and 2 workers: the sweep test
+    tables; inline and a pool of 2 also under faults (edge1 crashes with jobs in flight,
+    ends come and go, on device profiles: energy rows), with batched clients and on
+    ML-ECS. (Pools of 1 and 2 workers: the sweep test
     above.)"""
     faults = {"workload.data.train": 270, "workload.data.test": 90,
-              "workload.cloud.updates": 8, "workload.inference.requests": 3}  # fmt: skip
+              "workload.cloud.updates": 8, "workload.inference.requests": 3,
+              "topology": str(ROOT / "topologies" / "mosei_devices.yaml"),
+              "faults.availability": {"kind": "markov", "mean_on_s": 3,
+                                      "mean_off_s": 1}}  # fmt: skip
     pool = {"execution.backend": "pool"}
     ways = {
         "inline": {},

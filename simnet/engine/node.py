@@ -115,13 +115,18 @@ class Machine:
 
     # ------------------------------------------------------------------ actors, crashes
     def start(
-        self, actor: ProcessBody, restart: Callable[[], ProcessBody] | None = None
+        self, actor: ProcessBody | None, restart: Callable[[], ProcessBody] | None = None
     ) -> simpy.Process:
         """Run ``actor`` on this node; a crash stops it. ``restart`` makes the actor that
-        takes over each time the node recovers."""
+        takes over each time the node recovers. ``None`` (the node is down, so its actor
+        does not run): the process fails with :class:`Crashed` at once."""
         if restart is not None:
             self._restarts.append(restart)
-        return self._track(self.env.process(actor), self._actors)
+        return self._track(self.env.process(actor or self._crashed()), self._actors)
+
+    def _crashed(self) -> ProcessBody:
+        raise Crashed(self.id)
+        yield  # a generator: the process of an actor that never ran
 
     def crash(self) -> None:
         """Go down now: actors and jobs stop, the mailbox's messages are lost."""

@@ -158,7 +158,8 @@ class SimRuntime(Runtime):
 
     def start(self, node_id: str, entry: Callable[[], Actor]) -> Wait:
         node = self.world.nodes[node_id]
-        return Wait(node.start(drive(entry()), restart=lambda: drive(entry())))
+        restart = lambda: drive(entry())  # noqa: E731
+        return Wait(node.start(restart() if node.up else None, restart))
 
     def spawn(self, actor: Actor) -> Wait:
         return Wait(self.world.env.process(drive(actor)))

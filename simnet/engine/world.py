@@ -135,11 +135,16 @@ class World:
 
     def _next_change(self, node: str, changes: Iterator[Transition]) -> None:
         """Schedule ``node``'s next availability change, unless there is none or the
-        workload is done."""
+        workload is done; one at the current instant happens at once (so a device
+        offline from 0 s starts no actor)."""
         change = next(changes, None)
         if change is None or self.done:
             return
         at, up = change
+        if at <= self.env.now:
+            self.set_node(node, up, "availability")
+            self._next_change(node, changes)
+            return
 
         def apply(_: simpy.Event) -> None:
             if not self.done:

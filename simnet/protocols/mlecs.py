@@ -160,8 +160,13 @@ class MlecsServer:
 
     async def process(self) -> None:
         for r in range(1, self.rounds + 1):
-            await self._open(r)
-            updates = await self._collect(r)
+            online = [d.node for d in self.devices if self.ctx.runtime.online(d.node)]
+            if online:
+                await self._open(r, online)
+                updates = await self._collect(r, len(online))
+            else:  # nobody online: the round waits out its deadline
+                await self.api.sleep(self.deadline_s or 0.0)
+                updates = []
             if updates:
                 await self._aggregate(updates, r)
             else:
@@ -170,18 +175,20 @@ class MlecsServer:
         for d in self.devices:
             self.ctx.send(self.node, d.node, "stop")
 
-    async def _open(self, r: int) -> None:
-        """Start round ``r``: the anchors s' to every device (Multi-FedAvg: ``round_start``)."""
+    async def _open(self, r: int, online: list[str]) -> None:
+        """Start round ``r``: the anchors s' to every ``online`` device (Multi-FedAvg:
+        ``round_start``)."""
         if self.method != "multi_fedavg":
             anchors = await self.api.work(self.learner.anchors_job(self.llm, self.public))
-            for d in self.devices:
-                self.ctx.send(self.node, d.node, "representations", {"s": anchors}, round=r)
+            for device in online:
+                self.ctx.send(self.node, device, "representations", {"s": anchors}, round=r)
         else:
-            for d in self.devices:
-                self.ctx.send(self.node, d.node, "round_start", round=r)
+            for device in online:
+                self.ctx.send(self.node, device, "round_start", round=r)
 
-    async def _collect(self, r: int) -> list[Message]:
-        """Round ``r``'s updates, in device order: all of them, or those in by the deadline."""
+    async def _collect(self, r: int, expected: int) -> list[Message]:
+        """Round ``r``'s updates, in device order: the ``expected`` ones (of the devices
+        online at its start), or those in by the deadline."""
         order = [d.node for d in self.devices]
         updates: dict[str, Message] = {}
 
@@ -194,7 +201,7 @@ class MlecsServer:
             updates[message.src] = message
             return first
 
-        await self.api.gather(kind_is("lora_update"), len(self.devices), self.deadline_s,
+        await self.api.gather(kind_is("lora_update"), expected, self.deadline_s,
                               counts=keep)  # fmt: skip
         return [updates[n] for n in order if n in updates]
 

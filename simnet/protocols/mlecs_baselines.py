@@ -72,9 +72,9 @@ class BaselineServer(MlecsServer):
 
     learner: MlecsBaselines
 
-    async def _open(self, r: int) -> None:
-        for d in self.devices:
-            self.ctx.send(self.node, d.node, "round_start", round=r)
+    async def _open(self, r: int, online: list[str]) -> None:
+        for device in online:
+            self.ctx.send(self.node, device, "round_start", round=r)
 
     async def _aggregate(self, updates: list[Message], r: int) -> None:
         states = [m.payload for m in updates]

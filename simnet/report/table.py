@@ -39,11 +39,10 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     energy = summary.get("energy_by_tier", {})
     if any(e["total_j"] for e in energy.values()):
         rows.append(("energy", ", ".join(f"{k} {e['total_j']:.4g} J" for k, e in energy.items())))
+        states = ("compute_j", "tx_j", "rx_j", "idle_j")
         for tier, e in energy.items():
-            parts = ", ".join(
-                f"{k[:-2]} {e[k]:.4g} J" for k in ("compute_j", "tx_j", "rx_j", "idle_j")
-            )
-            rows.append((f"  {tier}", parts))
+            if e["total_j"]:
+                rows.append((f"  {tier}", ", ".join(f"{k[:-2]} {e[k]:.4g} J" for k in states)))
     rows += _learning_rows(summary)
     times = summary.get("transfer_time_s")
     if times:
