@@ -161,3 +161,26 @@ def test_an_ml_ecs_round_opens_to_the_devices_online_and_closes_when_they_answer
     second = min(t.t_send for t in opens if t.t_send > first)
     assert second < 1.0  # the first round closed with the five, not at its 30 s deadline
     assert run.world.nodes["leaf1"].busy[0][0] >= 0.1  # it trained only once online
+
+
+def test_clients_per_round_samples_among_the_devices_online(tmp_path):
+    (tmp_path / "online.csv").write_text(
+        "node,start_s,end_s\nend0,0,0.7\nend1,0.4,\nend4,0.8,\nend8,0,0.5\nend8,1.0,\n"
+    )
+    online = {"end0": [(0.0, 0.7)], "end1": [(0.4, math.inf)], "end4": [(0.8, math.inf)],
+              "end8": [(0.0, 0.5), (1.0, math.inf)]}  # fmt: skip
+    overrides = [*SHORT, "workload.edge.clients_per_round=2",
+                 f"faults.availability={tmp_path / 'online.csv'}"]  # fmt: skip
+    run = simulate(load_scenario(DEVICES, overrides), progress=False)
+    assert run.workload.finished
+    ends = {f"edge{e}": [f"end{3 * e + i}" for i in range(3)] for e in range(3)}
+    rounds: dict[tuple[str, float], list[str]] = {}
+    for row in run.world.metrics:
+        if row.metric.startswith("selected:"):
+            rounds.setdefault((row.node, row.value), []).append(row.metric.split(":")[1])
+    t_of = {(r.node, r.value): r.t for r in run.world.metrics if r.metric.startswith("selected:")}
+    assert len(rounds) >= 9
+    for (edge, round_), chosen in rounds.items():
+        t = t_of[edge, round_]
+        up = [e for e in ends[edge] if any(s <= t < f for s, f in online.get(e, [(0, math.inf)]))]
+        assert set(chosen) <= set(up) and len(chosen) == min(2, len(up)), (edge, t, chosen, up)
