@@ -228,7 +228,7 @@ def accuracy_lines(sweep_dir: Path, table: pd.DataFrame) -> Figure | None:
 def accuracy_against_energy(sweep_dir: Path, table: pd.DataFrame) -> Figure | None:
     """Each run's scored models against the energy its end devices drew until then (J),
     one line per run; ``None`` if no run has energy rows and scores."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
     score = None
     for i, run in enumerate(table["run"]):
         points = energy_and_score(read_metrics(sweep_dir / run), "end")
@@ -243,5 +243,6 @@ def accuracy_against_energy(sweep_dir: Path, table: pd.DataFrame) -> Figure | No
     ax.set_xlabel("energy the end devices drew until the model was scored (J)")
     ax.set_ylabel(f"{score} (cloud model)")
     ax.set_xlim(left=0)
-    ax.legend(fontsize="x-small", ncols=2, loc="lower right")
+    ax.set_title("accuracy against end-device energy")
+    fig.legend(fontsize="small", loc="outside right upper")
     return fig
