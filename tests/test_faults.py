@@ -152,7 +152,7 @@ def test_trace_file_gives_down_and_up_events(tmp_path):
     for bad, message in [
         ("node,t_down,t_up\nzz,1,2\n", "unknown node 'zz'"),
         ("node,t_down,t_up\na,3,2\n", "t_up must be after t_down"),
-        ("node,t_down,t_up\na,inf,\n", "t_down must be finite"),
+        ("node,t_down,t_up\na,inf,\n", "line 2, t_down: must be finite"),
     ]:
         path.write_text(bad)
         with pytest.raises(InputError, match=message) as info:

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simnet.config.yaml_file import read_text
+from simnet.engine.trace_cells import seconds
 from simnet.errors import InputError
 from simnet.topology.graph import TIERS, Topology
 
@@ -149,10 +150,10 @@ def read_availability(
         if node not in topology.nodes:
             raise InputError(source, FIELD, f"{where}, node: unknown node {node!r}")
         _not_cloud(node, topology, source)
-        start = _seconds(row["start_s"], source, where, "start_s")
+        start = seconds(row["start_s"], source, FIELD, f"{where}, start_s")
         if start is None:
             raise InputError(source, FIELD, f"{where}, start_s: required")
-        end = _seconds(row["end_s"], source, where, "end_s")
+        end = seconds(row["end_s"], source, FIELD, f"{where}, end_s")
         end = math.inf if end is None else end
         if end <= start:
             raise InputError(source, FIELD, f"{where}, end_s: must be after start_s ({start:g})")
@@ -171,16 +172,3 @@ def read_availability(
 def _not_cloud(node: str, topology: Topology, source: str) -> None:
     if topology.tier(node) == "cloud":
         raise InputError(source, FIELD, f"taking the cloud ({node}) offline is not modelled")
-
-
-def _seconds(text: str | None, source: str, where: str, column: str) -> float | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(source, FIELD, f"{where}, {column}: not a number ({text!r})") from None
-    if not math.isfinite(value) or value < 0:
-        raise InputError(source, FIELD, f"{where}, {column}: must be finite and >= 0")
-    return value

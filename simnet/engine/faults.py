@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simnet.config.yaml_file import read_text
 from simnet.engine.availability import MarkovAvailabilityConfig
+from simnet.engine.trace_cells import seconds
 from simnet.errors import InputError
 from simnet.topology.graph import Topology
 
@@ -117,30 +117,17 @@ def read_trace(path: Path, source: str, topology: Topology) -> list[NodeEvent]:
         node = (row.get("node") or "").strip()
         if node not in topology.nodes:
             raise InputError(source, field, f"{where}: unknown node {node!r}")
-        down = _time(row.get("t_down"), source, where, "t_down")
+        down = seconds(row.get("t_down"), source, field, f"{where}, t_down")
         up_text = (row.get("t_up") or "").strip()
         if down is None:
             raise InputError(source, field, f"{where}: t_down is required")
         events.append(NodeEvent(down, node, False))
         if up_text:
-            up = _time(up_text, source, where, "t_up")
+            up = seconds(up_text, source, field, f"{where}, t_up")
             if up is None or up <= down:
                 raise InputError(source, field, f"{where}: t_up must be after t_down")
             events.append(NodeEvent(up, node, True))
     return events
-
-
-def _time(text: str | None, source: str, where: str, column: str) -> float | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(source, "faults.trace", f"{where}: {column} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise InputError(source, "faults.trace", f"{where}: {column} must be finite and >= 0")
-    return value
 
 
 def node_events(
