@@ -27,10 +27,11 @@ finished so far, whose directories a rerun of the sweep reuses.
 
 ``results.csv`` has one row per point, in point order: ``run`` (its directory), the
 swept values, ``complete``, ``incomplete_reason`` (empty when complete), then every
-number of its ``summary.json`` (nested keys joined with ``.``) except wall-clock
-figures (``wall_time_s``, any field named ``wall_*``): those differ from one execution
-to the next and stay in each point's ``summary.json``, so that the table depends only on
-the scenarios — the same sweep gives a byte-identical ``results.csv`` whether it ran in
+number of its ``summary.json`` (nested keys joined with ``.``) except the per-node
+``energy`` and ``busy_s_by_node`` (their tier sums are in it) and wall-clock figures
+(``wall_time_s``, any field named ``wall_*``): those differ from one execution to the
+next and stay in each point's ``summary.json``, so that the table depends only on the
+scenarios — the same sweep gives a byte-identical ``results.csv`` whether it ran in
 one go or was killed and resumed, with any number of workers. ``sweep.yaml`` is the
 sweep as run.
 """
@@ -242,6 +243,16 @@ def _wall_clock(key: str) -> bool:
     return any(part.startswith("wall_") for part in key.split("."))
 
 
+PER_NODE = ("energy", "busy_s_by_node")
+"""Summary entries with a value per node: left out of ``results.csv`` (a column per node
+and state would grow with the topology); their sums per tier are in it."""
+
+
+def _tabled(key: str) -> bool:
+    """Whether a flattened summary key goes into ``results.csv``."""
+    return not _wall_clock(key) and key.split(".", 1)[0] not in PER_NODE
+
+
 def _as_data(value: Any) -> Any:
     """``value`` as it reads back from ``scenario.yaml`` (lists, not tuples; floats exact)."""
     return load_yaml(dump_yaml(value))
@@ -278,7 +289,7 @@ def results_table(sweep: Sweep, out: Path, points: list[Point] | None = None) ->
         row = {"run": point.name, **point.values, "complete": complete}
         row["incomplete_reason"] = reason
         row.update(
-            (k, v) for k, v in _flatten(summary or {}) if k not in row and not _wall_clock(k)
+            (k, v) for k, v in _flatten(summary or {}) if k not in row and _tabled(k)
         )
         rows.append(row)
     return pd.DataFrame(rows)

@@ -55,6 +55,8 @@ def test_bandwidth_sweep_matches_the_network_model(tmp_path):
     assert list(times) == sorted(times, reverse=True)  # faster links, faster transfers
     results = pd.read_csv(tmp_path / "out" / "results.csv")
     assert len(results) == 4 and "bytes_total" in results
+    assert "energy_by_tier.end.total_j" in results  # the tier sums, not a column per node
+    assert not [c for c in results if c.startswith(("energy.", "busy_s_by_node"))]
 
 
 def test_an_interrupted_sweep_resumes_without_rerunning(tmp_path):
