@@ -288,9 +288,7 @@ def results_table(sweep: Sweep, out: Path, points: list[Point] | None = None) ->
             reason = str(summary.get("incomplete_reason") or "summary.json is not marked complete")
         row = {"run": point.name, **point.values, "complete": complete}
         row["incomplete_reason"] = reason
-        row.update(
-            (k, v) for k, v in _flatten(summary or {}) if k not in row and _tabled(k)
-        )
+        row.update((k, v) for k, v in _flatten(summary or {}) if k not in row and _tabled(k))
         rows.append(row)
     return pd.DataFrame(rows)
 

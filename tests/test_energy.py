@@ -16,6 +16,7 @@ from simnet.engine.energy import EnergyMeter, Occupancy
 from simnet.engine.faults import NodeEvent
 from simnet.engine.world import World
 from simnet.topology.graph import LinkSpec, NodeSpec, Power, Topology
+from simnet.topology.profiles import profiles
 from simnet.wire.message import Message
 
 MB = 1_000_000
@@ -80,7 +81,7 @@ def test_compute_overlapping_transmission_adds_and_leaves_no_idle():
     assert close(a.idle_j, 1.0 * (3.0 - 2.004))  # active: [0, 2] ∪ [1.004, 2.004]
     assert close(b.compute_j, 6.0) and close(b.rx_j, 2.0)
     assert close(b.idle_j, 1.0 * (3.0 - 1.0 - 1.0))  # active [0, 1] and [1.004, 2.004]
-    assert close(a.busy_s, 2.0)
+    assert close(w.nodes["a"].busy_s, 2.0)
 
 
 def test_slots_pay_per_busy_slot_and_idle_counts_the_union():
@@ -92,7 +93,7 @@ def test_slots_pay_per_busy_slot_and_idle_counts_the_union():
     x = EnergyMeter(w, 4.0).node("x")
     assert close(x.compute_j, 50.0 * 4.0)  # 2 + 2 busy slot-seconds
     assert close(x.idle_j, 10.0 * 1.0)  # [0, 3] active of [0, 4]
-    assert close(x.busy_s, w.nodes["x"].busy_s)
+    assert close(x.compute_j, 50.0 * w.nodes["x"].busy_s)  # busy_w × the compute model's s
 
 
 def test_latency_phases_and_drops_follow_the_bandwidth_phase():
@@ -163,7 +164,8 @@ def test_a_run_reports_energy_in_the_summary_the_metrics_and_the_figures(tmp_pat
     assert close(summary["energy"]["b"]["total_j"], 3.0 + 0.504)
     assert close(summary["energy_by_tier"]["end"]["total_j"], 6.004 + 3.504 + 3.504)
     assert summary["energy_by_tier"]["edge"]["total_j"] == 0
-    assert summary["busy_s_by_node"] == {"a": 0.0, "b": 0.0, "c": 0.0, "r": 0.0}
+    assert set(summary["energy"]) == {"a", "b", "c"}  # r draws nothing
+    assert summary["busy_s_by_node"] == {}  # nobody computed
     with (out / "metrics.csv").open() as handle:
         energy = [r for r in csv.DictReader(handle) if "energy" in r["metric"]]
     assert [r["metric"] for r in energy] == [
@@ -185,7 +187,8 @@ def test_a_run_without_power_writes_no_energy_rows(tmp_path):
     assert main(["run", str(scenario), "--out", str(out), "--no-figures", "--quiet"]) == 0
     assert "energy" not in (out / "metrics.csv").read_text()
     summary = json.loads((out / "summary.json").read_text())
-    assert all(e["total_j"] == 0 for e in summary["energy"].values())
+    assert summary["energy"] == {}
+    assert [e["total_j"] for e in summary["energy_by_tier"].values()] == [0.0, 0.0]
 
 
 def test_round_energy_rows_follow_each_cloud_score(tmp_path: Path):
@@ -205,6 +208,13 @@ def test_round_energy_rows_follow_each_cloud_score(tmp_path: Path):
     assert close(totals[-1][1], sum(e["total_j"] for e in summary["energy"].values()))
     assert close(sum(rounds), totals[-1][1])  # the rounds' energies add up to the whole
     assert all(b >= a for (_, a), (_, b) in zip(totals, totals[1:], strict=False))
+    pi = profiles()["raspberry-pi-4"]["power"]  # end0 … end5's profile
+    busy = {
+        n: s for n, s in summary["busy_s_by_node"].items() if n in {f"end{i}" for i in range(6)}
+    }
+    assert busy
+    for node, seconds in busy.items():
+        assert close(summary["energy"][node]["compute_j"], pi["busy_w"] * seconds)
     figures = tmp_path / "run" / "figures"
     assert (figures / "accuracy_vs_energy.png").is_file()
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from simnet.engine.network import DELIVERED, DROPPED
 from simnet.engine.world import World
+from simnet.topology.graph import Power
 
 Interval = tuple[float, float]
 """(start, end) in virtual seconds."""
@@ -58,13 +59,12 @@ class Occupancy:
 
 @dataclass(frozen=True)
 class NodeEnergy:
-    """Joules a node drew over [0, t] in each state, and its busy seconds."""
+    """Joules a node drew over [0, t] in each state."""
 
-    compute_j: float
-    tx_j: float
-    rx_j: float
-    idle_j: float
-    busy_s: float
+    compute_j: float = 0.0
+    tx_j: float = 0.0
+    rx_j: float = 0.0
+    idle_j: float = 0.0
 
     @property
     def total_j(self) -> float:
@@ -81,28 +81,30 @@ class NodeEnergy:
 
 
 class EnergyMeter:
-    """The occupancies of every node of ``world`` over [0, ``t_end``] (call after
-    ``Network.settle``), and the energy they give at any t ≤ ``t_end``."""
+    """The occupancies of the nodes of ``world`` that draw power, over [0, ``t_end``]
+    (call after ``Network.settle``), and the energy they give at any t ≤ ``t_end``."""
 
     def __init__(self, world: World, t_end: float) -> None:
         self.world = world
         self.t_end = t_end
-        sends: dict[str, list[Interval]] = {n: [] for n in world.nodes}
-        receives: dict[str, list[Interval]] = {n: [] for n in world.nodes}
-        for transfer in world.network.transfers:
-            if transfer.route is None or len(transfer.path) < 2:
+        self.powered = [n for n, m in world.nodes.items() if m.spec.power != Power()]
+        """The nodes that draw power in some state, in topology order."""
+        sends: dict[str, list[Interval]] = {n: [] for n in self.powered}
+        receives: dict[str, list[Interval]] = {n: [] for n in self.powered}
+        for transfer in world.network.transfers if self.powered else ():
+            if len(transfer.path) < 2 or (transfer.src not in sends and transfer.dst not in sends):
                 continue
             end = {DELIVERED: transfer.t_recv, DROPPED: transfer.t_drop}.get(transfer.status)
             end = t_end if end is None else min(end, t_end)
-            phase = (transfer.t_send + transfer.route.latency, end)
-            sends[transfer.src].append(phase)
-            receives[transfer.dst].append(phase)
+            phase = (transfer.t_send + transfer.route.latency, end)  # type: ignore[union-attr]
+            sends.get(transfer.src, []).append(phase)
+            receives.get(transfer.dst, []).append(phase)
         self._busy: dict[str, Occupancy] = {}
         self._tx: dict[str, Occupancy] = {}
         self._rx: dict[str, Occupancy] = {}
         self._active: dict[str, Occupancy] = {}
-        for node_id, machine in world.nodes.items():
-            jobs = [(s, min(e, t_end)) for s, e in machine.busy]
+        for node_id in self.powered:
+            jobs = [(s, min(e, t_end)) for s, e in world.nodes[node_id].busy]
             self._busy[node_id] = Occupancy(jobs, union=False)
             self._tx[node_id] = Occupancy(sends[node_id], union=True)
             self._rx[node_id] = Occupancy(receives[node_id], union=True)
@@ -111,28 +113,22 @@ class EnergyMeter:
 
     def node(self, node_id: str, t: float | None = None) -> NodeEnergy:
         """What ``node_id`` drew over [0, t] (default: the whole run)."""
+        if node_id not in self._busy:
+            return NodeEnergy()
         t = self.t_end if t is None else t
         power = self.world.nodes[node_id].spec.power
-        busy = self._busy[node_id].until(t)
         return NodeEnergy(
-            compute_j=power.busy_w * busy,
+            compute_j=power.busy_w * self._busy[node_id].until(t),
             tx_j=power.tx_w * self._tx[node_id].until(t),
             rx_j=power.rx_w * self._rx[node_id].until(t),
             idle_j=power.idle_w * (t - self._active[node_id].until(t)),
-            busy_s=busy,
         )
 
     def by_tier(self, t: float | None = None) -> dict[str, float]:
-        """Joules drawn over [0, t] by the nodes of each tier, summed in node order."""
-        out: dict[str, float] = {}
-        for node_id, machine in self.world.nodes.items():
-            out[machine.tier] = out.get(machine.tier, 0.0) + self.node(node_id, t).total_j
+        """Joules drawn over [0, t] by the nodes of each tier (every tier present),
+        summed in node order."""
+        out = {m.tier: 0.0 for m in self.world.nodes.values()}
+        for node_id in self.powered:
+            tier = self.world.nodes[node_id].tier
+            out[tier] += self.node(node_id, t).total_j
         return out
-
-    @property
-    def powered(self) -> bool:
-        """Whether any node draws power in any state."""
-        return any(
-            m.spec.power.idle_w or m.spec.power.busy_w or m.spec.power.tx_w or m.spec.power.rx_w
-            for m in self.world.nodes.values()
-        )

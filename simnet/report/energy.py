@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simnet.engine.energy import EnergyMeter
+from simnet.engine.energy import EnergyMeter, NodeEnergy
 from simnet.engine.world import MetricRow
 from simnet.topology.graph import TIERS
 
@@ -18,22 +18,25 @@ ENERGY_METRICS = ("energy_j", *(f"energy_j.{tier}" for tier in TIERS), "round_en
 
 
 def energy_summary(meter: EnergyMeter) -> dict[str, Any]:
-    """Per node joules in each state and in total, the same summed per tier (tiers in
-    order, nodes in topology order), and each node's busy compute seconds."""
-    nodes = {node_id: meter.node(node_id) for node_id in meter.world.nodes}
-    tiers: dict[str, dict[str, float]] = {}
+    """Joules in each state and in total of every node that draws power, the same summed
+    per tier (every tier, in order; nodes in topology order), and the busy compute
+    seconds of every node that computed."""
+    world = meter.world
+    nodes = {node_id: meter.node(node_id) for node_id in meter.powered}
+    zero = NodeEnergy().to_dict()
+    tiers = {t: dict(zero) for t in sorted({m.tier for m in world.nodes.values()}, key=_order)}
     for node_id, energy in nodes.items():
-        tier = tiers.setdefault(meter.world.nodes[node_id].tier, {})
+        tier = tiers[world.nodes[node_id].tier]
         for key, joules in energy.to_dict().items():
-            tier[key] = tier.get(key, 0.0) + joules
+            tier[key] += joules
     return {
         "energy": {node_id: energy.to_dict() for node_id, energy in nodes.items()},
-        "energy_by_tier": {t: tiers[t] for t in sorted(tiers, key=_tier_order)},
-        "busy_s_by_node": {node_id: energy.busy_s for node_id, energy in nodes.items()},
+        "energy_by_tier": tiers,
+        "busy_s_by_node": {n: m.busy_s for n, m in world.nodes.items() if m.busy},
     }
 
 
-def _tier_order(tier: str) -> int:
+def _order(tier: str) -> int:
     return TIERS.index(tier) if tier in TIERS else len(TIERS)
 
 
