@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
@@ -31,9 +31,6 @@ class Power:
     busy_w: float = 0.0
     tx_w: float = 0.0
     rx_w: float = 0.0
-
-    def to_dict(self) -> dict[str, float]:
-        return {"idle_w": self.idle_w, "busy_w": self.busy_w, "tx_w": self.tx_w, "rx_w": self.rx_w}
 
 
 @dataclass(frozen=True)
@@ -177,7 +174,7 @@ class Topology:
             out: dict[str, Any] = {"id": node.id, "tier": node.tier, "flops": node.flops}
             out["slots"] = node.slots
             if node.power != Power():
-                out["power"] = node.power.to_dict()
+                out["power"] = asdict(node.power)
             return out
 
         return {
