@@ -79,11 +79,11 @@ def with_energy_rows(metrics: list[MetricRow], meter: EnergyMeter) -> list[Metri
         ]
         rows.append(MetricRow(t, instants[t], "round_energy_j", total - before))
         before = total
-        groups.setdefault(last_row.get(t, len(metrics) - 1), []).extend(rows)
-    out: list[MetricRow] = []
+        if t not in last_row:  # T: after the last row recorded by then, in time order
+            last_row[t] = max((i for i, r in enumerate(metrics) if r.t <= t), default=-1)
+        groups.setdefault(last_row[t], []).extend(rows)
+    out: list[MetricRow] = groups.pop(-1, [])
     for i, row in enumerate(metrics):
         out.append(row)
         out += groups.pop(i, [])
-    for rows in groups.values():  # instants after every recorded row (or no rows at all)
-        out += rows
     return out
